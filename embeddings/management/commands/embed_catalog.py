@@ -1,0 +1,34 @@
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from catalog.models import Image
+from embeddings.services import embedding_sweep
+
+
+class Command(BaseCommand):
+    help = "Queue every pending image, run a worker process until the queue is empty, and show progress."
+
+    def handle(self, *args, verbosity: int, **options):
+        embedding_sweep(grace=timedelta(0))
+        statuses = Image.objects.values_list("embedding_status", flat=True)
+        total = Image.objects.count()
+        worker = subprocess.Popen([sys.executable, "manage.py", "embed_worker", "--burst", "--no-sweep"])
+        with tqdm(total=total, unit="image", desc="embedding", disable=verbosity == 0) as progress:
+            while True:
+                done = statuses.exclude(embedding_status=Image.EmbeddingStatus.PENDING).count()
+                progress.update(done - progress.n)
+                if worker.poll() is not None:
+                    break
+                time.sleep(0.5)
+        failed = Image.objects.filter(embedding_status=Image.EmbeddingStatus.FAILED).count()
+        pending = Image.objects.filter(embedding_status=Image.EmbeddingStatus.PENDING).count()
+        self.stdout.write(f"{total - failed - pending} ready, {failed} failed, {pending} pending, of {total} images")
+        if failed:
+            self.stdout.write("failed images and their reasons: admin → Images, filter by embedding status")
+        if worker.returncode != 0:
+            raise CommandError(f"the worker exited with status {worker.returncode}")

@@ -1,0 +1,32 @@
+from datetime import timedelta
+
+import django_rq
+from django.core.management.base import BaseCommand
+from rq import SimpleWorker
+
+from embeddings import encoders
+from embeddings.services import QUEUE, embedding_sweep
+
+
+class Command(BaseCommand):
+    help = (
+        "Run an embedding worker. It loads the encoders once and runs every job in its own "
+        "process (no fork per job, which also keeps CUDA usable on GPU workers)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+        parser.add_argument("--no-sweep", action="store_true", help="do not first re-queue pending images")
+
+    def handle(self, *args, burst: bool, no_sweep: bool, **options):
+        encoders.image_encoder()
+        encoders.text_encoder()
+        encoders.class_embeddings()
+        if not no_sweep:
+            # A worker that died mid-batch left its images pending and its job abandoned.
+            requeued = embedding_sweep(grace=timedelta(0))
+            if requeued:
+                self.stderr.write(f"re-queued {requeued} pending images that no queued job covered")
+        queue = django_rq.get_queue(QUEUE)
+        worker = SimpleWorker([queue], connection=queue.connection)
+        worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")

@@ -1,0 +1,68 @@
+from django.db import models
+from django.db.models import Q
+from pgvector.django import HnswIndex, VectorField
+
+# Every tower pair in this project embeds into the text tower's 384-d space; a text
+# model of another width needs a migration that changes these columns.
+DIMENSIONS = 384
+
+
+class ModelVersion(models.Model):
+    class Kind(models.TextChoices):
+        BRIDGE = "bridge", "label bridge (no training)"
+        HEADS = "heads", "trained projection heads"
+
+    class State(models.TextChoices):
+        TRAINING = "training"
+        BACKFILLING = "backfilling"
+        ACTIVE = "active"
+        RETIRED = "retired"
+
+    number = models.PositiveIntegerField(unique=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.TRAINING)
+    image_model = models.CharField(max_length=200)
+    text_model = models.CharField(max_length=200)
+    dimensions = models.PositiveSmallIntegerField(default=DIMENSIONS)
+    metrics = models.JSONField(default=dict, blank=True)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["state"], condition=Q(state="active"), name="one_active_version"),
+        ]
+
+    def __str__(self):
+        return f"v{self.number} ({self.get_kind_display()}, {self.state})"
+
+
+class ImageEmbedding(models.Model):
+    """One image's vectors in one model version's space; spaces never mix."""
+
+    image = models.ForeignKey("catalog.Image", on_delete=models.CASCADE, related_name="embeddings")
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="embeddings")
+    image_vector = VectorField(dimensions=DIMENSIONS)
+    text_vector = VectorField(dimensions=DIMENSIONS, null=True, help_text="title, description and tags; null when the image has no text")
+    created_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["image", "version"], name="one_embedding_per_version")]
+        indexes = [
+            HnswIndex(
+                name="embedding_image_hnsw",
+                fields=["image_vector"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+            HnswIndex(
+                name="embedding_text_hnsw",
+                fields=["text_vector"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+        ]

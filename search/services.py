@@ -1,0 +1,70 @@
+import dataclasses
+import time
+
+from django.conf import settings
+
+from catalog.exceptions import InvalidImage
+from catalog.imaging import check_image
+from embeddings.selectors import version_active
+from embeddings.spaces import space_for
+
+from .exceptions import InvalidQuery
+from .forms import SearchForm
+from .models import QueryLog
+from .selectors import Results, image_search, image_vector
+
+COLLAPSE_DISTANCE = 0.02
+
+
+def search_run(*, form: SearchForm, default_limit: int) -> Results:
+    """Run a validated search form (text, uploaded picture or "more like this") and log it."""
+    started = time.perf_counter()
+    data = form.cleaned_data
+    version = version_active()
+    limit = data.get("limit") or default_limit
+    page = data.get("page") or 1
+    mode = data.get("mode") or "hybrid"
+    text = data.get("q") or ""
+    vector = None
+    log = {"kind": QueryLog.Kind.TEXT, "text": text}
+    exclude_id = None
+    if data.get("image"):
+        content = data["image"].read(settings.GLIMPSE_MAX_UPLOAD_BYTES + 1)
+        try:
+            checked = check_image(content, max_bytes=settings.GLIMPSE_MAX_UPLOAD_BYTES, max_pixels=settings.GLIMPSE_MAX_PIXELS)
+        except InvalidImage as error:
+            raise InvalidQuery(f"the uploaded picture cannot be used: {error}") from None
+        vector = space_for(version).embed_images([checked.rgb])[0]
+        mode, text = "semantic", ""
+        log = {"kind": QueryLog.Kind.IMAGE, "image_hash": checked.content_hash}
+    elif data.get("like"):
+        vector = image_vector(image_id=data["like"], version=version)
+        if vector is None:
+            raise InvalidQuery("that image has no vectors yet; try again once it is embedded")
+        mode, text, exclude_id = "semantic", "", data["like"]
+        log = {"kind": QueryLog.Kind.SIMILAR, "similar_to_id": data["like"]}
+    results = image_search(
+        text=text,
+        vector=vector,
+        mode=mode,
+        filters=form.filters(),
+        limit=limit,
+        offset=(page - 1) * limit,
+        collapse_distance=COLLAPSE_DISTANCE if data.get("collapse") else None,
+        exclude_id=exclude_id,
+        version=version,
+    )
+    results.latency_ms = (time.perf_counter() - started) * 1000
+    QueryLog.objects.create(
+        **log,
+        mode=mode,
+        filters={key: str(value) for key, value in dataclasses.asdict(form.filters()).items() if value},
+        result_ids=results.image_ids,
+        total=results.total,
+        offset=results.offset,
+        latency_ms=results.latency_ms,
+        version=version,
+    )
+    return results
+
+

@@ -1,0 +1,80 @@
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from catalog.models import Image
+from embeddings.exceptions import NoActiveVersion
+
+from .exceptions import InvalidQuery
+from .forms import SearchForm
+from .selectors import CANDIDATES
+from .services import search_run
+
+PAGE_SIZE = 24
+
+
+@require_http_methods(["GET", "POST"])
+def search_page(request):
+    submitted = bool(request.GET or request.FILES)
+    form = SearchForm(request.GET if submitted else None, request.FILES or None)
+    context = {"form": form, "results": None, "error": "", "categories": categories()}
+    if submitted:
+        if form.is_valid():
+            try:
+                context["results"] = search_run(form=form, default_limit=PAGE_SIZE)
+            except (InvalidQuery, NoActiveVersion) as error:
+                context["error"] = str(error)
+        else:
+            context["error"] = form.first_error()
+        if form.is_valid() and context["results"]:
+            results = context["results"]
+            page = form.cleaned_data.get("page") or 1
+            context["page"] = page
+            context["has_next"] = results.offset + results.limit < min(results.total, CANDIDATES)
+            context["query_string"] = request.GET.copy()
+            context["query_string"].pop("page", None)
+    return render(request, "search/page.html", context, status=400 if context["error"] else 200)
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def search_api(request):
+    form = SearchForm(request.GET if request.method == "GET" else request.POST, request.FILES or None)
+    if not form.is_valid():
+        return JsonResponse({"error": form.first_error()}, status=400)
+    try:
+        results = search_run(form=form, default_limit=20)
+    except (InvalidQuery, NoActiveVersion) as error:
+        return JsonResponse({"error": str(error)}, status=400)
+    return JsonResponse(
+        {
+            "query": form.cleaned_data.get("q") or "",
+            "mode": results.mode,
+            "version": results.version.number,
+            "total": results.total,
+            "offset": results.offset,
+            "latency_ms": round(results.latency_ms, 2),
+            "results": [
+                {
+                    "id": hit.image.id,
+                    "title": hit.image.title,
+                    "score": round(hit.score, 6),
+                    "category": hit.image.category,
+                    "tags": hit.image.tags,
+                    "thumbnail": request.build_absolute_uri(hit.image.thumbnail.url),
+                    "image": request.build_absolute_uri(hit.image.file.url),
+                }
+                for hit in results.hits
+            ],
+        }
+    )
+
+
+def categories() -> list[str]:
+    return list(Image.objects.exclude(category="").order_by("category").values_list("category", flat=True).distinct())
+
+
+def image_detail(request, image_id: int):
+    image = get_object_or_404(Image, id=image_id)
+    return render(request, "search/image.html", {"image": image})

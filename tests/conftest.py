@@ -1,0 +1,57 @@
+import django_rq
+import numpy as np
+import pytest
+
+from catalog.models import Image
+from catalog.services import ImageInput, images_create
+from embeddings.models import DIMENSIONS, ImageEmbedding, ModelVersion
+from embeddings.services import QUEUE
+from tests.images import distinct_pngs
+
+
+@pytest.fixture
+def queue():
+    """The real embeddings queue (on the test Redis database), empty at the start and the end."""
+    queue = django_rq.get_queue(QUEUE)
+    queue.connection.flushdb()
+    yield queue
+    queue.connection.flushdb()
+
+
+@pytest.fixture
+def version(db) -> ModelVersion:
+    return ModelVersion.objects.get(number=1)
+
+
+def unit(*weights: float) -> np.ndarray:
+    """A 384-d unit vector whose first components are `weights` (hand-checkable cosine)."""
+    vector = np.zeros(DIMENSIONS, dtype=np.float32)
+    vector[: len(weights)] = weights
+    return vector / np.linalg.norm(vector)
+
+
+@pytest.fixture
+def make_images(db):
+    """Create catalog images with given fields and, optionally, hand-made vectors for version 1."""
+
+    def make(specs: list[dict]) -> list[Image]:
+        contents = distinct_pngs(len(specs) + make.counter)[make.counter :]
+        make.counter += len(specs)
+        items = [
+            ImageInput(content=content, **{key: value for key, value in spec.items() if key not in ("image_vector", "text_vector")})
+            for spec, content in zip(specs, contents)
+        ]
+        report = images_create(items=items)
+        assert not report.invalid and not report.duplicates
+        version = ModelVersion.objects.get(number=1)
+        rows = [
+            ImageEmbedding(image=image, version=version, image_vector=spec["image_vector"], text_vector=spec.get("text_vector"))
+            for image, spec in zip(report.created, specs)
+            if "image_vector" in spec
+        ]
+        ImageEmbedding.objects.bulk_create(rows)
+        Image.objects.filter(id__in=[row.image_id for row in rows]).update(embedding_status=Image.EmbeddingStatus.READY)
+        return report.created
+
+    make.counter = 0
+    return make

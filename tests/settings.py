@@ -1,0 +1,12 @@
+"""The real settings, with the queue on its own Redis database and media in a scratch folder,
+so that a test run never touches the demo catalog (its database is test_glimpse)."""
+import tempfile
+from pathlib import Path
+
+from config.settings import *  # noqa: F403
+from config.settings import REDIS_URL
+
+TEST_REDIS_URL = REDIS_URL.replace("db=0", "db=15") if "db=0" in REDIS_URL else REDIS_URL.rstrip("/") + "/15"
+RQ_QUEUES = {"embeddings": {"URL": TEST_REDIS_URL, "DEFAULT_TIMEOUT": 600}}
+MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="glimpse-test-media-"))
+GLIMPSE_EMBED_BATCH_SIZE = 4
