@@ -43,7 +43,9 @@ class ImageEmbedding(models.Model):
     """One image's vectors in one model version's space; spaces never mix."""
 
     image = models.ForeignKey("catalog.Image", on_delete=models.CASCADE, related_name="embeddings")
-    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="embeddings")
+    # No B-tree on version alone: it would tempt the planner away from the HNSW indexes
+    # into sorting every row of a version by distance.
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="embeddings", db_index=False)
     image_vector = VectorField(dimensions=DIMENSIONS)
     text_vector = VectorField(dimensions=DIMENSIONS, null=True, help_text="title, description and tags; null when the image has no text")
     created_at = models.DateTimeField(auto_now=True)

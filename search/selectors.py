@@ -78,12 +78,13 @@ def filter_sql(filters: Filters) -> tuple[str, list]:
 
 
 def vector_list_sql(column: str, where: str) -> str:
+    join = " JOIN catalog_image i ON i.id = e.image_id" if where else ""
     # The inner ORDER BY ... LIMIT is what the HNSW index serves; the outer
     # row_number re-sorts because iterative scans may return slightly out of order.
     return f"""
         SELECT image_id, row_number() OVER (ORDER BY distance) AS rank FROM (
             SELECT e.image_id, e.{column} <=> %s::vector AS distance
-            FROM embeddings_imageembedding e JOIN catalog_image i ON i.id = e.image_id
+            FROM embeddings_imageembedding e{join}
             WHERE e.version_id = %s AND e.{column} IS NOT NULL{where}
             ORDER BY e.{column} <=> %s::vector
             LIMIT %s
@@ -113,11 +114,11 @@ def ranked_lists(*, mode: str, vector, text: str, version: ModelVersion, filters
     return lists, params
 
 
-def fused_ranking(*, mode, vector, text, version, filters, exclude_id=None) -> list[tuple[int, float]]:
-    """[(image_id, rrf score)] best first, for the whole candidate pool."""
+def fused_ranking_sql(*, mode, vector, text, version, filters, exclude_id=None) -> tuple[str, list]:
+    """The one ranking statement and its parameters ("" when there is nothing to rank by)."""
     lists, params = ranked_lists(mode=mode, vector=vector, text=text, version=version, filters=filters)
     if not lists:
-        return []
+        return "", []
     union = "\n        UNION ALL\n".join(lists)
     exclude = "WHERE image_id <> %s" if exclude_id else ""
     sql = f"""
@@ -129,10 +130,22 @@ def fused_ranking(*, mode, vector, text, version, filters, exclude_id=None) -> l
     """
     if exclude_id:
         params.append(exclude_id)
+    return sql, params
+
+
+def configure_index_scans(cursor) -> None:
+    """Per transaction: filtered searches keep scanning the index until enough rows pass."""
+    cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+    cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(settings.GLIMPSE_HNSW_EF_SEARCH, CANDIDATES))])
+
+
+def fused_ranking(**query) -> list[tuple[int, float]]:
+    """[(image_id, rrf score)] best first, for the whole candidate pool."""
+    sql, params = fused_ranking_sql(**query)
+    if not sql:
+        return []
     with transaction.atomic(), connection.cursor() as cursor:
-        # Filtered searches keep scanning the index until enough rows pass the filter.
-        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(settings.GLIMPSE_HNSW_EF_SEARCH, CANDIDATES))])
+        configure_index_scans(cursor)
         cursor.execute(sql, params)
         return [(image_id, float(score)) for image_id, score in cursor.fetchall()]
 

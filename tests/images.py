@@ -14,4 +14,4 @@ def image_bytes(color=(200, 30, 30), size=(32, 24), format="PNG", mode="RGB", **
 
 def distinct_pngs(count: int, *, size=(24, 24)) -> list[bytes]:
     """`count` PNGs whose bytes all differ (so none is a duplicate of another)."""
-    return [image_bytes(color=(index % 256, (index * 7) % 256, (index * 13) % 256), size=size) for index in range(count)]
+    return [image_bytes(color=(index % 256, index // 256 % 256, 99), size=size) for index in range(count)]
