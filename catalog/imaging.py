@@ -63,6 +63,8 @@ def decode(content: bytes, *, max_pixels: int) -> tuple[PILImage.Image, str]:
             raise InvalidImage("not an image: the content is in no known image format") from None
         except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
             raise InvalidImage("refused as a decompression bomb: too many pixels for its size") from None
+        except (OSError, SyntaxError, ValueError) as error:
+            raise InvalidImage(f"the file is truncated or corrupt ({error})") from None
         if image.format not in ACCEPTED_FORMATS:
             raise InvalidImage(f"{image.format} images are not accepted; use one of {', '.join(ACCEPTED_FORMATS)}")
         image_format = image.format

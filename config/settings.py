@@ -95,6 +95,8 @@ DATABASES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL") or services.embedded_redis_url(DATA_DIR)
+# Services already queue jobs from transaction.on_commit; enqueue at once when asked.
+RQ = {"COMMIT_MODE": "auto"}
 RQ_QUEUES = {
     "embeddings": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600},
 }

@@ -1,5 +1,6 @@
 """The real settings, with the queue on its own Redis database and media in a scratch folder,
 so that a test run never touches the demo catalog (its database is test_glimpse)."""
+import os
 import tempfile
 from pathlib import Path
 
@@ -8,5 +9,9 @@ from config.settings import REDIS_URL
 
 TEST_REDIS_URL = REDIS_URL.replace("db=0", "db=15") if "db=0" in REDIS_URL else REDIS_URL.rstrip("/") + "/15"
 RQ_QUEUES = {"embeddings": {"URL": TEST_REDIS_URL, "DEFAULT_TIMEOUT": 600}}
-MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="glimpse-test-media-"))
+MEDIA_ROOT = Path(os.environ.get("GLIMPSE_TEST_MEDIA") or tempfile.mkdtemp(prefix="glimpse-test-media-"))
 GLIMPSE_EMBED_BATCH_SIZE = 4
+
+# A worker started by a test joins that test's database.
+if os.environ.get("GLIMPSE_TEST_DATABASE"):
+    DATABASES["default"]["NAME"] = os.environ["GLIMPSE_TEST_DATABASE"]  # noqa: F405

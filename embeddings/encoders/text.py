@@ -2,6 +2,7 @@
 import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer
+from transformers.utils import logging as transformers_logging
 
 
 class TextEncoder:
@@ -14,6 +15,7 @@ class TextEncoder:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, device: torch.device) -> "TextEncoder":
+        transformers_logging.disable_progress_bar()
         return cls(AutoModel.from_pretrained(name_or_path), AutoTokenizer.from_pretrained(name_or_path), device=device)
 
     @torch.inference_mode()

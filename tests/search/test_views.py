@@ -1,0 +1,108 @@
+import pytest
+from django.urls import reverse
+
+from search.models import QueryLog
+from tests.conftest import unit
+from tests.images import image_bytes
+
+
+@pytest.fixture
+def catalog(make_images):
+    return make_images(
+        [
+            {"title": "Red apple", "category": "food", "tags": ("fruit",), "image_vector": unit(1, 0.1)},
+            {"title": "Green apple", "category": "food", "image_vector": unit(1, 0.3)},
+            {"title": "Guitar", "category": "music", "image_vector": unit(0, 1)},
+        ]
+    )
+
+
+def test_keyword_search_through_the_api(client, catalog):
+    response = client.get(reverse("search:api"), {"q": "apple", "mode": "keyword", "limit": 5})
+    assert response.status_code == 200
+    body = response.json()
+    # Equal full-text rank: ties go to the older image.
+    assert [result["title"] for result in body["results"]] == ["Red apple", "Green apple"]
+    assert (body["mode"], body["version"], body["total"], body["offset"]) == ("keyword", 1, 2, 0)
+    assert body["results"][0]["thumbnail"].startswith("http://testserver/media/thumbnails/")
+
+
+def test_more_like_this_reuses_the_stored_vector_and_logs(client, catalog):
+    red = catalog[0]
+    body = client.get(reverse("search:api"), {"like": red.id}).json()
+    assert [result["title"] for result in body["results"]] == ["Green apple", "Guitar"]
+    log = QueryLog.objects.get()
+    assert (log.kind, log.similar_to_id, log.mode, log.result_ids) == ("similar", red.id, "semantic", [catalog[1].id, catalog[2].id])
+    assert log.latency_ms > 0 and log.version.number == 1
+
+
+def test_filters_and_pages_through_the_api(client, catalog):
+    first = client.get(reverse("search:api"), {"like": catalog[2].id, "category": "food", "limit": 1}).json()
+    second = client.get(reverse("search:api"), {"like": catalog[2].id, "category": "food", "limit": 1, "page": 2}).json()
+    assert [first["results"][0]["title"], second["results"][0]["title"]] == ["Green apple", "Red apple"]
+    assert QueryLog.objects.filter(filters={"category": "food"}).count() == 2
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({}, "Type something to search for, upload a picture, or pick “more like this”."),
+        ({"q": "   "}, "Type something to search for"),
+        ({"q": "x" * 201}, "q: Ensure this value has at most 200 characters (it has 201)."),
+        ({"q": "a", "mode": "fuzzy"}, "mode: Select a valid choice. fuzzy is not one of the available choices."),
+        ({"q": "a", "limit": "many"}, "limit: Enter a whole number."),
+        ({"q": "a", "limit": 1000}, "limit: Ensure this value is less than or equal to 100."),
+        ({"like": 999999}, "that image has no vectors yet"),
+        ({"q": "a", "created_from": "yesterday"}, "created_from: Enter a valid date."),
+    ],
+)
+def test_bad_requests_get_a_clear_400(client, catalog, params, message):
+    response = client.get(reverse("search:api"), params)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(message)
+    page = client.get(reverse("search:page"), params or {"q": ""})
+    assert page.status_code == 400
+
+
+def test_an_upload_that_is_not_an_image_is_refused(client, catalog):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    response = client.post(reverse("search:api"), {"image": SimpleUploadedFile("x.png", b"not an image")})
+    assert response.json()["error"] == "the uploaded picture cannot be used: not an image: the content is in no known image format"
+    assert response.status_code == 400
+
+
+def test_the_page_without_a_query_is_an_empty_search_box(client, db):
+    response = client.get(reverse("search:page"))
+    assert response.status_code == 200
+    assert b'name="q"' in response.content and b"result" not in response.content
+
+
+def test_the_page_renders_results_with_scores_and_links(client, catalog):
+    response = client.get(reverse("search:page"), {"q": "apple", "mode": "keyword"})
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "2 results · keyword · model v1" in html
+    assert html.index("Red apple") < html.index("Green apple")
+    assert f"?like={catalog[0].id}" in html and reverse("search:image", args=[catalog[0].id]) in html
+
+
+def test_the_detail_page(client, catalog):
+    response = client.get(reverse("search:image", args=[catalog[0].id]))
+    assert response.status_code == 200 and b"More like this" in response.content
+    assert client.get(reverse("search:image", args=[999999])).status_code == 404
+
+
+@pytest.mark.slow
+def test_text_and_picture_queries_use_the_real_encoders(client, catalog):
+    body = client.get(reverse("search:api"), {"q": "apple", "mode": "hybrid"}).json()
+    assert {result["title"] for result in body["results"][:2]} == {"Red apple", "Green apple"}
+    upload = client.post(reverse("search:api"), {"image": _upload()})
+    assert upload.status_code == 200 and upload.json()["mode"] == "semantic"
+    assert QueryLog.objects.filter(kind="image").get().image_hash
+
+
+def _upload():
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile("query.png", image_bytes(size=(64, 64)), content_type="image/png")
