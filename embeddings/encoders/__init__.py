@@ -6,6 +6,7 @@ Hugging Face id takes the libraries' normal download path.
 """
 import functools
 import logging
+import os
 
 import numpy as np
 import torch
@@ -75,7 +76,7 @@ def class_embeddings() -> np.ndarray:
         return np.load(path)
     matrix = class_name_embeddings(text_encoder())
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial.npy")
+    partial = path.with_suffix(f".{os.getpid()}.partial.npy")
     np.save(partial, matrix)
     partial.replace(path)
     return matrix

@@ -6,6 +6,7 @@ register their parameters in the same order (stem, blocks stage by stage, head,
 classifier), so keys are paired by position and every pair must agree on shape; the
 result then loads into timm with `strict=True`, which would reject any mismatch.
 """
+import os
 from pathlib import Path
 
 import timm
@@ -30,7 +31,7 @@ def convert_efficientnet_lite0(target: Path) -> Path:
         converted[timm_key] = tensor
     model.load_state_dict(converted, strict=True)
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".partial")
+    partial = target.with_suffix(f".{os.getpid()}.partial")  # processes sharing the cache never collide
     torch.save(converted, partial)
     partial.replace(target)
     return target

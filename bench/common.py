@@ -1,0 +1,54 @@
+"""Shared set-up for benchmarks: Django on a throwaway database, so the demo catalog is untouched."""
+import os
+import statistics
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+@contextmanager
+def throwaway_database():
+    """Django set up against a fresh `test_glimpse` database, dropped afterwards."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+    import django
+
+    django.setup()
+    from django.test.utils import setup_databases, teardown_databases
+
+    state = setup_databases(verbosity=0, interactive=False, keepdb=False)
+    try:
+        yield
+    finally:
+        teardown_databases(state, verbosity=0)
+
+
+def import_folder(folder: Path, manifest: str = "data.jsonl", limit: int | None = None) -> list[int]:
+    from django.core.management import call_command
+
+    from catalog.models import Image
+
+    call_command("import_images", str(folder), "--manifest", manifest, verbosity=0, **({"limit": limit} if limit else {}))
+    return list(Image.objects.order_by("id").values_list("id", flat=True))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    cells = [[str(cell) for cell in row] for row in rows]
+    widths = [max(len(header), *(len(row[index]) for row in cells)) for index, header in enumerate(headers)]
+    lines = [
+        "| " + " | ".join(header.ljust(width) for header, width in zip(headers, widths)) + " |",
+        "|" + "|".join("-" * (width + 2) for width in widths) + "|",
+    ]
+    lines += ["| " + " | ".join(cell.rjust(width) for cell, width in zip(row, widths)) + " |" for row in cells]
+    return "\n".join(lines)
