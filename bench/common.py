@@ -18,7 +18,11 @@ def throwaway_database():
     django.setup()
     from django.test.utils import setup_databases, teardown_databases
 
+    from catalog.signals import images_need_embedding
+
     state = setup_databases(verbosity=0, interactive=False, keepdb=False)
+    # Benchmarks embed in-process; workers on the shared queue must not see throwaway ids.
+    images_need_embedding.disconnect(dispatch_uid="embeddings.queue_embedding")
     try:
         yield
     finally:

@@ -55,8 +55,9 @@ def row_from_record(record: dict, *, line: int, folder: Path, text_fields: tuple
             description = text(record, "description")
             tags = split_tags(record.get("tags", record.get("keywords")))
         else:
-            title = text(record, text_fields[0]) if text_fields else ""
-            description = ". ".join(text(record, field) for field in text_fields[1:] if field != "keywords")
+            prose = [field for field in text_fields if field != "keywords"]
+            title = text(record, prose[0]) if prose else ""
+            description = ". ".join(filter(None, (text(record, field) for field in prose[1:])))
             tags = split_tags(record.get("keywords")) if "keywords" in text_fields else ()
         return ManifestRow(
             line=line,
@@ -75,9 +76,9 @@ def row_from_record(record: dict, *, line: int, folder: Path, text_fields: tuple
 def read_manifest(manifest: Path, *, folder: Path, text_fields: tuple[str, ...] | None = None) -> list[ManifestRow]:
     """All rows, or InvalidManifest naming the first bad line (nothing is imported from a bad manifest).
 
-    `text_fields` replaces the default title/description/tags mapping: the first field
-    becomes the title, the others the description (`keywords` becomes the tags); an
-    empty tuple stores no text at all, as retrieval evaluation needs.
+    `text_fields` replaces the default title/description/tags mapping: `keywords` become
+    the tags, the first other field the title, the rest the description; an empty tuple
+    stores no text at all, as retrieval evaluation needs.
     """
     if not manifest.exists():
         raise InvalidManifest(f"{manifest} does not exist")

@@ -28,6 +28,7 @@ class ImportReport:
     created: list[Image] = field(default_factory=list)
     duplicates: list[tuple[ImageInput, int]] = field(default_factory=list)
     invalid: list[tuple[ImageInput, str]] = field(default_factory=list)
+    ids_by_name: dict[str, int] = field(default_factory=dict)  # created or already there, by ImageInput.name
 
 
 def clean_tags(tags: Iterable[str]) -> list[str]:
@@ -63,6 +64,7 @@ def images_create(*, items: Iterable[ImageInput]) -> ImportReport:
             existing = Image.objects.filter(content_hash=checked.content_hash).values_list("id", flat=True).first()
             if existing is not None:
                 report.duplicates.append((item, existing))
+                report.ids_by_name[item.name] = existing
                 continue
             name = f"{checked.content_hash[:2]}/{checked.content_hash}"
             image = Image(
@@ -89,8 +91,10 @@ def images_create(*, items: Iterable[ImageInput]) -> ImportReport:
                 # Another process stored the same file between our check and our insert.
                 existing = Image.objects.filter(content_hash=checked.content_hash).values_list("id", flat=True).first()
                 report.duplicates.append((item, existing))
+                report.ids_by_name[item.name] = existing
                 continue
             report.created.append(image)
+            report.ids_by_name[item.name] = image.id
         request_embedding_on_commit([image.id for image in report.created])
     return report
 

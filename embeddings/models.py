@@ -5,6 +5,8 @@ from pgvector.django import HnswIndex, VectorField
 # Every tower pair in this project embeds into the text tower's 384-d space; a text
 # model of another width needs a migration that changes these columns.
 DIMENSIONS = 384
+# Pooled features of the default image tower (tf_efficientnet_lite0).
+FEATURE_DIMENSIONS = 1280
 
 
 class ModelVersion(models.Model):
@@ -48,6 +50,7 @@ class ImageEmbedding(models.Model):
     version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="embeddings", db_index=False)
     image_vector = VectorField(dimensions=DIMENSIONS)
     text_vector = VectorField(dimensions=DIMENSIONS, null=True, help_text="title, description and tags; null when the image has no text")
+    feature_vector = VectorField(dimensions=FEATURE_DIMENSIONS, null=True, help_text="the CNN's pooled features")
     created_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -56,6 +59,13 @@ class ImageEmbedding(models.Model):
             HnswIndex(
                 name="embedding_image_hnsw",
                 fields=["image_vector"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+            HnswIndex(
+                name="embedding_feature_hnsw",
+                fields=["feature_vector"],
                 m=16,
                 ef_construction=64,
                 opclasses=["vector_cosine_ops"],

@@ -86,7 +86,7 @@ def images_embed(*, image_ids: list[int], version: ModelVersion | None = None) -
             report.failed[image.id] = f"cannot read the stored file {image.file.name}: {error.strerror or error}"
 
     try:
-        image_vectors = space.embed_image_batch(torch.stack(pixels)) if pixels else []
+        image_vectors = space.embed_image_batch(torch.stack(pixels)) if pixels else None
         texted = [image for image in readable if image.text]
         text_vectors = dict(zip((image.id for image in texted), space.embed_texts([image.text for image in texted])))
     except Exception as error:
@@ -98,8 +98,9 @@ def images_embed(*, image_ids: list[int], version: ModelVersion | None = None) -
         ImageEmbedding(
             image=image,
             version=version,
-            image_vector=image_vectors[position],
+            image_vector=image_vectors.text_space[position],
             text_vector=text_vectors.get(image.id),
+            feature_vector=image_vectors.features[position],
         )
         for position, image in enumerate(readable)
     ]
@@ -108,7 +109,7 @@ def images_embed(*, image_ids: list[int], version: ModelVersion | None = None) -
             rows,
             update_conflicts=True,
             unique_fields=["image", "version"],
-            update_fields=["image_vector", "text_vector", "created_at"],
+            update_fields=["image_vector", "text_vector", "feature_vector", "created_at"],
         )
         if version.state == ModelVersion.State.ACTIVE:
             Image.objects.filter(id__in=[image.id for image in readable]).update(

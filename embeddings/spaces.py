@@ -3,6 +3,8 @@
 Version 1 is the label bridge (DESIGN.md): images go through the CNN's class
 probabilities into the text tower's space; texts go through the text tower.
 """
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from PIL import Image as PILImage
@@ -11,15 +13,24 @@ from . import encoders
 from .models import ModelVersion
 
 
+@dataclass(frozen=True)
+class ImageVectors:
+    text_space: np.ndarray  # (n, 384): comparable with text queries
+    features: np.ndarray  # (n, 1280): the CNN's pooled features, for picture-to-picture search
+
+
 class BridgeSpace:
     def preprocess(self, image: PILImage.Image) -> torch.Tensor:
         return encoders.image_encoder().preprocess(image)
 
-    def embed_image_batch(self, batch: torch.Tensor) -> np.ndarray:
+    def embed_image_batch(self, batch: torch.Tensor) -> ImageVectors:
         outputs = encoders.image_encoder().encode(batch)
-        return encoders.bridge_vectors(outputs.probabilities, encoders.class_embeddings())
+        return ImageVectors(
+            text_space=encoders.bridge_vectors(outputs.probabilities, encoders.class_embeddings()),
+            features=outputs.features,
+        )
 
-    def embed_images(self, images: list[PILImage.Image]) -> np.ndarray:
+    def embed_images(self, images: list[PILImage.Image]) -> ImageVectors:
         return self.embed_image_batch(torch.stack([self.preprocess(image) for image in images]))
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:

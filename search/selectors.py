@@ -101,22 +101,29 @@ KEYWORD_LIST_SQL = """
         ) candidates"""
 
 
-def ranked_lists(*, mode: str, vector, text: str, version: ModelVersion, filters: Filters) -> tuple[list[str], list]:
+def ranked_lists(*, mode: str, vector, features, text: str, version: ModelVersion, filters: Filters) -> tuple[list[str], list]:
+    """One ranked list per index that can answer: text-space vectors (images through the
+    bridge, descriptions), CNN features for picture queries, and full text for words."""
     where, where_params = filter_sql(filters)
     lists, params = [], []
-    if mode in ("hybrid", "semantic") and vector is not None:
-        for column in ("image_vector", "text_vector"):
-            lists.append(vector_list_sql(column, where))
-            params += [vector, version.id, *where_params, vector, CANDIDATES]
+    columns = []
+    if mode in ("hybrid", "semantic"):
+        if vector is not None:
+            columns += [("image_vector", vector), ("text_vector", vector)]
+        if features is not None:
+            columns.append(("feature_vector", features))
+    for column, query in columns:
+        lists.append(vector_list_sql(column, where))
+        params += [query, version.id, *where_params, query, CANDIDATES]
     if mode in ("hybrid", "keyword") and text:
         lists.append(KEYWORD_LIST_SQL.format(where=where))
         params += [text, *where_params, CANDIDATES]
     return lists, params
 
 
-def fused_ranking_sql(*, mode, vector, text, version, filters, exclude_id=None) -> tuple[str, list]:
+def fused_ranking_sql(*, mode, vector, text, version, filters, features=None, exclude_id=None) -> tuple[str, list]:
     """The one ranking statement and its parameters ("" when there is nothing to rank by)."""
-    lists, params = ranked_lists(mode=mode, vector=vector, text=text, version=version, filters=filters)
+    lists, params = ranked_lists(mode=mode, vector=vector, features=features, text=text, version=version, filters=filters)
     if not lists:
         return "", []
     union = "\n        UNION ALL\n".join(lists)
@@ -151,11 +158,15 @@ def fused_ranking(**query) -> list[tuple[int, float]]:
 
 
 def collapse_near_duplicates(ranking: list[tuple[int, float]], *, version: ModelVersion, distance: float) -> list[tuple[int, float]]:
-    """Drop each image whose vector lies within `distance` of a higher-ranked one."""
+    """Drop each image that looks within `distance` of a higher-ranked one (CNN features
+    where stored, else the text-space vector)."""
     ids = [image_id for image_id, _ in ranking]
-    vectors = dict(
-        version.embeddings.filter(image_id__in=ids).values_list("image_id", "image_vector")
-    )
+    vectors = {
+        image_id: features if features is not None else vector
+        for image_id, features, vector in version.embeddings.filter(image_id__in=ids).values_list(
+            "image_id", "feature_vector", "image_vector"
+        )
+    }
     kept, kept_vectors = [], []
     for image_id, score in ranking:
         vector = vectors.get(image_id)
@@ -172,6 +183,7 @@ def image_search(
     *,
     text: str = "",
     vector: np.ndarray | None = None,
+    features: np.ndarray | None = None,
     mode: str = "hybrid",
     filters: Filters = Filters(),
     limit: int = 20,
@@ -180,7 +192,8 @@ def image_search(
     exclude_id: int | None = None,
     version: ModelVersion | None = None,
 ) -> Results:
-    """Rank images for a text (encoded here) or a ready vector (an uploaded image's, or a stored one)."""
+    """Rank images for a text (encoded here) or ready vectors: `vector` in text space,
+    `features` in the CNN's space (an uploaded picture's, or a stored one)."""
     started = time.perf_counter()
     if mode not in MODES:
         raise InvalidQuery(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
@@ -189,16 +202,18 @@ def image_search(
     if offset < 0 or offset + limit > CANDIDATES:
         raise InvalidQuery(f"results go {CANDIDATES} deep; ask for an earlier page")
     text = " ".join(text.split())
-    if not text and vector is None:
+    if not text and vector is None and features is None:
         raise InvalidQuery("type something to search for")
     if len(text) > settings.GLIMPSE_SEARCH_MAX_QUERY_CHARS:
         raise InvalidQuery(f"the query is {len(text)} characters; the limit is {settings.GLIMPSE_SEARCH_MAX_QUERY_CHARS}")
     version = version or version_active()
-    if vector is None and mode != "keyword":
+    if vector is None and features is None and mode != "keyword":
         vector = space_for(version).embed_texts([text])[0]
-    if vector is not None:
-        vector = vector_literal(vector)
-    ranking = fused_ranking(mode=mode, vector=vector, text=text, version=version, filters=filters, exclude_id=exclude_id)
+    vector = None if vector is None else vector_literal(vector)
+    features = None if features is None else vector_literal(features)
+    ranking = fused_ranking(
+        mode=mode, vector=vector, features=features, text=text, version=version, filters=filters, exclude_id=exclude_id
+    )
     collapsed = 0
     if collapse_distance:
         before = len(ranking)
@@ -220,8 +235,11 @@ def image_search(
     )
 
 
-def image_vector(*, image_id: int, version: ModelVersion | None = None) -> np.ndarray | None:
-    """The stored vector of one image, for "more like this" with no model call."""
+def stored_vectors(*, image_id: int, version: ModelVersion | None = None) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """One image's stored (text-space vector, CNN features), for "more like this" with no model call."""
     version = version or version_active()
-    row = version.embeddings.filter(image_id=image_id).values_list("image_vector", flat=True).first()
-    return None if row is None else np.asarray(row, dtype=np.float32)
+    row = version.embeddings.filter(image_id=image_id).values_list("image_vector", "feature_vector").first()
+    if row is None:
+        return None
+    vector, features = row
+    return np.asarray(vector, dtype=np.float32), None if features is None else np.asarray(features, dtype=np.float32)

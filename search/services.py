@@ -11,7 +11,7 @@ from embeddings.spaces import space_for
 from .exceptions import InvalidQuery
 from .forms import SearchForm
 from .models import QueryLog
-from .selectors import Results, image_search, image_vector
+from .selectors import Results, image_search, stored_vectors
 
 COLLAPSE_DISTANCE = 0.02
 
@@ -25,7 +25,7 @@ def search_run(*, form: SearchForm, default_limit: int) -> Results:
     page = data.get("page") or 1
     mode = data.get("mode") or "hybrid"
     text = data.get("q") or ""
-    vector = None
+    vector = features = None
     log = {"kind": QueryLog.Kind.TEXT, "text": text}
     exclude_id = None
     if data.get("image"):
@@ -34,18 +34,23 @@ def search_run(*, form: SearchForm, default_limit: int) -> Results:
             checked = check_image(content, max_bytes=settings.GLIMPSE_MAX_UPLOAD_BYTES, max_pixels=settings.GLIMPSE_MAX_PIXELS)
         except InvalidImage as error:
             raise InvalidQuery(f"the uploaded picture cannot be used: {error}") from None
-        vector = space_for(version).embed_images([checked.rgb])[0]
+        features = space_for(version).embed_images([checked.rgb]).features[0]
         mode, text = "semantic", ""
         log = {"kind": QueryLog.Kind.IMAGE, "image_hash": checked.content_hash}
     elif data.get("like"):
-        vector = image_vector(image_id=data["like"], version=version)
-        if vector is None:
+        stored = stored_vectors(image_id=data["like"], version=version)
+        if stored is None:
             raise InvalidQuery("that image has no vectors yet; try again once it is embedded")
+        vector, features = stored
+        if features is not None:
+            # Looks alike, not "is described alike": the bridge vector is weak picture-to-picture.
+            vector = None
         mode, text, exclude_id = "semantic", "", data["like"]
         log = {"kind": QueryLog.Kind.SIMILAR, "similar_to_id": data["like"]}
     results = image_search(
         text=text,
         vector=vector,
+        features=features,
         mode=mode,
         filters=form.filters(),
         limit=limit,

@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from rq import SimpleWorker
+from rq.registry import StartedJobRegistry
 
 from catalog.models import Image
 from catalog.services import ImageInput, images_create
@@ -113,10 +114,13 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(queue):
     first.wait()
     done_before = ImageEmbedding.objects.count()
     assert done_before < len(ids), "the worker finished before it could be killed; use more images"
+    # Usually the kill lands inside a job, which stays "started" with no worker to finish it.
+    abandoned = StartedJobRegistry(queue=queue).get_job_ids()
 
     second = worker_process(database_name)
     _, errors = second.communicate(timeout=300)
     assert second.returncode == 0, errors.decode()
-    assert "re-queued" in errors.decode()
+    if abandoned:
+        assert "re-queued" in errors.decode()
     assert sorted(ImageEmbedding.objects.values_list("image_id", flat=True)) == ids
     assert set(Image.objects.values_list("embedding_status", flat=True)) == {"ready"}

@@ -1,0 +1,172 @@
+import json
+import os
+import tempfile
+from collections import defaultdict
+from json import dumps
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+from django.test.utils import override_settings, setup_databases, teardown_databases
+from tqdm import tqdm
+
+from catalog.exceptions import InvalidManifest
+from catalog.signals import images_need_embedding
+from search.evaluation import KS, first_relevant_rank, random_scores, score
+
+QUERY_FIELD = "caption"
+
+
+class Command(BaseCommand):
+    help = (
+        "Measure retrieval on a labelled folder (images + JSONL manifest with file, caption, optional "
+        "label/group_id). The folder is imported into a throwaway database and embedded there; text→image "
+        "uses each caption as the query, image→image treats images sharing group_id (else label) as hits."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("dataset", type=Path)
+        parser.add_argument("--manifest", default="data.jsonl")
+        parser.add_argument(
+            "--text-fields",
+            default="",
+            help="manifest fields stored as the images' text, e.g. title,description,keywords (first = title); "
+            "default: none, so the figures measure the vectors alone",
+        )
+        parser.add_argument("--limit", type=int, help="use only the first N manifest rows")
+        parser.add_argument("--json", action="store_true", help="also print the results as one JSON object on the last line")
+
+    def handle(self, *args, dataset: Path, manifest: str, text_fields: str, limit, verbosity: int, **options):
+        fields = tuple(field.strip() for field in text_fields.split(",") if field.strip())
+        if QUERY_FIELD in fields:
+            raise CommandError(f"--text-fields must not include {QUERY_FIELD!r}: it is the query, storing it would leak the answer")
+        manifest_path = dataset / manifest
+        if not manifest_path.exists():
+            raise CommandError(f"{manifest_path} does not exist")
+        records = list(read_jsonl(manifest_path))[:limit]
+        if not records:
+            raise CommandError(f"{manifest_path} has no rows")
+        if any(QUERY_FIELD not in record for record in records):
+            raise CommandError(f"every manifest row needs a {QUERY_FIELD!r}")
+
+        self.quiet = verbosity == 0
+        state = throwaway_database()
+        # Rows of the throwaway database are embedded here, in-process; the shared queue's
+        # workers serve the real database and must never see their ids.
+        images_need_embedding.disconnect(dispatch_uid="embeddings.queue_embedding")
+        try:
+            with override_settings(MEDIA_ROOT=tempfile.mkdtemp(prefix="glimpse-eval-")):
+                results = self.evaluate(dataset, records, fields)
+        except InvalidManifest as error:
+            raise CommandError(str(error)) from None
+        finally:
+            teardown_databases(state, verbosity=0)
+
+        self.print_table(dataset, fields, results)
+        if options["json"]:
+            self.stdout.write(dumps(results, sort_keys=True))
+
+    def evaluate(self, dataset: Path, records: list[dict], fields: tuple[str, ...]) -> dict:
+        from catalog.manifests import row_from_record
+        from catalog.services import ImageInput, images_create
+        from embeddings.selectors import version_active
+        from embeddings.services import images_embed
+        from embeddings.spaces import space_for
+        from search.selectors import CANDIDATES, Filters, fused_ranking, stored_vectors, vector_literal
+
+        image_of_line: dict[int, int] = {}
+        with tqdm(total=len(records), desc="importing", unit="image", disable=self.quiet) as progress:
+            for start in range(0, len(records), 64):
+                chunk = list(enumerate(records[start : start + 64], start=start))
+                rows = [row_from_record(record, line=line + 1, folder=dataset, text_fields=fields) for line, record in chunk]
+                items = [
+                    ImageInput(content=row.path.read_bytes(), title=row.title, description=row.description, tags=row.tags, name=str(line))
+                    for row, (line, _) in zip(rows, chunk)
+                ]
+                report = images_create(items=items)
+                for item, reason in report.invalid:
+                    self.stderr.write(f"skipped {records[int(item.name)]['file']}: {reason}")
+                image_of_line.update({int(name): image_id for name, image_id in report.ids_by_name.items()})
+                progress.update(len(chunk))
+        ids = sorted(set(image_of_line.values()))
+        with tqdm(total=len(ids), desc="embedding", unit="image", disable=self.quiet) as progress:
+            for start in range(0, len(ids), 32):
+                images_embed(image_ids=ids[start : start + 32])
+                progress.update(len(ids[start : start + 32]))
+
+        version = version_active()
+        captions_of = defaultdict(set)
+        group_of = {}
+        for line, image_id in image_of_line.items():
+            record = records[line]
+            captions_of[image_id].add(record[QUERY_FIELD])
+            group = record.get("group_id") or record.get("label")
+            if group is not None:
+                group_of[image_id] = str(group)
+        images_of_caption = defaultdict(set)
+        for image_id, captions in captions_of.items():
+            for caption in captions:
+                images_of_caption[caption].add(image_id)
+
+        results = {"dataset": str(dataset), "images": len(ids), "text_fields": list(fields), "version": version.number}
+        queries = sorted(images_of_caption)
+        vectors = space_for(version).embed_texts(queries)
+        text_modes = ("hybrid", "semantic", "keyword") if fields else ("semantic",)
+        results["text_to_image"] = {}
+        for mode in text_modes:
+            ranks = []
+            for query, vector in tqdm(list(zip(queries, vectors)), desc=f"text→image {mode}", unit="query", disable=self.quiet):
+                ranking = fused_ranking(mode=mode, vector=vector_literal(vector), text=query, version=version, filters=Filters())
+                ranks.append(first_relevant_rank([image_id for image_id, _ in ranking], images_of_caption[query]))
+            results["text_to_image"][mode] = score(ranks).as_dict()
+        results["text_to_image"]["random"] = random_scores([(len(ids), len(images_of_caption[query])) for query in queries]).as_dict()
+
+        members = defaultdict(set)
+        for image_id, group in group_of.items():
+            members[group].add(image_id)
+        probes = [image_id for image_id in ids if len(members.get(group_of.get(image_id), ())) > 1]
+        if probes:
+            # Picture queries rank by the CNN's features, as uploads and "more like this" do.
+            ranks = []
+            for image_id in tqdm(probes, desc="image→image", unit="query", disable=self.quiet):
+                _, features = stored_vectors(image_id=image_id, version=version)
+                ranking = fused_ranking(
+                    mode="semantic", vector=None, features=vector_literal(features), text="",
+                    version=version, filters=Filters(), exclude_id=image_id,
+                )
+                ranks.append(first_relevant_rank([other for other, _ in ranking], members[group_of[image_id]] - {image_id}))
+            results["image_to_image"] = {"semantic": score(ranks).as_dict()}
+            results["image_to_image"]["random"] = random_scores(
+                [(len(ids) - 1, len(members[group_of[image_id]]) - 1) for image_id in probes]
+            ).as_dict()
+        results["ranking_depth"] = CANDIDATES
+        return results
+
+    def print_table(self, dataset: Path, fields, results: dict) -> None:
+        self.stdout.write(
+            f"{dataset}: {results['images']} images, model v{results['version']}, stored text: "
+            f"{', '.join(fields) if fields else 'none (vectors alone)'}"
+        )
+        header = "| direction | mode | " + " | ".join(f"R@{k}" for k in KS) + " | MRR | queries |"
+        self.stdout.write(header)
+        self.stdout.write("|" + "---|" * (header.count("|") - 1))
+        for direction, label in (("text_to_image", "text → image"), ("image_to_image", "image → image")):
+            for mode, scores in results.get(direction, {}).items():
+                cells = " | ".join(f"{scores[f'R@{k}']:.3f}" for k in KS)
+                self.stdout.write(f"| {label} | {mode} | {cells} | {scores['MRR']:.3f} | {scores['queries']} |")
+
+
+def read_jsonl(path: Path):
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise CommandError(f"{path} line {number}: not JSON ({error.msg})") from None
+
+
+def throwaway_database():
+    """A fresh database beside the configured one, migrated, and selected for this process."""
+    connection.settings_dict.setdefault("TEST", {})["NAME"] = f"glimpse_eval_{os.getpid()}"
+    return setup_databases(verbosity=0, interactive=False, keepdb=False)

@@ -1,0 +1,52 @@
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image as PILImage
+from django.core.management import CommandError, call_command
+
+from search.evaluation import first_relevant_rank, random_scores, score
+from tests.images import DEMO
+
+
+def test_scores_from_first_relevant_ranks():
+    result = score([1, 3, None, 10])
+    assert result.recall == {1: 0.25, 5: 0.5, 10: 0.75}
+    assert result.mrr == pytest.approx((1 + 1 / 3 + 0 + 1 / 10) / 4)
+    assert first_relevant_rank([5, 6, 7], {7, 9}) == 3 and first_relevant_rank([5], {9}) is None
+
+
+def test_random_baseline_is_exact():
+    # One relevant among 4: P(top 1) = 1/4, MRR = (1 + 1/2 + 1/3 + 1/4) / 4.
+    result = random_scores([(4, 1)])
+    assert result.recall[1] == pytest.approx(0.25) and result.recall[10] == 1
+    assert result.mrr == pytest.approx((1 + 1 / 2 + 1 / 3 + 1 / 4) / 4)
+    # Two relevant among 3: the first is at rank 1 with p 2/3, else rank 2.
+    assert random_scores([(3, 2)]).mrr == pytest.approx(2 / 3 + 1 / 3 / 2)
+
+
+def test_the_query_field_cannot_be_stored_as_text(tmp_path):
+    with pytest.raises(CommandError, match="must not include 'caption'"):
+        call_command("evaluate_retrieval", str(tmp_path), "--text-fields", "title,caption")
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_evaluate_retrieval_end_to_end(tmp_path, capsys):
+    # Three demo drawings, each also as a smaller JPEG copy: the copy is its nearest picture.
+    rows = []
+    for path in sorted(Path(DEMO, "images").glob("*.png"))[:3]:
+        picture = PILImage.open(path).convert("RGB")
+        picture.save(tmp_path / f"{path.stem}.png")
+        picture.resize((picture.width * 9 // 10, picture.height * 9 // 10)).save(tmp_path / f"{path.stem}.jpg", quality=85)
+        for variant, suffix in enumerate((".png", ".jpg")):
+            rows.append({"file": path.stem + suffix, "caption": f"{path.stem} {variant}", "title": path.stem, "group_id": path.stem})
+    (tmp_path / "data.jsonl").write_text("\n".join(json.dumps(row) for row in rows))
+    call_command("evaluate_retrieval", str(tmp_path), "--text-fields", "title", "--json", verbosity=0)
+    output = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(output[-1])
+    assert result["images"] == 6 and result["text_fields"] == ["title"]
+    assert set(result["text_to_image"]) == {"hybrid", "semantic", "keyword", "random"}
+    assert result["text_to_image"]["random"]["R@1"] == pytest.approx(1 / 6, abs=1e-4)
+    assert result["image_to_image"]["semantic"]["R@1"] == 1.0
+    assert output[0].startswith(f"{tmp_path}: 6 images, model v1, stored text: title")
