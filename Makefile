@@ -24,7 +24,14 @@ demo: install
 	@echo "Glimpse is at http://$(HOST)/  (admin: http://$(HOST)/admin/, create a login with: $(MANAGE) createsuperuser)"
 	@bash -c 'trap "kill 0" EXIT; $(MANAGE) embed_worker & $(MANAGE) runserver --noreload $(HOST)'
 
-test: install
+CHROMIUM := /usr/bin/chromium
+
+# The browser test drives Debian's Chromium (no browser download needed).
+$(CHROMIUM):
+	@echo "installing Debian's chromium for the browser test"
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+test: install $(CHROMIUM)
 	$(PY) -m pytest
 
 test-fast: install

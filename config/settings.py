@@ -110,6 +110,7 @@ STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("GLIMPSE_MEDIA_ROOT", DATA_DIR / "media"))
+GLIMPSE_SERVE_MEDIA = env_flag("GLIMPSE_SERVE_MEDIA", default=DEBUG)
 # Uploads are read into memory and validated before anything is written.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 30 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 30 * 1024 * 1024

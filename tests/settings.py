@@ -11,6 +11,7 @@ TEST_REDIS_URL = REDIS_URL.replace("db=0", "db=15") if "db=0" in REDIS_URL else 
 RQ_QUEUES = {"embeddings": {"URL": TEST_REDIS_URL, "DEFAULT_TIMEOUT": 600}}
 MEDIA_ROOT = Path(os.environ.get("GLIMPSE_TEST_MEDIA") or tempfile.mkdtemp(prefix="glimpse-test-media-"))
 GLIMPSE_EMBED_BATCH_SIZE = 4
+GLIMPSE_SERVE_MEDIA = True
 
 # A worker started by a test joins that test's database.
 if os.environ.get("GLIMPSE_TEST_DATABASE"):

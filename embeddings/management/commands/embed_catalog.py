@@ -13,7 +13,12 @@ from embeddings.services import embedding_sweep
 class Command(BaseCommand):
     help = "Queue every pending image, run a worker process until the queue is empty, and show progress."
 
+    def add_arguments(self, parser):
+        parser.add_argument("--all", action="store_true", help="re-embed every image, not only pending ones")
+
     def handle(self, *args, verbosity: int, **options):
+        if options["all"]:
+            Image.objects.update(embedding_status=Image.EmbeddingStatus.PENDING, embedding_error="")
         embedding_sweep(grace=timedelta(0))
         statuses = Image.objects.values_list("embedding_status", flat=True)
         total = Image.objects.count()

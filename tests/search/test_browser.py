@@ -1,0 +1,80 @@
+"""A real browser (Debian's headless Chromium, driven by Playwright) against a live server."""
+import shutil
+from pathlib import Path
+
+import pytest
+
+from catalog.services import ImageInput, images_create
+from embeddings.services import images_embed
+from tests.images import DEMO
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+TITLES = {
+    "recreation__music__electric_guitar_andrea__01r": "electric guitar",
+    "recreation__music__guitar_ganson": "Acoustic Guitar",
+    "transportation__old_car_lumen_design_st_r": "Old car",
+    "food__fruit__an_apple_01": "An Apple",
+}
+
+
+@pytest.fixture
+def browser_page(live_server):
+    # Playwright's sync API runs an event loop in this thread; database set-up and
+    # teardown happen outside it (the catalog fixture is requested first).
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium is missing at {CHROMIUM}: run `make test`, which installs Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"],
+        )
+        page = browser.new_page()
+        page.set_default_timeout(30_000)
+        yield page
+        browser.close()
+
+
+@pytest.fixture
+def catalog(transactional_db):
+    items = []
+    for stem, title in TITLES.items():
+        path = Path(DEMO, "images", f"{stem}.png")
+        items.append(ImageInput(content=path.read_bytes(), title=title, name=stem))
+    report = images_create(items=items)
+    assert len(report.created) == len(TITLES), report.invalid
+    images_embed(image_ids=[image.id for image in report.created])
+    return report.created
+
+
+def test_search_open_more_like_this_and_upload(catalog, live_server, browser_page):
+    page = browser_page
+    page.goto(live_server.url)
+    page.get_by_label("Search", exact=True).fill("guitar")
+    page.get_by_label("Search", exact=True).press("Enter")
+    page.wait_for_selector(".card")
+    titles = page.locator(".card .title").all_inner_texts()
+    assert set(titles[:2]) == {"electric guitar", "Acoustic Guitar"}
+    thumbnail = page.locator(".card img").first
+    assert "/media/thumbnails/" in thumbnail.get_attribute("src")
+    assert page.evaluate("(img) => img.naturalWidth", thumbnail.element_handle()) > 0
+
+    page.locator(".card a.thumb").first.click()
+    page.wait_for_selector("h1")
+    assert page.locator("h1").inner_text() in {"electric guitar", "Acoustic Guitar"}
+    opened = page.locator("h1").inner_text()
+    page.get_by_role("link", name="More like this").click()
+    page.wait_for_selector(".card")
+    similar = page.locator(".card .title").all_inner_texts()
+    assert opened not in similar and len(similar) == len(TITLES) - 1
+
+    page.goto(live_server.url)
+    page.get_by_label("Picture to search by").set_input_files(str(Path(DEMO, "images", "transportation__old_car_lumen_design_st_r.png")))
+    page.get_by_role("button", name="Find similar").click()
+    page.wait_for_selector(".card")
+    assert page.locator(".card .title").first.inner_text() == "Old car"
+    assert "semantic" in page.locator("p.meta").first.inner_text()
