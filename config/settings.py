@@ -99,6 +99,7 @@ REDIS_URL = os.environ.get("REDIS_URL") or services.embedded_redis_url(DATA_DIR)
 RQ = {"COMMIT_MODE": "auto"}
 RQ_QUEUES = {
     "embeddings": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600},
+    "training": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 6 * 3600},
 }
 
 LANGUAGE_CODE = "en-us"

@@ -1,2 +1,6 @@
 class NoActiveVersion(LookupError):
     """No model version is active: run migrations, which create version 1."""
+
+
+class VersionStateError(ValueError):
+    """The version is in the wrong state for what was asked; the message says which."""

@@ -1,6 +1,6 @@
 from django.db import models
 from django.db.models import Q
-from pgvector.django import HnswIndex, VectorField
+from pgvector.django import VectorField
 
 # Every tower pair in this project embeds into the text tower's 384-d space; a text
 # model of another width needs a migration that changes these columns.
@@ -26,10 +26,14 @@ class ModelVersion(models.Model):
     image_model = models.CharField(max_length=200)
     text_model = models.CharField(max_length=200)
     dimensions = models.PositiveSmallIntegerField(default=DIMENSIONS)
-    metrics = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True, help_text="held-out metrics of this and the active version, training curve, counts")
     notes = models.TextField(blank=True)
+    weights = models.BinaryField(null=True, editable=False, help_text="projection heads (numpy .npz) for kind=heads")
+    trained_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     activated_at = models.DateTimeField(null=True, blank=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+    vectors_dropped = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-number"]
@@ -55,26 +59,5 @@ class ImageEmbedding(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["image", "version"], name="one_embedding_per_version")]
-        indexes = [
-            HnswIndex(
-                name="embedding_image_hnsw",
-                fields=["image_vector"],
-                m=16,
-                ef_construction=64,
-                opclasses=["vector_cosine_ops"],
-            ),
-            HnswIndex(
-                name="embedding_feature_hnsw",
-                fields=["feature_vector"],
-                m=16,
-                ef_construction=64,
-                opclasses=["vector_cosine_ops"],
-            ),
-            HnswIndex(
-                name="embedding_text_hnsw",
-                fields=["text_vector"],
-                m=16,
-                ef_construction=64,
-                opclasses=["vector_cosine_ops"],
-            ),
-        ]
+        # HNSW indexes are partial, one set per model version (embeddings/indexes.py), so a
+        # search on one version walks only that version's graph and never sees another's.

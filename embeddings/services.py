@@ -3,6 +3,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import django_rq
+import numpy as np
 import torch
 from django.conf import settings
 from django.db import transaction
@@ -12,14 +13,18 @@ from catalog.exceptions import InvalidImage
 from catalog.imaging import decode
 from catalog.models import Image
 
+from .exceptions import VersionStateError
+from .indexes import version_indexes_drop
 from .models import ImageEmbedding, ModelVersion
-from .selectors import version_active
-from .spaces import space_for
+from .selectors import version_base, versions_written
+from .spaces import ImageVectors, space_for
 
 logger = logging.getLogger("glimpse.embeddings")
 
 QUEUE = "embeddings"
 JOB = "embeddings.jobs.embed_images"
+TRAINING_QUEUE = "training"
+BACKFILL_JOB = "embeddings.jobs.backfill_version"
 
 
 @dataclass
@@ -63,13 +68,17 @@ def embedding_sweep(*, grace: timedelta = timedelta(minutes=10)) -> int:
 
 
 def images_embed(*, image_ids: list[int], version: ModelVersion | None = None) -> EmbedReport:
-    """Compute and store one version's vectors for the given images, in bulk.
+    """Compute and store vectors for the given images, in bulk, for every version that
+    needs them (the base, the active one, any being backfilled; or the base and `version`).
 
+    The CNN and text tower run once; trained versions apply their heads to those outputs.
     A file that cannot be read or decoded fails alone with its reason. An error in the
     encoders fails the whole batch with the reason and is raised for the queue to record.
     """
-    version = version or version_active()
-    space = space_for(version)
+    base = version_base()
+    targets = versions_written() if version is None else sorted({base, version}, key=lambda item: item.number)
+    active = next((target for target in targets if target.state == ModelVersion.State.ACTIVE), None)
+    bridge = space_for(base)
     report = EmbedReport()
     images = list(Image.objects.filter(id__in=image_ids).order_by("id"))
     pixels: list[torch.Tensor] = []
@@ -78,7 +87,7 @@ def images_embed(*, image_ids: list[int], version: ModelVersion | None = None) -
         try:
             with image.file.open("rb") as handle:
                 rgb, _ = decode(handle.read(), max_pixels=settings.GLIMPSE_MAX_PIXELS)
-            pixels.append(space.preprocess(rgb))
+            pixels.append(bridge.preprocess(rgb))
             readable.append(image)
         except InvalidImage as error:
             report.failed[image.id] = f"cannot decode the stored file: {error}"
@@ -86,24 +95,29 @@ def images_embed(*, image_ids: list[int], version: ModelVersion | None = None) -
             report.failed[image.id] = f"cannot read the stored file {image.file.name}: {error.strerror or error}"
 
     try:
-        image_vectors = space.embed_image_batch(torch.stack(pixels)) if pixels else None
-        texted = [image for image in readable if image.text]
-        text_vectors = dict(zip((image.id for image in texted), space.embed_texts([image.text for image in texted])))
+        base_vectors = bridge.embed_image_batch(torch.stack(pixels)) if pixels else None
+        texted = [position for position, image in enumerate(readable) if image.text]
+        raw_texts = bridge.embed_texts([readable[position].text for position in texted])
     except Exception as error:
         reason = f"the encoder failed on this batch: {type(error).__name__}: {error}"
-        mark_failed(version, {image.id: reason for image in images})
+        mark_failed(active, {image.id: reason for image in images})
         raise
 
-    rows = [
-        ImageEmbedding(
-            image=image,
-            version=version,
-            image_vector=image_vectors.text_space[position],
-            text_vector=text_vectors.get(image.id),
-            feature_vector=image_vectors.features[position],
-        )
-        for position, image in enumerate(readable)
-    ]
+    rows = []
+    for target in targets:
+        space = space_for(target)
+        vectors = space.from_base(base_vectors) if base_vectors else None
+        texts = dict(zip(texted, space.texts_from_base(raw_texts))) if texted else {}
+        rows += [
+            ImageEmbedding(
+                image=image,
+                version=target,
+                image_vector=vectors.text_space[position],
+                text_vector=texts.get(position),
+                feature_vector=vectors.features[position],
+            )
+            for position, image in enumerate(readable)
+        ]
     with transaction.atomic():
         ImageEmbedding.objects.bulk_create(
             rows,
@@ -111,18 +125,99 @@ def images_embed(*, image_ids: list[int], version: ModelVersion | None = None) -
             unique_fields=["image", "version"],
             update_fields=["image_vector", "text_vector", "feature_vector", "created_at"],
         )
-        if version.state == ModelVersion.State.ACTIVE:
+        if active is not None:
             Image.objects.filter(id__in=[image.id for image in readable]).update(
                 embedding_status=Image.EmbeddingStatus.READY, embedding_error=""
             )
-        mark_failed(version, report.failed)
+        mark_failed(active, report.failed)
     report.embedded = [image.id for image in readable]
     return report
 
 
-def mark_failed(version: ModelVersion, reasons: dict[int, str]) -> None:
-    if version.state != ModelVersion.State.ACTIVE:
+def mark_failed(active: ModelVersion | None, reasons: dict[int, str]) -> None:
+    if active is None:
         return
     for image_id, reason in reasons.items():
         logger.warning("image %s failed to embed: %s", image_id, reason)
         Image.objects.filter(id=image_id).update(embedding_status=Image.EmbeddingStatus.FAILED, embedding_error=reason)
+
+
+def version_backfill_chunk(*, version: ModelVersion, limit: int = 2000) -> int:
+    """Write `version`'s rows for up to `limit` images that have base rows but none of its own.
+
+    Pure arithmetic on the stored frozen-tower vectors: the CNN does not run again.
+    """
+    base = version_base()
+    space = space_for(version)
+    missing = (
+        ImageEmbedding.objects.filter(version=base)
+        .exclude(image_id__in=ImageEmbedding.objects.filter(version=version).values("image_id"))
+        .order_by("image_id")
+        .values_list("image_id", "image_vector", "text_vector", "feature_vector")[:limit]
+    )
+    rows = list(missing)
+    if not rows:
+        return 0
+    bridge = np.stack([row[1] for row in rows]).astype(np.float32)
+    features = np.stack([row[3] for row in rows]).astype(np.float32)
+    vectors = space.from_base(ImageVectors(text_space=bridge, features=features))
+    texted = [position for position, row in enumerate(rows) if row[2] is not None]
+    texts = dict(zip(texted, space.texts_from_base(np.stack([rows[position][2] for position in texted]).astype(np.float32)))) if texted else {}
+    ImageEmbedding.objects.bulk_create(
+        [
+            ImageEmbedding(
+                image_id=row[0],
+                version=version,
+                image_vector=vectors.text_space[position],
+                text_vector=texts.get(position),
+                feature_vector=features[position],
+            )
+            for position, row in enumerate(rows)
+        ],
+        ignore_conflicts=True,
+    )
+    return len(rows)
+
+
+def version_start_release(*, version: ModelVersion) -> None:
+    """Index the version and let workers backfill it while the active version keeps serving.
+
+    Used for a newly trained version and for a rollback alike; a version whose vectors
+    were dropped is rebuilt from the base rows and its stored heads.
+    """
+    if version.state == ModelVersion.State.ACTIVE:
+        raise VersionStateError(f"{version} is already active")
+    ModelVersion.objects.filter(id=version.id).update(state=ModelVersion.State.BACKFILLING, vectors_dropped=False)
+    version.refresh_from_db()
+    transaction.on_commit(lambda: django_rq.get_queue(TRAINING_QUEUE).enqueue(BACKFILL_JOB, version.id, job_timeout=6 * 3600))
+
+
+def version_activate(*, version: ModelVersion) -> ModelVersion:
+    """Switch every search to `version` in one transaction; the previous one retires."""
+    with transaction.atomic():
+        versions = {item.id: item for item in ModelVersion.objects.select_for_update().filter(state__in=["active", "backfilling"])}
+        version = versions.get(version.id) or ModelVersion.objects.select_for_update().get(id=version.id)
+        if version.state != ModelVersion.State.BACKFILLING:
+            raise VersionStateError(f"{version} is {version.state}; only a backfilled version can be activated")
+        missing = ImageEmbedding.objects.filter(version=version_base()).exclude(
+            image_id__in=ImageEmbedding.objects.filter(version=version).values("image_id")
+        )
+        if missing.exists():
+            raise VersionStateError(f"{version} still lacks vectors for {missing.count()} images")
+        now = timezone.now()
+        ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE).update(state=ModelVersion.State.RETIRED, retired_at=now)
+        ModelVersion.objects.filter(id=version.id).update(state=ModelVersion.State.ACTIVE, activated_at=now)
+    version.refresh_from_db()
+    logger.info("model %s is now active", version)
+    return version
+
+
+def version_drop_vectors(*, version: ModelVersion) -> int:
+    """Free a retired trained version's rows and indexes; its heads stay, so it can come back."""
+    if version.state != ModelVersion.State.RETIRED or version.kind == ModelVersion.Kind.BRIDGE:
+        raise VersionStateError(f"only retired trained versions can drop their vectors, not {version}")
+    with transaction.atomic():
+        deleted, _ = ImageEmbedding.objects.filter(version=version).delete()
+        ModelVersion.objects.filter(id=version.id).update(vectors_dropped=True)
+    version_indexes_drop(version=version)
+    return deleted

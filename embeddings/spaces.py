@@ -1,7 +1,10 @@
 """A model version's embedding space: how images and texts become comparable vectors.
 
 Version 1 is the label bridge (DESIGN.md): images go through the CNN's class
-probabilities into the text tower's space; texts go through the text tower.
+probabilities into the text tower's space; texts go through the text tower. Trained
+versions apply projection heads on top of exactly those frozen vectors, so the bridge
+version's rows double as the cache of frozen-tower outputs that training and
+backfilling read.
 """
 from dataclasses import dataclass
 
@@ -11,6 +14,7 @@ from PIL import Image as PILImage
 
 from . import encoders
 from .models import ModelVersion
+from .training.heads import HeadWeights
 
 
 @dataclass(frozen=True)
@@ -36,8 +40,31 @@ class BridgeSpace:
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         return encoders.text_encoder().encode(texts)
 
+    def from_base(self, base: ImageVectors) -> ImageVectors:
+        return base
+
+    def texts_from_base(self, raw: np.ndarray) -> np.ndarray:
+        return raw
+
+
+class HeadsSpace(BridgeSpace):
+    def __init__(self, heads: HeadWeights):
+        self.heads = heads
+
+    def embed_image_batch(self, batch: torch.Tensor) -> ImageVectors:
+        return self.from_base(super().embed_image_batch(batch))
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        return self.texts_from_base(super().embed_texts(texts))
+
+    def from_base(self, base: ImageVectors) -> ImageVectors:
+        return ImageVectors(text_space=self.heads.embed_images(base.text_space, base.features), features=base.features)
+
+    def texts_from_base(self, raw: np.ndarray) -> np.ndarray:
+        return self.heads.embed_texts(raw)
+
 
 def space_for(version: ModelVersion) -> BridgeSpace:
     if version.kind == ModelVersion.Kind.BRIDGE:
         return BridgeSpace()
-    raise NotImplementedError(f"{version} has kind {version.kind!r}, which this code cannot load")
+    return HeadsSpace(HeadWeights.from_bytes(version.weights))

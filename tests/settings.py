@@ -8,7 +8,7 @@ from config.settings import *  # noqa: F403
 from config.settings import REDIS_URL
 
 TEST_REDIS_URL = REDIS_URL.replace("db=0", "db=15") if "db=0" in REDIS_URL else REDIS_URL.rstrip("/") + "/15"
-RQ_QUEUES = {"embeddings": {"URL": TEST_REDIS_URL, "DEFAULT_TIMEOUT": 600}}
+RQ_QUEUES = {name: {"URL": TEST_REDIS_URL, "DEFAULT_TIMEOUT": 600} for name in ("embeddings", "training")}
 MEDIA_ROOT = Path(os.environ.get("GLIMPSE_TEST_MEDIA") or tempfile.mkdtemp(prefix="glimpse-test-media-"))
 GLIMPSE_EMBED_BATCH_SIZE = 4
 GLIMPSE_SERVE_MEDIA = True

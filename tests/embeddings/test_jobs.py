@@ -97,7 +97,7 @@ def worker_process(database_name: str) -> subprocess.Popen:
     )
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(queue):
     """kill -9 during the first batches; a new worker re-queues what was left and finishes."""
     report = images_create(items=demo_items(40))

@@ -40,7 +40,8 @@ def browser_page(live_server):
 
 
 @pytest.fixture
-def catalog(transactional_db):
+def catalog(transactional_db, django_db_serialized_rollback):
+    # serialized_rollback restores the migration-made version 1 after the flush.
     items = []
     for stem, title in TITLES.items():
         path = Path(DEMO, "images", f"{stem}.png")

@@ -31,7 +31,7 @@ def test_the_query_field_cannot_be_stored_as_text(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_evaluate_retrieval_end_to_end(tmp_path, capsys):
     # Three demo drawings, each also as a smaller JPEG copy: the copy is its nearest picture.
     rows = []

@@ -157,8 +157,8 @@ def test_the_ranking_statement_uses_the_hnsw_indexes(fruit, version, filters):
         cursor.execute("SET LOCAL enable_sort = off")
         cursor.execute("EXPLAIN " + sql, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert "Index Scan using embedding_image_hnsw" in plan
-    assert "Index Scan using embedding_text_hnsw" in plan
+    assert "Index Scan using embedding_image_vector_v1" in plan
+    assert "Index Scan using embedding_text_vector_v1" in plan
     if not filters:
         # With a filter the planner may start from the category index instead; both are fine.
         assert "catalog_image_search_document_gin" in plan
