@@ -141,3 +141,10 @@ GLIMPSE_EMBED_BATCH_SIZE = int(os.environ.get("GLIMPSE_EMBED_BATCH_SIZE", 32))
 GLIMPSE_SEARCH_MAX_QUERY_CHARS = 200
 GLIMPSE_SEARCH_MAX_LIMIT = 100
 GLIMPSE_HNSW_EF_SEARCH = int(os.environ.get("GLIMPSE_HNSW_EF_SEARCH", 100))
+
+# Learning from judgments: a trained version is released only when its held-out nDCG@10
+# beats the active version's by this margin; training starts on its own once this many
+# judgments arrived since the last run.
+GLIMPSE_RELEASE_MARGIN = float(os.environ.get("GLIMPSE_RELEASE_MARGIN", 0.005))
+GLIMPSE_HELD_OUT_SHARE = float(os.environ.get("GLIMPSE_HELD_OUT_SHARE", 0.3))
+GLIMPSE_TRAIN_AFTER_JUDGMENTS = int(os.environ.get("GLIMPSE_TRAIN_AFTER_JUDGMENTS", 50))

@@ -13,7 +13,8 @@ HNSW_OPTIONS = "m = 16, ef_construction = 64"
 
 
 def index_name(column: str, version: ModelVersion) -> str:
-    return f"embedding_{column}_v{version.number}"
+    # By row id, which is never reused, so a name always means the same predicate.
+    return f"embedding_{column}_id{version.id}"
 
 
 def version_indexes_create(*, version: ModelVersion) -> None:

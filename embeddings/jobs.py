@@ -19,3 +19,10 @@ def backfill_version(version_id: int) -> dict:
         written += count
     version_activate(version=version)
     return {"version": version.number, "backfilled": written}
+
+
+def sweep() -> dict:
+    """Scheduled: queue pending images that no job covers (Redis was down, a worker died)."""
+    from .services import embedding_sweep
+
+    return {"queued": embedding_sweep()}

@@ -3,6 +3,8 @@ the top k (the usual R@k of image-retrieval papers); MRR uses the first relevant
 from dataclasses import dataclass
 from math import comb
 
+import numpy as np
+
 KS = (1, 5, 10)
 
 
@@ -47,3 +49,52 @@ def random_scores(cases: list[tuple[int, int]]) -> Scores:
         total = comb(candidates, relevant)
         mrr += sum(comb(candidates - rank, relevant - 1) / rank for rank in range(1, candidates - relevant + 2)) / total
     return Scores(recall={k: value / len(cases) for k, value in recall.items()}, mrr=mrr / len(cases), queries=len(cases))
+
+
+RELEVANT_GRADE = 2
+
+
+def ndcg_at_k(ranked_ids: list[int], grades: dict[int, float], k: int = 10) -> float:
+    """nDCG with gain = grade (0–3); the ideal ranking orders every judged image by grade."""
+    gains = [grades.get(image_id, 0.0) for image_id in ranked_ids[:k]]
+    dcg = sum(gain / np.log2(rank + 1) for rank, gain in enumerate(gains, start=1))
+    ideal = sorted(grades.values(), reverse=True)[:k]
+    idcg = sum(gain / np.log2(rank + 1) for rank, gain in enumerate(ideal, start=1))
+    return dcg / idcg if idcg > 0 else 0.0
+
+
+def judged_metrics(rankings: dict[str, list[int]], judged: dict[str, dict[int, float]], k: int = 10) -> dict:
+    """nDCG@k, Recall@k (share of grade ≥ 2 images found in the top k) and MRR over judged queries."""
+    ndcgs, recalls, reciprocal = [], [], []
+    for query, grades in judged.items():
+        ranked = rankings.get(query, [])
+        relevant = {image_id for image_id, grade in grades.items() if grade >= RELEVANT_GRADE}
+        ndcgs.append(ndcg_at_k(ranked, grades, k))
+        if relevant:
+            recalls.append(len(relevant & set(ranked[:k])) / len(relevant))
+            rank = first_relevant_rank(ranked, relevant)
+            reciprocal.append(1 / rank if rank else 0.0)
+    return {
+        f"nDCG@{k}": round(float(np.mean(ndcgs)), 4) if ndcgs else 0.0,
+        f"Recall@{k}": round(float(np.mean(recalls)), 4) if recalls else 0.0,
+        "MRR": round(float(np.mean(reciprocal)), 4) if reciprocal else 0.0,
+        "queries": len(judged),
+    }
+
+
+def rank_in_memory(
+    queries: np.ndarray, image_vectors: np.ndarray, text_vectors: np.ndarray, has_text: np.ndarray, depth: int = 200, rrf_k: int = 60
+) -> list[np.ndarray]:
+    """Semantic-mode ranking (RRF of the image-vector and description-vector lists), exactly,
+    for vectors not in the database yet: a candidate version is judged before it is stored."""
+    rankings = []
+    image_scores = queries @ image_vectors.T
+    text_scores = np.where(has_text[None, :], queries @ text_vectors.T, -np.inf)
+    for row in range(len(queries)):
+        fused = {}
+        for scores, available in ((image_scores[row], len(image_vectors)), (text_scores[row], int(has_text.sum()))):
+            top = np.argsort(-scores, kind="stable")[: min(depth, available)]
+            for rank, index in enumerate(top, start=1):
+                fused[int(index)] = fused.get(int(index), 0.0) + 1 / (rrf_k + rank)
+        rankings.append(np.array(sorted(fused, key=lambda index: (-fused[index], index)), dtype=np.int64))
+    return rankings

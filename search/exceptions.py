@@ -1,2 +1,10 @@
 class InvalidQuery(ValueError):
     """The query cannot be run as given; the message says what to change."""
+
+
+class JudgmentNotAllowed(PermissionError):
+    """The user may not judge results."""
+
+
+class InvalidJudgment(ValueError):
+    """The judgment cannot be recorded as given; the message says why."""

@@ -1,12 +1,16 @@
-from django.http import JsonResponse
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpResponseBadRequest, HttpResponseForbidden, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from catalog.models import Image
 from embeddings.exceptions import NoActiveVersion
 
-from .exceptions import InvalidQuery
+from .exceptions import InvalidJudgment, InvalidQuery, JudgmentNotAllowed
+from .judgments import PERMISSION, current_grades, judgment_record
 from .forms import SearchForm
 from .selectors import CANDIDATES
 from .services import search_run
@@ -34,6 +38,13 @@ def search_page(request):
             context["has_next"] = results.offset + results.limit < min(results.total, CANDIDATES)
             context["query_string"] = request.GET.copy()
             context["query_string"].pop("page", None)
+            query = form.cleaned_data.get("q") or ""
+            if query and not request.FILES and request.user.has_perm(PERMISSION):
+                context["can_judge"] = True
+                grades = current_grades(curator=request.user, query_text=query, image_ids=results.image_ids)
+                context["grades"] = grades
+                for hit in results.hits:
+                    hit.image.my_grade = grades.get(hit.image.id)
     return render(request, "search/page.html", context, status=400 if context["error"] else 200)
 
 
@@ -78,3 +89,25 @@ def categories() -> list[str]:
 def image_detail(request, image_id: int):
     image = get_object_or_404(Image, id=image_id)
     return render(request, "search/image.html", {"image": image})
+
+
+@require_http_methods(["POST"])
+def judge(request):
+    """One click on a result: record the grade and go back to the same results page."""
+    back = request.POST.get("next") or reverse("search:page")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = reverse("search:page")
+    if not request.user.is_authenticated:
+        return redirect_to_login(back)
+    try:
+        judgment_record(
+            curator=request.user,
+            image_id=int(request.POST.get("image", "0")),
+            grade=int(request.POST.get("grade", "-1")),
+            query_text=request.POST.get("q", ""),
+        )
+    except JudgmentNotAllowed:
+        return HttpResponseForbidden("You may not judge results.")
+    except (InvalidJudgment, ValueError) as error:
+        return HttpResponseBadRequest(f"The judgment was not recorded: {error}")
+    return HttpResponseRedirect(back)

@@ -38,14 +38,20 @@ def make_images(db):
         contents = distinct_pngs(len(specs) + make.counter)[make.counter :]
         make.counter += len(specs)
         items = [
-            ImageInput(content=content, **{key: value for key, value in spec.items() if key not in ("image_vector", "text_vector")})
+            ImageInput(content=content, **{key: value for key, value in spec.items() if key not in ("image_vector", "text_vector", "feature_vector")})
             for spec, content in zip(specs, contents)
         ]
         report = images_create(items=items)
         assert not report.invalid and not report.duplicates
         version = ModelVersion.objects.get(number=1)
         rows = [
-            ImageEmbedding(image=image, version=version, image_vector=spec["image_vector"], text_vector=spec.get("text_vector"))
+            ImageEmbedding(
+                image=image,
+                version=version,
+                image_vector=spec["image_vector"],
+                text_vector=spec.get("text_vector"),
+                feature_vector=spec.get("feature_vector"),
+            )
             for image, spec in zip(report.created, specs)
             if "image_vector" in spec
         ]
@@ -55,3 +61,17 @@ def make_images(db):
 
     make.counter = 0
     return make
+
+
+@pytest.fixture
+def curator(db, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("curator", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="add_relevancejudgment"))
+    return django_user_model.objects.get(id=user.id)  # fresh, so the permission cache sees it
+
+
+@pytest.fixture
+def visitor(db, django_user_model):
+    return django_user_model.objects.create_user("visitor", password="pw")

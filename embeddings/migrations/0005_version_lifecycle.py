@@ -12,7 +12,7 @@ def index_existing_versions(apps, schema_editor):
     for version in ModelVersion.objects.exclude(state="retired"):
         for column in COLUMNS:
             schema_editor.execute(
-                f"CREATE INDEX IF NOT EXISTS embedding_{column}_v{version.number} ON embeddings_imageembedding "
+                f"CREATE INDEX IF NOT EXISTS embedding_{column}_id{version.id} ON embeddings_imageembedding "
                 f"USING hnsw ({column} vector_cosine_ops) WITH (m = 16, ef_construction = 64) "
                 f"WHERE version_id = {int(version.id)}"
             )

@@ -6,6 +6,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from catalog.models import Image
+from embeddings.indexes import index_name
 from search.exceptions import InvalidQuery
 from search.selectors import CANDIDATES, Filters, configure_index_scans, fused_ranking_sql, image_search, vector_literal
 from tests.conftest import unit
@@ -157,8 +158,8 @@ def test_the_ranking_statement_uses_the_hnsw_indexes(fruit, version, filters):
         cursor.execute("SET LOCAL enable_sort = off")
         cursor.execute("EXPLAIN " + sql, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert "Index Scan using embedding_image_vector_v1" in plan
-    assert "Index Scan using embedding_text_vector_v1" in plan
+    assert f"Index Scan using {index_name('image_vector', version)}" in plan
+    assert f"Index Scan using {index_name('text_vector', version)}" in plan
     if not filters:
         # With a filter the planner may start from the category index instead; both are fine.
         assert "catalog_image_search_document_gin" in plan

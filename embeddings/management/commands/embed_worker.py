@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand
 from rq import SimpleWorker
 
 from embeddings import encoders
-from embeddings.services import QUEUE, embedding_sweep
+from embeddings.services import QUEUE, TRAINING_QUEUE, embedding_sweep
 
 
 class Command(BaseCommand):
@@ -17,8 +17,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
         parser.add_argument("--no-sweep", action="store_true", help="do not first re-queue pending images")
+        parser.add_argument(
+            "--queue", dest="queues", action="append", choices=["embeddings", "training"],
+            help="queue to serve (repeatable); default: embeddings, then training",
+        )
 
-    def handle(self, *args, burst: bool, no_sweep: bool, **options):
+    def handle(self, *args, burst: bool, no_sweep: bool, queues: list[str] | None, **options):
         encoders.image_encoder()
         encoders.text_encoder()
         encoders.class_embeddings()
@@ -27,6 +31,6 @@ class Command(BaseCommand):
             requeued = embedding_sweep(grace=timedelta(0))
             if requeued:
                 self.stderr.write(f"re-queued {requeued} pending images that no queued job covered")
-        queue = django_rq.get_queue(QUEUE)
-        worker = SimpleWorker([queue], connection=queue.connection)
+        served = [django_rq.get_queue(name) for name in queues or [QUEUE, TRAINING_QUEUE]]
+        worker = SimpleWorker(served, connection=served[0].connection)
         worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")

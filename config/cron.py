@@ -1,0 +1,8 @@
+"""Periodic jobs, run by `manage.py rqcron config/cron.py` (the scheduler process)."""
+from rq import cron
+
+from embeddings.jobs import sweep
+from search.jobs import train_when_enough_judgments
+
+cron.register(sweep, queue_name="embeddings", interval=300)
+cron.register(train_when_enough_judgments, queue_name="training", interval=900, job_timeout=6 * 3600)

@@ -1,0 +1,84 @@
+"""Curators' relevance judgments: recording them (with history) and reading the current ones."""
+from collections import defaultdict
+
+import numpy as np
+from django.db import transaction
+
+from catalog.models import Image
+from embeddings.models import ModelVersion
+from embeddings.selectors import version_active
+
+from .exceptions import InvalidJudgment, JudgmentNotAllowed
+from .models import RelevanceJudgment
+
+PERMISSION = "search.add_relevancejudgment"
+
+
+def query_key_for(*, text: str = "", image_hash: str = "") -> str:
+    if image_hash:
+        return f"image:{image_hash}"
+    key = " ".join(text.lower().split())
+    if not key:
+        raise InvalidJudgment("a judgment needs the query it answers")
+    return key[:300]
+
+
+def judgment_record(
+    *,
+    curator,
+    image_id: int,
+    grade: int,
+    query_text: str = "",
+    query_image_hash: str = "",
+    query_vector: np.ndarray | None = None,
+    version: ModelVersion | None = None,
+) -> RelevanceJudgment:
+    """Record a grade; an unchanged grade is a no-op, a changed one keeps the old row as history."""
+    if not curator.has_perm(PERMISSION):
+        raise JudgmentNotAllowed(f"{curator} may not judge results")
+    if grade not in RelevanceJudgment.Grade.values:
+        raise InvalidJudgment(f"grade must be 0, 1, 2 or 3, not {grade!r}")
+    if not Image.objects.filter(id=image_id).exists():
+        raise InvalidJudgment(f"image {image_id} does not exist")
+    key = query_key_for(text=query_text, image_hash=query_image_hash)
+    version = version or version_active()
+    with transaction.atomic():
+        current = (
+            RelevanceJudgment.objects.select_for_update()
+            .filter(query_key=key, image_id=image_id, curator=curator, is_current=True)
+            .first()
+        )
+        if current and current.grade == grade:
+            return current
+        if current:
+            RelevanceJudgment.objects.filter(id=current.id).update(is_current=False)
+        return RelevanceJudgment.objects.create(
+            query_key=key,
+            query_text=" ".join(query_text.split()),
+            query_image_hash=query_image_hash,
+            query_vector=query_vector,
+            image_id=image_id,
+            grade=grade,
+            curator=curator,
+            version=version,
+        )
+
+
+def current_grades(*, curator, query_text: str, image_ids: list[int]) -> dict[int, int]:
+    """This curator's current grades for results on a page."""
+    if not query_text.strip():
+        return {}
+    return dict(
+        RelevanceJudgment.objects.filter(
+            query_key=query_key_for(text=query_text), curator=curator, image_id__in=image_ids, is_current=True
+        ).values_list("image_id", "grade")
+    )
+
+
+def judged_text_queries() -> dict[str, dict[int, float]]:
+    """{normalised query: {image id: mean current grade over curators}} for text queries."""
+    grades = defaultdict(lambda: defaultdict(list))
+    rows = RelevanceJudgment.objects.filter(is_current=True, query_image_hash="").values_list("query_key", "image_id", "grade")
+    for key, image_id, grade in rows:
+        grades[key][image_id].append(grade)
+    return {key: {image_id: float(np.mean(values)) for image_id, values in images.items()} for key, images in grades.items()}

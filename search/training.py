@@ -1,0 +1,166 @@
+"""Turn curators' judgments into a new model version, released only if it ranks better.
+
+search supplies the judgments; embeddings trains and stores the heads. Held-out
+judgments are split by query (never by row), so a query's images are all on one side.
+"""
+import hashlib
+import logging
+from dataclasses import asdict
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+
+from embeddings import encoders
+from embeddings.models import ImageEmbedding, ModelVersion
+from embeddings.selectors import version_active, version_base
+from embeddings.services import version_start_release
+from embeddings.spaces import HeadsSpace, ImageVectors, space_for
+from embeddings.training.heads import HeadWeights
+from embeddings.training.trainer import TrainingOptions, TrainingSet, heads_train
+
+from .evaluation import RELEVANT_GRADE, judged_metrics, rank_in_memory
+from .judgments import judged_text_queries
+from .models import RelevanceJudgment
+from .selectors import Filters, fused_ranking, vector_literal
+
+logger = logging.getLogger("glimpse.training")
+
+HARD_NEGATIVES_PER_QUERY = 20
+
+
+def is_held_out(query: str, *, seed: int, share: float) -> bool:
+    digest = hashlib.sha256(f"{seed}:{query.lower()}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 < share
+
+
+class Catalog:
+    """The base version's frozen-tower vectors, in memory, by row."""
+
+    def __init__(self):
+        rows = list(
+            ImageEmbedding.objects.filter(version=version_base())
+            .order_by("image_id")
+            .values_list("image_id", "image_vector", "text_vector", "feature_vector")
+        )
+        self.ids = np.array([row[0] for row in rows], dtype=np.int64)
+        self.row_of = {image_id: position for position, image_id in enumerate(self.ids)}
+        self.bridge = np.stack([row[1] for row in rows]).astype(np.float32)
+        self.features = np.stack([row[3] for row in rows]).astype(np.float32)
+        self.has_text = np.array([row[2] is not None for row in rows])
+        self.texts = np.stack([row[2] if row[2] is not None else np.zeros(self.bridge.shape[1]) for row in rows]).astype(np.float32)
+
+    def vectors(self, space) -> tuple[np.ndarray, np.ndarray]:
+        images = space.from_base(ImageVectors(text_space=self.bridge, features=self.features)).text_space
+        return images, space.texts_from_base(self.texts)
+
+    def rankings(self, space, queries: list[str], raw_queries: np.ndarray) -> dict[str, list[int]]:
+        images, texts = self.vectors(space)
+        ranked = rank_in_memory(space.texts_from_base(raw_queries), images, texts, self.has_text)
+        return {query: self.ids[order].tolist() for query, order in zip(queries, ranked)}
+
+
+def training_set(catalog: Catalog, judged: dict[str, dict[int, float]], queries: list[str], raw: np.ndarray, active: ModelVersion) -> TrainingSet:
+    texts, image_rows, negatives = [], [], []
+    for row in np.flatnonzero(catalog.has_text):
+        texts.append(catalog.texts[row])
+        image_rows.append(row)
+        negatives.append(np.zeros(0, dtype=np.int64))
+    for query, vector in zip(queries, raw):
+        grades = judged[query]
+        positives = [catalog.row_of[i] for i, grade in grades.items() if grade >= RELEVANT_GRADE and i in catalog.row_of]
+        if not positives:
+            continue
+        judged_rows = {catalog.row_of[i] for i in grades if i in catalog.row_of}
+        ranking = fused_ranking(mode="semantic", vector=vector_literal(space_for(active).texts_from_base(vector[None])[0]), text="", version=active, filters=Filters())
+        mined = [catalog.row_of[i] for i, _ in ranking if i in catalog.row_of and catalog.row_of[i] not in judged_rows][:HARD_NEGATIVES_PER_QUERY]
+        graded_zero = [catalog.row_of[i] for i, grade in grades.items() if grade == 0 and i in catalog.row_of]
+        query_negatives = np.array(sorted(set(mined) | set(graded_zero)), dtype=np.int64)
+        for row in positives:
+            texts.append(vector)
+            image_rows.append(row)
+            negatives.append(query_negatives)
+    return TrainingSet(
+        bridge=catalog.bridge,
+        features=catalog.features,
+        texts=np.array(texts, dtype=np.float32).reshape(-1, catalog.bridge.shape[1]),
+        image_rows=np.array(image_rows, dtype=np.int64),
+        negatives=negatives,
+    )
+
+
+def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: float | None = None, options: TrainingOptions | None = None) -> ModelVersion:
+    """Train heads from the catalog's pairs and the judgments, evaluate them against the
+    active version on held-out judged queries, and start the release only if they win."""
+    margin = settings.GLIMPSE_RELEASE_MARGIN if margin is None else margin
+    held_out_share = settings.GLIMPSE_HELD_OUT_SHARE if held_out_share is None else held_out_share
+    options = options or TrainingOptions(seed=seed)
+    active = version_active()
+    base = version_base()
+    judged = judged_text_queries()
+    train_queries = sorted(query for query in judged if not is_held_out(query, seed=seed, share=held_out_share))
+    test_queries = sorted(query for query in judged if is_held_out(query, seed=seed, share=held_out_share))
+    with transaction.atomic():
+        number = (ModelVersion.objects.aggregate(Max("number"))["number__max"] or 0) + 1
+        version = ModelVersion.objects.create(
+            number=number,
+            kind=ModelVersion.Kind.HEADS,
+            state=ModelVersion.State.TRAINING,
+            image_model=base.image_model,
+            text_model=base.text_model,
+            trained_from=active,
+        )
+    catalog = Catalog()
+    text_encoder = encoders.text_encoder()
+    raw_train = text_encoder.encode(train_queries)
+    raw_test = text_encoder.encode(test_queries)
+    held_out = {query: judged[query] for query in test_queries}
+    data = training_set(catalog, judged, train_queries, raw_train, active)
+
+    def held_out_ndcg(epoch: int, heads: HeadWeights) -> dict:
+        return {"held_out_nDCG@10": judged_metrics(catalog.rankings(HeadsSpace(heads), test_queries, raw_test), held_out)["nDCG@10"]}
+
+    counts = {
+        "images": len(catalog.ids),
+        "pairs": len(data),
+        "description_pairs": int(catalog.has_text.sum()),
+        "judgments": RelevanceJudgment.objects.filter(is_current=True).count(),
+        "train_queries": len(train_queries),
+        "held_out_queries": len(test_queries),
+    }
+    heads, curve = heads_train(data, options=options, device=encoders.device(), on_epoch=held_out_ndcg if test_queries else None)
+    candidate = judged_metrics(catalog.rankings(HeadsSpace(heads), test_queries, raw_test), held_out)
+    baseline = judged_metrics(catalog.rankings(space_for(active), test_queries, raw_test), held_out)
+    released = bool(test_queries) and candidate["nDCG@10"] >= baseline["nDCG@10"] + margin
+    if not test_queries:
+        verdict = "not released: no held-out judged queries to compare on"
+    elif released:
+        verdict = f"released: held-out nDCG@10 {candidate['nDCG@10']:.4f} beats v{active.number}'s {baseline['nDCG@10']:.4f} by at least {margin}"
+    else:
+        verdict = f"not released: held-out nDCG@10 {candidate['nDCG@10']:.4f} does not beat v{active.number}'s {baseline['nDCG@10']:.4f} by {margin}"
+    with transaction.atomic():
+        version.weights = heads.to_bytes()
+        version.metrics = {
+            "held_out": {"candidate": candidate, f"active_v{active.number}": baseline},
+            "margin": margin,
+            "released": released,
+            "curve": curve,
+            "counts": counts,
+            "options": asdict(options),
+        }
+        version.notes = verdict
+        version.state = ModelVersion.State.TRAINING if released else ModelVersion.State.RETIRED
+        version.save()
+        if released:
+            version_start_release(version=version)
+    logger.info("v%s %s", version.number, verdict)
+    return version
+
+
+def new_judgments_since_last_training() -> int:
+    last = ModelVersion.objects.filter(kind=ModelVersion.Kind.HEADS).order_by("-created_at").first()
+    judgments = RelevanceJudgment.objects.all()
+    if last:
+        judgments = judgments.filter(created_at__gt=last.created_at)
+    return judgments.count()
