@@ -63,11 +63,18 @@ def ndcg_at_k(ranked_ids: list[int], grades: dict[int, float], k: int = 10) -> f
     return dcg / idcg if idcg > 0 else 0.0
 
 
-def judged_metrics(rankings: dict[str, list[int]], judged: dict[str, dict[int, float]], k: int = 10) -> dict:
-    """nDCG@k, Recall@k (share of grade ≥ 2 images found in the top k) and MRR over judged queries."""
+def judged_metrics(rankings: dict[str, list[int]], judged: dict[str, dict[int, float]], k: int = 10, condensed: bool = False) -> dict:
+    """nDCG@k, Recall@k (share of grade ≥ 2 images found in the top k) and MRR over judged queries.
+
+    `condensed` drops unjudged images from each ranking first. Judgments are collected on
+    the active model's top results, so without it an unjudged image counts as irrelevant
+    and any other model is penalised for surfacing what nobody has looked at yet.
+    """
     ndcgs, recalls, reciprocal = [], [], []
     for query, grades in judged.items():
         ranked = rankings.get(query, [])
+        if condensed:
+            ranked = [image_id for image_id in ranked if image_id in grades]
         relevant = {image_id for image_id, grade in grades.items() if grade >= RELEVANT_GRADE}
         ndcgs.append(ndcg_at_k(ranked, grades, k))
         if relevant:

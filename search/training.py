@@ -119,7 +119,7 @@ def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: 
     data = training_set(catalog, judged, train_queries, raw_train, active)
 
     def held_out_ndcg(epoch: int, heads: HeadWeights) -> dict:
-        return {"held_out_nDCG@10": judged_metrics(catalog.rankings(HeadsSpace(heads), test_queries, raw_test), held_out)["nDCG@10"]}
+        return {"held_out_nDCG@10": judged_metrics(catalog.rankings(HeadsSpace(heads), test_queries, raw_test), held_out, condensed=True)["nDCG@10"]}
 
     counts = {
         "images": len(catalog.ids),
@@ -130,8 +130,8 @@ def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: 
         "held_out_queries": len(test_queries),
     }
     heads, curve = heads_train(data, options=options, device=encoders.device(), on_epoch=held_out_ndcg if test_queries else None)
-    candidate = judged_metrics(catalog.rankings(HeadsSpace(heads), test_queries, raw_test), held_out)
-    baseline = judged_metrics(catalog.rankings(space_for(active), test_queries, raw_test), held_out)
+    candidate = judged_metrics(catalog.rankings(HeadsSpace(heads), test_queries, raw_test), held_out, condensed=True)
+    baseline = judged_metrics(catalog.rankings(space_for(active), test_queries, raw_test), held_out, condensed=True)
     released = bool(test_queries) and candidate["nDCG@10"] >= baseline["nDCG@10"] + margin
     if not test_queries:
         verdict = "not released: no held-out judged queries to compare on"

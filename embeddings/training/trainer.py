@@ -25,8 +25,8 @@ class TrainingSet:
 class TrainingOptions:
     epochs: int = 30
     batch_size: int = 256
-    learning_rate: float = 2e-3
-    l2: float = 0.05  # pull toward the bridge, relative to the contrastive loss
+    learning_rate: float = 1e-3
+    l2: float = 0.01  # pull toward the bridge, relative to the contrastive loss
     seed: int = 0
 
 
@@ -71,7 +71,7 @@ def heads_train(
             (loss + penalty).backward()
             optimizer.step()
             losses.append(float(loss.detach()))
-        row = {"epoch": epoch, "loss": round(float(np.mean(losses)), 5), "temperature": round(float(1 / heads.logit_scale.exp()), 5)}
+        row = {"epoch": epoch, "loss": round(float(np.mean(losses)), 5), "temperature": round(float(1 / heads.logit_scale.detach().exp()), 5)}
         if on_epoch:
             row.update(on_epoch(epoch, heads.export()))
         curve.append(row)

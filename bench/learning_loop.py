@@ -1,0 +1,140 @@
+"""The learning loop, simulated: a curator judges, the heads retrain, a better model ships.
+
+    python bench/learning_loop.py /path/to/dataset [--rounds 4] [--queries-per-round 300]
+
+The dataset is a folder with a JSONL manifest (file, caption, optional label), imported
+into a throwaway database with no text (the figures measure the vectors) and embedded.
+Captions are split by query into training queries, which the simulated curator judges,
+and held-out queries, which nobody ever judges and on which every round is measured.
+Each round the curator grades the active model's top 10 for a batch of training queries
+from the dataset's ground truth (caption match = 3, same label = 1, else 0); then a
+training run fits new heads, its own held-out split of the judged queries gates the
+release, and a released version is backfilled and switched to, as a worker would.
+"""
+import argparse
+import hashlib
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from common import table, throwaway_database
+
+
+def held_out(query: str, share: float) -> bool:
+    return int.from_bytes(hashlib.sha256(f"bench:{query}".encode()).digest()[:4], "big") / 2**32 < share
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dataset", type=Path)
+    parser.add_argument("--manifest", default="data.jsonl")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--queries-per-round", type=int, default=300)
+    parser.add_argument("--held-out-share", type=float, default=0.3, help="share of captions never judged, for measuring")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--limit", type=int, help="use only the first N manifest rows")
+    options = parser.parse_args()
+
+    with throwaway_database():
+        from django.contrib.auth.models import Permission, User
+
+        from catalog.services import ImageInput, images_create
+        from embeddings.jobs import backfill_version
+        from embeddings.selectors import version_active
+        from embeddings.services import images_embed
+        from embeddings.spaces import space_for
+        from embeddings.training.trainer import TrainingOptions
+        from search.evaluation import judged_metrics
+        from search.judgments import judgment_record
+        from search.selectors import Filters, fused_ranking, vector_literal
+        from search.training import training_run
+
+        started = time.perf_counter()
+        records = [json.loads(line) for line in (options.dataset / options.manifest).read_text().splitlines() if line.strip()]
+        records = records[: options.limit] if options.limit else records
+        image_of = {}
+        for start in range(0, len(records), 64):
+            chunk = records[start : start + 64]
+            report = images_create(items=[ImageInput(content=(options.dataset / record["file"]).read_bytes(), name=str(start + n)) for n, record in enumerate(chunk)])
+            image_of.update({int(name): image_id for name, image_id in report.ids_by_name.items()})
+        ids = sorted(set(image_of.values()))
+        for start in range(0, len(ids), 64):
+            images_embed(image_ids=ids[start : start + 64])
+        print(f"imported and embedded {len(ids)} images in {time.perf_counter() - started:.0f} s", flush=True)
+
+        captions, labels = defaultdict(set), defaultdict(set)
+        for line, image_id in image_of.items():
+            captions[records[line]["caption"].lower()].add(image_id)
+            if records[line].get("label"):
+                labels[records[line]["label"]].add(image_id)
+        label_of = {image_of[line]: records[line].get("label") for line in image_of}
+        caption_label = {records[line]["caption"].lower(): records[line].get("label") for line in image_of}
+
+        def truth(query: str) -> dict[int, float]:
+            grades = {image_id: 1.0 for image_id in labels.get(caption_label[query], ())}
+            grades.update({image_id: 3.0 for image_id in captions[query]})
+            return grades
+
+        queries = sorted(captions)
+        test_queries = [query for query in queries if held_out(query, options.held_out_share)]
+        train_queries = [query for query in queries if not held_out(query, options.held_out_share)]
+        rng = np.random.default_rng(0)
+        rng.shuffle(train_queries)
+        curator = User.objects.create_user("simulated-curator")
+        curator.user_permissions.add(Permission.objects.get(codename="add_relevancejudgment"))
+        curator = User.objects.get(id=curator.id)
+
+        def rank(query_texts: list[str], version) -> dict[str, list[int]]:
+            space = space_for(version)
+            vectors = space.embed_texts(query_texts)
+            return {
+                query: [image_id for image_id, _ in fused_ranking(mode="semantic", vector=vector_literal(vector), text="", version=version, filters=Filters())]
+                for query, vector in zip(query_texts, vectors)
+            }
+
+        def measure(version) -> dict:
+            return judged_metrics(rank(test_queries, version), {query: truth(query) for query in test_queries})
+
+        rows = []
+        version = version_active()
+        result = measure(version)
+        rows.append([0, 0, f"v{version.number}", "—", "—", f"{result['nDCG@10']:.4f}", f"{result['Recall@10']:.4f}", f"{result['MRR']:.4f}"])
+        print(f"round 0: {rows[-1]}", flush=True)
+        judged_count = 0
+        for round_number in range(1, options.rounds + 1):
+            batch = train_queries[(round_number - 1) * options.queries_per_round : round_number * options.queries_per_round]
+            if not batch:
+                batch = train_queries[: options.queries_per_round]  # every query judged once: re-judge the new top 10
+            for query, ranked in rank(batch, version).items():
+                grades = truth(query)
+                for image_id in ranked[:10]:
+                    judgment_record(curator=curator, image_id=image_id, grade=int(grades.get(image_id, 0)), query_text=query, version=version)
+                    judged_count += 1
+            trained = training_run(seed=round_number, options=TrainingOptions(epochs=options.epochs, seed=round_number))
+            gate = trained.metrics["held_out"]
+            gate_text = f"{gate['candidate']['nDCG@10']:.4f} vs {next(v for k, v in gate.items() if k != 'candidate')['nDCG@10']:.4f}"
+            if trained.metrics["released"]:
+                backfill_version(trained.id)
+            version = version_active()
+            result = measure(version)
+            rows.append([
+                round_number, judged_count, f"v{version.number}",
+                f"v{trained.number} {'released' if trained.metrics['released'] else 'kept back'}", gate_text,
+                f"{result['nDCG@10']:.4f}", f"{result['Recall@10']:.4f}", f"{result['MRR']:.4f}",
+            ])
+            print(f"round {round_number}: {rows[-1]}", flush=True)
+        print(
+            f"{options.dataset}: {len(ids)} images, {len(train_queries)} training queries (judged), "
+            f"{len(test_queries)} held-out queries (never judged), {options.queries_per_round} queries judged per round, "
+            f"{time.perf_counter() - started:.0f} s in all"
+        )
+        print(table(
+            ["round", "judgments", "serving", "trained", "gate nDCG@10 new vs active", "held-out nDCG@10", "held-out Recall@10", "held-out MRR"],
+            rows,
+        ))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Training from judgments with the real text tower, on hand-made image vectors."""
+import numpy as np
+import pytest
+
+from embeddings.models import FEATURE_DIMENSIONS, ModelVersion
+from embeddings.selectors import version_active
+from embeddings.training.heads import HeadWeights
+from embeddings.training.trainer import TrainingOptions
+from search.judgments import judgment_record
+from search.training import is_held_out, new_judgments_since_last_training, training_run
+
+pytestmark = pytest.mark.slow
+
+QUERIES = ["apple", "guitar", "car", "cat", "dog", "house", "tree", "boat", "clock", "flower"]
+OPTIONS = TrainingOptions(epochs=4, seed=3)
+
+
+@pytest.fixture
+def judged_catalog(make_images, curator):
+    rng = np.random.default_rng(0)
+    specs = []
+    for index in range(40):
+        bridge = rng.normal(size=384).astype(np.float32)
+        feature = rng.normal(size=FEATURE_DIMENSIONS).astype(np.float32)
+        specs.append({"title": f"image {index}", "image_vector": bridge / np.linalg.norm(bridge), "feature_vector": feature / np.linalg.norm(feature)})
+    images = make_images(specs)
+    for number, query in enumerate(QUERIES):
+        for offset, grade in enumerate((3, 2, 0, 1)):
+            judgment_record(curator=curator, image_id=images[(number * 4 + offset) % 40].id, grade=grade, query_text=query)
+    return images
+
+
+def test_held_out_split_is_by_query_and_deterministic():
+    assert [is_held_out(query, seed=0, share=0.3) for query in QUERIES] == [is_held_out(query, seed=0, share=0.3) for query in QUERIES]
+    assert is_held_out("Apple", seed=0, share=0.3) == is_held_out("apple", seed=0, share=0.3)
+    assert not is_held_out("apple", seed=0, share=0.0) and is_held_out("apple", seed=0, share=1.0)
+
+
+def test_training_produces_a_measured_version_and_a_loser_is_not_released(judged_catalog):
+    assert new_judgments_since_last_training() == 40
+    version = training_run(seed=3, margin=1.0, held_out_share=0.4, options=OPTIONS)
+    version.refresh_from_db()
+    heads = HeadWeights.from_bytes(version.weights)
+    assert version.kind == "heads" and version.number == 2 and version.trained_from.number == 1
+    assert np.abs(heads.image).sum() > 0 and np.abs(heads.text).sum() > 0
+    metrics = version.metrics
+    assert set(metrics["held_out"]) == {"candidate", "active_v1"}
+    held_out = sum(is_held_out(query, seed=3, share=0.4) for query in QUERIES)
+    assert metrics["held_out"]["candidate"]["queries"] == held_out > 0
+    assert [row["epoch"] for row in metrics["curve"]] == [1, 2, 3, 4]
+    assert all("held_out_nDCG@10" in row and "loss" in row for row in metrics["curve"])
+    assert metrics["counts"]["train_queries"] == len(QUERIES) - held_out
+    # A margin of 1.0 nDCG cannot be beaten: not released, and v1 keeps serving.
+    assert metrics["released"] is False and version.state == "retired"
+    assert version.notes.startswith("not released: held-out nDCG@10")
+    assert version_active().number == 1
+    assert new_judgments_since_last_training() == 0
+
+
+def test_training_is_deterministic_for_a_seed(judged_catalog):
+    first = HeadWeights.from_bytes(training_run(seed=3, margin=1.0, held_out_share=0.4, options=OPTIONS).weights)
+    second = HeadWeights.from_bytes(training_run(seed=3, margin=1.0, held_out_share=0.4, options=OPTIONS).weights)
+    assert np.array_equal(first.image, second.image) and np.array_equal(first.text, second.text)
+
+
+def test_a_winner_starts_its_release(judged_catalog, queue, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        version = training_run(seed=3, margin=-1.0, held_out_share=0.4, options=OPTIONS)
+    version.refresh_from_db()
+    assert version.metrics["released"] is True and version.state == ModelVersion.State.BACKFILLING
+    assert version.notes.startswith("released:")
+    import django_rq
+
+    assert [job.args for job in django_rq.get_queue("training").get_jobs()] == [(version.id,)]
