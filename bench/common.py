@@ -11,15 +11,19 @@ sys.path.insert(0, str(ROOT))
 
 @contextmanager
 def throwaway_database():
-    """Django set up against a fresh `test_glimpse` database, dropped afterwards."""
+    """Django set up against a fresh database of its own, dropped afterwards."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
     import django
 
     django.setup()
     from django.test.utils import setup_databases, teardown_databases
 
+    from django.db import connection
+
     from catalog.signals import images_need_embedding
 
+    # Its own name, so a benchmark can run beside the test suite.
+    connection.settings_dict.setdefault("TEST", {})["NAME"] = f"glimpse_bench_{os.getpid()}"
     state = setup_databases(verbosity=0, interactive=False, keepdb=False)
     # Benchmarks embed in-process; workers on the shared queue must not see throwaway ids.
     images_need_embedding.disconnect(dispatch_uid="embeddings.queue_embedding")
