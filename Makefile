@@ -7,7 +7,7 @@ MANAGE := $(PY) manage.py
 DEMO := catalog/fixtures/openclipart-demo
 HOST ?= 127.0.0.1:8000
 
-.PHONY: install demo test test-fast serve worker stop bench clean
+.PHONY: install demo test test-fast serve worker scheduler stop bench clean
 
 install: $(VENV)/.installed
 
@@ -22,7 +22,7 @@ demo: install
 	$(MANAGE) import_images $(DEMO) --manifest data.jsonl
 	$(MANAGE) embed_catalog
 	@echo "Glimpse is at http://$(HOST)/  (admin: http://$(HOST)/admin/, create a login with: $(MANAGE) createsuperuser)"
-	@bash -c 'trap "kill 0" EXIT; $(MANAGE) embed_worker & $(MANAGE) runserver --noreload $(HOST)'
+	@bash -c 'trap "kill 0" EXIT; $(MANAGE) embed_worker & $(MANAGE) rqcron config/cron.py -l WARNING & $(MANAGE) runserver --noreload $(HOST)'
 
 CHROMIUM := /usr/bin/chromium
 
@@ -42,6 +42,9 @@ serve: install
 
 worker: install
 	$(MANAGE) embed_worker
+
+scheduler: install
+	$(MANAGE) rqcron config/cron.py
 
 stop: install
 	$(MANAGE) services stop
