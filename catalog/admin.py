@@ -1,8 +1,33 @@
+from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
+from .exceptions import InvalidImage
+from .imaging import check_image
 from .models import Image
-from .services import images_request_embedding
+from .services import image_create, images_request_embedding
+
+
+class ImageUploadForm(forms.ModelForm):
+    """Adding an image in the admin goes through the same validation as the import."""
+
+    upload = forms.FileField(help_text="JPEG, PNG, GIF, WEBP, BMP or TIFF")
+
+    class Meta:
+        model = Image
+        fields = ["upload", "title", "description", "tags", "category", "source", "license"]
+
+    def clean_upload(self):
+        content = self.cleaned_data["upload"].read(settings.GLIMPSE_MAX_UPLOAD_BYTES + 1)
+        try:
+            checked = check_image(content, max_bytes=settings.GLIMPSE_MAX_UPLOAD_BYTES, max_pixels=settings.GLIMPSE_MAX_PIXELS)
+        except InvalidImage as error:
+            raise forms.ValidationError(str(error)) from None
+        existing = Image.objects.filter(content_hash=checked.content_hash).values_list("id", flat=True).first()
+        if existing is not None:
+            raise forms.ValidationError(f"the same file is already in the catalog as image {existing}")
+        return content
 
 
 @admin.register(Image)
@@ -40,9 +65,32 @@ class ImageAdmin(admin.ModelAdmin):
     actions = ["re_embed"]
     list_per_page = 50
 
-    def has_add_permission(self, request):
-        # New images go through ingest validation: the import command or the search API.
-        return False
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = ImageUploadForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return ImageUploadForm.Meta.fields if obj is None else self.fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        data = form.cleaned_data
+        created = image_create(
+            content=data["upload"],
+            title=data["title"],
+            description=data["description"],
+            tags=data["tags"] or (),
+            category=data["category"],
+            source=data["source"],
+            license=data["license"],
+        )
+        obj.pk = created.pk  # the admin redirects and logs by the object it was given
 
     @admin.display(description="image")
     def preview(self, image: Image):
