@@ -69,7 +69,6 @@ def main():
             captions[records[line]["caption"].lower()].add(image_id)
             if records[line].get("label"):
                 labels[records[line]["label"]].add(image_id)
-        label_of = {image_of[line]: records[line].get("label") for line in image_of}
         caption_label = {records[line]["caption"].lower(): records[line].get("label") for line in image_of}
 
         def truth(query: str) -> dict[int, float]:

@@ -159,14 +159,14 @@ def main():
             query_vectors = (query_vectors / np.linalg.norm(query_vectors, axis=1, keepdims=True)).astype(np.float32)
             literal_iter = iter([vector_literal(vector) for vector in query_vectors] * 2)
             samples = timed(
-                lambda: fused_ranking(mode="semantic", vector=next(literal_iter), text="", version=version, filters=Filters()),
+                lambda queries=literal_iter: fused_ranking(mode="semantic", vector=next(queries), text="", version=version, filters=Filters()),
                 options.queries - 1,
             )
             recall = recall_at_10(query_vectors[:50], version)
             rows.append(row(f"{size:,} vectors: semantic SQL (loaded in {load_seconds:.0f} s)", samples, f"{recall:.3f}"))
             filter_iter = iter([vector_literal(vector) for vector in query_vectors] * 2)
             samples = timed(
-                lambda: fused_ranking(mode="semantic", vector=next(filter_iter), text="", version=version, filters=Filters(category="synthetic/7")),
+                lambda queries=filter_iter: fused_ranking(mode="semantic", vector=next(queries), text="", version=version, filters=Filters(category="synthetic/7")),
                 options.queries - 1,
             )
             rows.append(row(f"{size:,} vectors: semantic SQL, filter matching 1%", samples))

@@ -1,7 +1,7 @@
 """Version lifecycle on hand-made vectors: heads, backfill, atomic switch, rollback, drop."""
+import django_rq
 import numpy as np
 import pytest
-from django.db import connection, transaction
 from rq import SimpleWorker
 
 from embeddings.exceptions import VersionStateError
@@ -11,8 +11,9 @@ from embeddings.selectors import version_active
 from embeddings.services import TRAINING_QUEUE, version_activate, version_backfill_chunk, version_drop_vectors, version_start_release
 from embeddings.spaces import HeadsSpace, ImageVectors
 from embeddings.training.heads import HeadWeights
-from search.selectors import configure_index_scans, fused_ranking_sql, image_search, vector_literal
+from search.selectors import Filters, image_search, vector_literal
 from tests.conftest import unit
+from tests.plans import ranking_plan
 
 QUERY = unit(1, 0, 0)
 
@@ -109,24 +110,10 @@ def test_each_version_searches_through_its_own_index(catalog, trained):
     version_indexes_create(version=trained)
     while version_backfill_chunk(version=trained):
         pass
-    sql, params = fused_ranking_sql(mode="semantic", vector=vector_literal(QUERY), text="", version=trained, filters=_no_filters())
-    with transaction.atomic(), connection.cursor() as cursor:
-        configure_index_scans(cursor)
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("SET LOCAL enable_sort = off")
-        cursor.execute("EXPLAIN " + sql, params)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
+    plan = ranking_plan(mode="semantic", vector=vector_literal(QUERY), text="", version=trained, filters=Filters())
     assert f"Index Scan using {index_name('image_vector', trained)}" in plan
     assert index_name("image_vector", ModelVersion.objects.get(number=1)) not in plan
 
 
 def _training_queue():
-    import django_rq
-
     return django_rq.get_queue(TRAINING_QUEUE)
-
-
-def _no_filters():
-    from search.selectors import Filters
-
-    return Filters()

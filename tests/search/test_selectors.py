@@ -2,14 +2,14 @@
 from datetime import date, timedelta
 
 import pytest
-from django.db import connection, transaction
 from django.utils import timezone
 
 from catalog.models import Image
 from embeddings.indexes import index_name
 from search.exceptions import InvalidQuery
-from search.selectors import CANDIDATES, Filters, configure_index_scans, fused_ranking_sql, image_search, vector_literal
+from search.selectors import CANDIDATES, Filters, image_search, vector_literal
 from tests.conftest import unit
+from tests.plans import ranking_plan
 
 QUERY = unit(1, 0, 0)
 
@@ -147,17 +147,7 @@ def test_odd_characters_are_just_text(make_images):
 
 @pytest.mark.parametrize("filters", [Filters(), Filters(category="a")])
 def test_the_ranking_statement_uses_the_hnsw_indexes(fruit, version, filters):
-    sql, params = fused_ranking_sql(
-        mode="hybrid", vector=vector_literal(QUERY), text="near", version=version, filters=filters
-    )
-    with transaction.atomic(), connection.cursor() as cursor:
-        configure_index_scans(cursor)
-        # Four rows are cheaper to scan and sort than to walk an index; take those
-        # choices away from the planner, as a catalog of real size does.
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("SET LOCAL enable_sort = off")
-        cursor.execute("EXPLAIN " + sql, params)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
+    plan = ranking_plan(mode="hybrid", vector=vector_literal(QUERY), text="near", version=version, filters=filters)
     assert f"Index Scan using {index_name('image_vector', version)}" in plan
     assert f"Index Scan using {index_name('text_vector', version)}" in plan
     if not filters:
