@@ -22,6 +22,9 @@ class Command(BaseCommand):
         embedding_sweep(grace=timedelta(0))
         statuses = Image.objects.values_list("embedding_status", flat=True)
         total = Image.objects.count()
+        if not Image.objects.filter(embedding_status=Image.EmbeddingStatus.PENDING).exists():
+            self.stdout.write(f"all {total} images are embedded or failed; nothing to do")
+            return
         worker = subprocess.Popen([sys.executable, "manage.py", "embed_worker", "--burst", "--no-sweep"])
         with tqdm(total=total, unit="image", desc="embedding", disable=verbosity == 0) as progress:
             while True:
