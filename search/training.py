@@ -129,7 +129,10 @@ def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: 
         "train_queries": len(train_queries),
         "held_out_queries": len(test_queries),
     }
-    heads, curve = heads_train(data, options=options, device=encoders.device(), on_epoch=held_out_ndcg if test_queries else None)
+    start = HeadWeights.from_bytes(active.weights) if active.kind == ModelVersion.Kind.HEADS else None
+    heads, curve = heads_train(
+        data, options=options, device=encoders.device(), start=start, on_epoch=held_out_ndcg if test_queries else None
+    )
     candidate = judged_metrics(catalog.rankings(HeadsSpace(heads), test_queries, raw_test), held_out, condensed=True)
     baseline = judged_metrics(catalog.rankings(space_for(active), test_queries, raw_test), held_out, condensed=True)
     released = bool(test_queries) and candidate["nDCG@10"] >= baseline["nDCG@10"] + margin
@@ -147,6 +150,7 @@ def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: 
             "released": released,
             "curve": curve,
             "counts": counts,
+            "started_from": f"v{active.number}",
             "options": asdict(options),
         }
         version.notes = verdict

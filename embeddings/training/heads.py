@@ -25,6 +25,15 @@ class ProjectionHeads(nn.Module):
         nn.init.zeros_(self.text.weight)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / temperature)))
 
+    @classmethod
+    def starting_from(cls, weights: "HeadWeights") -> "ProjectionHeads":
+        heads = cls(feature_dimensions=weights.image.shape[0], dimensions=weights.image.shape[1])
+        with torch.no_grad():
+            heads.image.weight.copy_(torch.from_numpy(weights.image.T.copy()))
+            heads.text.weight.copy_(torch.from_numpy(weights.text.T.copy()))
+            heads.logit_scale.fill_(weights.logit_scale)
+        return heads
+
     def embed_images(self, bridge: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         return functional.normalize(bridge + self.image(features), dim=-1)
 

@@ -35,14 +35,21 @@ def heads_train(
     *,
     options: TrainingOptions,
     device: torch.device,
+    start: HeadWeights | None = None,
     on_epoch: Callable[[int, HeadWeights], dict] | None = None,
 ) -> tuple[HeadWeights, list[dict]]:
-    """Deterministic for a seed on one device. Returns the heads and one curve row per epoch."""
+    """Deterministic for a seed on one device. Starts from `start` (the active version's
+    heads) or, without it, from zero heads, which is the bridge. Returns the heads and
+    one curve row per epoch."""
     if len(data) < 2:
         raise ValueError(f"need at least 2 training pairs, have {len(data)}")
     generator = torch.Generator().manual_seed(options.seed)
     torch.manual_seed(options.seed)
-    heads = ProjectionHeads(feature_dimensions=data.features.shape[1], dimensions=data.bridge.shape[1]).to(device)
+    if start is None:
+        heads = ProjectionHeads(feature_dimensions=data.features.shape[1], dimensions=data.bridge.shape[1])
+    else:
+        heads = ProjectionHeads.starting_from(start)
+    heads = heads.to(device)
     optimizer = torch.optim.AdamW(heads.parameters(), lr=options.learning_rate, weight_decay=0.0)
     bridge = torch.from_numpy(data.bridge).to(device)
     features = torch.from_numpy(data.features).to(device)

@@ -72,3 +72,17 @@ def test_a_winner_starts_its_release(judged_catalog, queue, django_capture_on_co
     import django_rq
 
     assert [job.args for job in django_rq.get_queue("training").get_jobs()] == [(version.id,)]
+
+
+def test_a_second_run_starts_from_the_active_heads(judged_catalog, queue, django_capture_on_commit_callbacks):
+    from embeddings.services import version_activate, version_backfill_chunk
+
+    with django_capture_on_commit_callbacks(execute=True):
+        first = training_run(seed=3, margin=-1.0, held_out_share=0.4, options=OPTIONS)
+    while version_backfill_chunk(version=first):
+        pass
+    version_activate(version=first)
+    assert version_active().number == first.number
+    second = training_run(seed=3, margin=1.0, held_out_share=0.4, options=OPTIONS)
+    assert second.trained_from_id == first.id and second.metrics["started_from"] == f"v{first.number}"
+    assert set(second.metrics["held_out"]) == {"candidate", f"active_v{first.number}"}
