@@ -90,7 +90,7 @@ def judged_metrics(rankings: dict[str, list[int]], judged: dict[str, dict[int, f
 
 
 def rank_in_memory(
-    queries: np.ndarray, image_vectors: np.ndarray, text_vectors: np.ndarray, has_text: np.ndarray, depth: int = 200, rrf_k: int = 60
+    queries: np.ndarray, image_vectors: np.ndarray, text_vectors: np.ndarray, has_text: np.ndarray, *, depth: int, rrf_k: int = 60
 ) -> list[np.ndarray]:
     """Semantic-mode ranking (RRF of the image-vector and description-vector lists), exactly,
     for vectors not in the database yet: a candidate version is judged before it is stored."""

@@ -20,7 +20,7 @@ MODES = ("hybrid", "semantic", "keyword")
 RRF_K = 60
 # Each ranked list contributes this many candidates; pages are cut from the fused list,
 # so a fixed pool keeps page 2 consistent with page 1.
-CANDIDATES = 200
+CANDIDATES = 100
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from embeddings.training.trainer import TrainingOptions, TrainingSet, heads_trai
 from .evaluation import RELEVANT_GRADE, judged_metrics, rank_in_memory
 from .judgments import judged_text_queries
 from .models import RelevanceJudgment
-from .selectors import Filters, fused_ranking, vector_literal
+from .selectors import CANDIDATES, Filters, fused_ranking, vector_literal
 
 logger = logging.getLogger("glimpse.training")
 
@@ -57,7 +57,7 @@ class Catalog:
 
     def rankings(self, space, queries: list[str], raw_queries: np.ndarray) -> dict[str, list[int]]:
         images, texts = self.vectors(space)
-        ranked = rank_in_memory(space.texts_from_base(raw_queries), images, texts, self.has_text)
+        ranked = rank_in_memory(space.texts_from_base(raw_queries), images, texts, self.has_text, depth=CANDIDATES)
         return {query: self.ids[order].tolist() for query, order in zip(queries, ranked)}
 
 

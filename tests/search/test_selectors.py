@@ -130,7 +130,7 @@ def test_images_without_vectors_for_the_version_are_not_ranked(make_images):
         ({"text": "x" * 201}, "the query is 201 characters; the limit is 200"),
         ({"text": "a", "mode": "fuzzy"}, "unknown mode 'fuzzy'"),
         ({"text": "a", "limit": 0}, "limit must be between 1 and 100"),
-        ({"text": "a", "offset": CANDIDATES}, "results go 200 deep"),
+        ({"text": "a", "offset": CANDIDATES}, "results go 100 deep"),
     ],
 )
 def test_bad_queries_raise_a_readable_error(db, kwargs, message):
