@@ -33,7 +33,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--queries-per-round", type=int, default=300)
     parser.add_argument("--held-out-share", type=float, default=0.3, help="share of captions never judged, for measuring")
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--limit", type=int, help="use only the first N manifest rows")
     options = parser.parse_args()
 

@@ -23,9 +23,11 @@ class TrainingSet:
 
 @dataclass(frozen=True)
 class TrainingOptions:
-    epochs: int = 30
+    # Small steps: on openclipart, held-out nDCG@10 rose most (0.085 -> 0.107) with lr 3e-4
+    # for 10-15 epochs; faster or longer training traded exact matches for category matches.
+    epochs: int = 15
     batch_size: int = 256
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-4
     l2: float = 0.01  # pull toward the bridge, relative to the contrastive loss
     seed: int = 0
 
