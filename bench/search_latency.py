@@ -62,7 +62,7 @@ def add_synthetic(total: int, *, version_id: int, seed: int, clusters: np.ndarra
         ) as copy:
             for image_id in range(last_id + 1, last_id + 1 + missing):
                 copy.write_row(
-                    (image_id, "", "", f"synthetic {image_id}", "", [], categories[image_id % 100], "bench", "",
+                    (image_id, "images/synthetic.png", "thumbnails/synthetic.webp", f"synthetic {image_id}", "", [], categories[image_id % 100], "bench", "",
                      f"synthetic-{image_id}", 1, 1, "2026-01-01", "2026-01-01", "ready", "")
                 )
         cursor.execute("SELECT setval(pg_get_serial_sequence('catalog_image', 'id'), %s)", [last_id + missing])
