@@ -76,3 +76,12 @@ def test_re_embedding_marks_pending_and_queues(queue, django_capture_on_commit_c
     image.refresh_from_db()
     assert (image.embedding_status, image.embedding_error) == ("pending", "")
     assert [job.args for job in queue.get_jobs()] == [([image.id], None)]
+
+
+@pytest.mark.django_db
+def test_with_redis_down_ingest_still_succeeds_and_the_image_stays_pending(settings, django_capture_on_commit_callbacks, caplog):
+    settings.RQ_QUEUES = {name: {"URL": "unix:///nonexistent/redis.sock?db=0"} for name in ("embeddings", "training")}
+    with django_capture_on_commit_callbacks(execute=True):
+        image = image_create(content=image_bytes())
+    assert Image.objects.get(id=image.id).embedding_status == "pending"
+    assert "could not queue 1 images for embedding" in caplog.text and "the sweeper will retry" in caplog.text
