@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from catalog.exceptions import InvalidImage
@@ -104,20 +105,11 @@ def images_embed(*, image_ids: list[int], version: ModelVersion | None = None) -
         raise
 
     rows = []
-    for target in targets:
-        space = space_for(target)
-        vectors = space.from_base(base_vectors) if base_vectors else None
-        texts = dict(zip(texted, space.texts_from_base(raw_texts))) if texted else {}
-        rows += [
-            ImageEmbedding(
-                image=image,
-                version=target,
-                image_vector=vectors.text_space[position],
-                text_vector=texts.get(position),
-                feature_vector=vectors.features[position],
-            )
-            for position, image in enumerate(readable)
-        ]
+    if base_vectors is not None:
+        ids = [image.id for image in readable]
+        raw_by_position = dict(zip(texted, raw_texts))
+        for target in targets:
+            rows += version_rows(version=target, image_ids=ids, base=base_vectors, raw_texts=raw_by_position)
     with transaction.atomic():
         ImageEmbedding.objects.bulk_create(
             rows,
@@ -142,45 +134,59 @@ def mark_failed(active: ModelVersion | None, reasons: dict[int, str]) -> None:
         Image.objects.filter(id=image_id).update(embedding_status=Image.EmbeddingStatus.FAILED, embedding_error=reason)
 
 
+def version_rows(
+    *, version: ModelVersion, image_ids: list[int], base: ImageVectors, raw_texts: dict[int, np.ndarray]
+) -> list[ImageEmbedding]:
+    """One version's rows from frozen-tower outputs (by position; `raw_texts` only where there is text)."""
+    space = space_for(version)
+    vectors = space.from_base(base)
+    positions = list(raw_texts)
+    texts = dict(zip(positions, space.texts_from_base(np.stack([raw_texts[p] for p in positions])))) if positions else {}
+    return [
+        ImageEmbedding(
+            image_id=image_id,
+            version=version,
+            image_vector=vectors.text_space[position],
+            text_vector=texts.get(position),
+            feature_vector=vectors.features[position],
+        )
+        for position, image_id in enumerate(image_ids)
+    ]
+
+
+def base_rows_missing(version: ModelVersion):
+    """The base version's rows for images that `version` has no vectors for yet."""
+    return ImageEmbedding.objects.filter(version=version_base()).exclude(
+        image_id__in=ImageEmbedding.objects.filter(version=version).values("image_id")
+    )
+
+
 def version_backfill_chunk(*, version: ModelVersion, limit: int = 2000) -> int:
     """Write `version`'s rows for up to `limit` images that have base rows but none of its own.
 
     Pure arithmetic on the stored frozen-tower vectors: the CNN does not run again.
     """
-    base = version_base()
-    space = space_for(version)
-    missing = (
-        ImageEmbedding.objects.filter(version=base)
-        .exclude(image_id__in=ImageEmbedding.objects.filter(version=version).values("image_id"))
+    rows = list(
+        base_rows_missing(version)
         .order_by("image_id")
         .values_list("image_id", "image_vector", "text_vector", "feature_vector")[:limit]
     )
-    rows = list(missing)
     if not rows:
         return 0
-    bridge = np.stack([row[1] for row in rows]).astype(np.float32)
-    features = np.stack([row[3] for row in rows]).astype(np.float32)
-    vectors = space.from_base(ImageVectors(text_space=bridge, features=features))
-    texted = [position for position, row in enumerate(rows) if row[2] is not None]
-    texts = dict(zip(texted, space.texts_from_base(np.stack([rows[position][2] for position in texted]).astype(np.float32)))) if texted else {}
+    base = ImageVectors(
+        text_space=np.stack([row[1] for row in rows]).astype(np.float32),
+        features=np.stack([row[3] for row in rows]).astype(np.float32),
+    )
+    raw_texts = {position: np.asarray(row[2], dtype=np.float32) for position, row in enumerate(rows) if row[2] is not None}
     ImageEmbedding.objects.bulk_create(
-        [
-            ImageEmbedding(
-                image_id=row[0],
-                version=version,
-                image_vector=vectors.text_space[position],
-                text_vector=texts.get(position),
-                feature_vector=features[position],
-            )
-            for position, row in enumerate(rows)
-        ],
+        version_rows(version=version, image_ids=[row[0] for row in rows], base=base, raw_texts=raw_texts),
         ignore_conflicts=True,
     )
     return len(rows)
 
 
 def version_start_release(*, version: ModelVersion) -> None:
-    """Index the version and let workers backfill it while the active version keeps serving.
+    """Queue the job that indexes and backfills the version while the active one keeps serving.
 
     Used for a newly trained version and for a rollback alike; a version whose vectors
     were dropped is rebuilt from the base rows and its stored heads.
@@ -195,15 +201,14 @@ def version_start_release(*, version: ModelVersion) -> None:
 def version_activate(*, version: ModelVersion) -> ModelVersion:
     """Switch every search to `version` in one transaction; the previous one retires."""
     with transaction.atomic():
-        versions = {item.id: item for item in ModelVersion.objects.select_for_update().filter(state__in=["active", "backfilling"])}
-        version = versions.get(version.id) or ModelVersion.objects.select_for_update().get(id=version.id)
+        # Lock the serving version and this one, so two switches cannot interleave.
+        locked = ModelVersion.objects.select_for_update().filter(Q(state=ModelVersion.State.ACTIVE) | Q(id=version.id))
+        version = next(item for item in locked if item.id == version.id)
         if version.state != ModelVersion.State.BACKFILLING:
             raise VersionStateError(f"{version} is {version.state}; only a backfilled version can be activated")
-        missing = ImageEmbedding.objects.filter(version=version_base()).exclude(
-            image_id__in=ImageEmbedding.objects.filter(version=version).values("image_id")
-        )
-        if missing.exists():
-            raise VersionStateError(f"{version} still lacks vectors for {missing.count()} images")
+        missing = base_rows_missing(version).count()
+        if missing:
+            raise VersionStateError(f"{version} still lacks vectors for {missing} images")
         now = timezone.now()
         ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE).update(state=ModelVersion.State.RETIRED, retired_at=now)
         ModelVersion.objects.filter(id=version.id).update(state=ModelVersion.State.ACTIVE, activated_at=now)

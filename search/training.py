@@ -67,13 +67,14 @@ def training_set(catalog: Catalog, judged: dict[str, dict[int, float]], queries:
         texts.append(catalog.texts[row])
         image_rows.append(row)
         negatives.append(np.zeros(0, dtype=np.int64))
-    for query, vector in zip(queries, raw):
+    served = space_for(active).texts_from_base(raw) if len(raw) else raw
+    for query, vector, served_vector in zip(queries, raw, served):
         grades = judged[query]
         positives = [catalog.row_of[i] for i, grade in grades.items() if grade >= RELEVANT_GRADE and i in catalog.row_of]
         if not positives:
             continue
         judged_rows = {catalog.row_of[i] for i in grades if i in catalog.row_of}
-        ranking = fused_ranking(mode="semantic", vector=vector_literal(space_for(active).texts_from_base(vector[None])[0]), text="", version=active, filters=Filters())
+        ranking = fused_ranking(mode="semantic", vector=vector_literal(served_vector), text="", version=active, filters=Filters())
         mined = [catalog.row_of[i] for i, _ in ranking if i in catalog.row_of and catalog.row_of[i] not in judged_rows][:HARD_NEGATIVES_PER_QUERY]
         graded_zero = [catalog.row_of[i] for i, grade in grades.items() if grade == 0 and i in catalog.row_of]
         query_negatives = np.array(sorted(set(mined) | set(graded_zero)), dtype=np.int64)
