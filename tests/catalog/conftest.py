@@ -1,0 +1,19 @@
+import signal
+
+import pytest
+
+TEST_SECONDS = 120
+
+
+@pytest.fixture(autouse=True)
+def timeout():
+    """Hostile files must not hang the import (a FIFO used to block open() for ever)."""
+
+    def expire(signum, frame):
+        raise TimeoutError(f"the test ran over {TEST_SECONDS} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(TEST_SECONDS)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)

@@ -1,0 +1,34 @@
+"""Peak resident memory of a block of code, measured by the kernel.
+
+tracemalloc cannot see Pillow's or torch's pixel buffers (they are allocated in C), so the
+peak RSS is reset through /proc/self/clear_refs and read back from VmHWM.
+"""
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+MB = 1024 * 1024
+
+
+@dataclass
+class Peak:
+    growth: int = 0  # bytes above the resident size at the start
+
+
+def status_kilobytes(field: str) -> int:
+    return int(re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.MULTILINE).group(1))
+
+
+@contextmanager
+def peak_memory():
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pytest.skip("this kernel does not let a process reset its peak RSS")
+    start = status_kilobytes("VmRSS")
+    peak = Peak()
+    yield peak
+    peak.growth = (status_kilobytes("VmHWM") - start) * 1024
