@@ -1,8 +1,10 @@
 """Peak resident memory of a block of code, measured by the kernel.
 
 tracemalloc cannot see Pillow's or torch's pixel buffers (they are allocated in C), so the
-peak RSS is reset through /proc/self/clear_refs and read back from VmHWM.
+peak RSS is reset through /proc/self/clear_refs and read back from VmHWM, after malloc has
+handed its free pages back, so that memory freed earlier cannot be reused unseen.
 """
+import ctypes
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +26,8 @@ def status_kilobytes(field: str) -> int:
 
 @contextmanager
 def peak_memory():
+    # Memory freed earlier but kept by malloc would be reused unseen: give it back first.
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
     try:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:

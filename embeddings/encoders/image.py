@@ -15,7 +15,7 @@ class ImageOutputs:
 
 # Padding multiplies a long, thin image's pixels by its aspect ratio (65,000 × 700 would pad
 # to 65,000², 17 GB). A larger image is first reduced by a whole factor, box-averaged, which
-# leaves its model input within a grey level or two; smaller ones keep exactly the old tensor.
+# leaves its model input within one grey level; smaller ones keep exactly the old tensor.
 MAX_PAD_SIDE = 2048
 
 
@@ -50,7 +50,8 @@ class ImageEncoder:
 
     def preprocess(self, image: PILImage.Image) -> torch.Tensor:
         """RGB PIL image -> normalised (3, size, size) tensor: padded on white to a square, then resized."""
-        image = image.convert("RGB")
+        if image.mode != "RGB":
+            image = image.convert("RGB")
         if (factor := max(image.size) // MAX_PAD_SIDE) > 1:
             image = image.reduce(factor)
         square = pad_to_square(image).resize((self.size, self.size), self.interpolation)
