@@ -15,3 +15,8 @@ def image_bytes(color=(200, 30, 30), size=(32, 24), format="PNG", mode="RGB", **
 def distinct_pngs(count: int, *, size=(24, 24)) -> list[bytes]:
     """`count` PNGs whose bytes all differ (so none is a duplicate of another)."""
     return [image_bytes(color=(index % 256, index // 256 % 256, 99), size=size) for index in range(count)]
+
+
+def banner_png(size=(65_000, 700)) -> bytes:
+    """A long, thin PNG of about 130 KB; padded to a square at full size it took 17.7 GB."""
+    return image_bytes(color=(250, 250, 250), size=size)

@@ -1,19 +1,8 @@
-import signal
-
 import pytest
 
-TEST_SECONDS = 120
+from tests.timeouts import timeout  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
-def timeout():
-    """Hostile files must not hang the import (a FIFO used to block open() for ever)."""
-
-    def expire(signum, frame):
-        raise TimeoutError(f"the test ran over {TEST_SECONDS} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(TEST_SECONDS)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
+def every_test_has_a_timeout(timeout):
+    """Hostile files must never hang the import."""

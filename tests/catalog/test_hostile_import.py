@@ -16,7 +16,7 @@ from django.core.management import CommandError, call_command
 from PIL import Image as PILImage
 
 from catalog.models import Image
-from tests.images import image_bytes
+from tests.images import banner_png, image_bytes
 from tests.memory import MB, peak_memory
 
 IMPORTED = "imported"
@@ -250,3 +250,18 @@ def test_a_rerun_of_the_corpus_adds_nothing_and_fails_the_same_way(tmp_path, cap
         with pytest.raises(CommandError):
             call_command("import_images", str(folder), "--manifest", "data.jsonl", verbosity=0)
     assert capsys.readouterr().out.splitlines()[-1] == "0 imported, 3 already in the catalog, 3 skipped, of 6 rows"
+
+
+@pytest.mark.django_db
+def test_a_long_image_allowed_by_the_settings_imports_in_bounded_memory(tmp_path, capsys, settings):
+    settings.GLIMPSE_MAX_ASPECT_RATIO = 100
+    (tmp_path / "banner.png").write_bytes(banner_png())
+    (tmp_path / "data.jsonl").write_text('{"file": "banner.png", "title": "Banner"}\n')
+    with peak_memory() as peak:
+        call_command("import_images", str(tmp_path), verbosity=0)
+    assert capsys.readouterr().out.strip() == "1 imported, 0 already in the catalog, 0 skipped, of 1 rows"
+    image = Image.objects.get()
+    assert (image.width, image.height) == (65_000, 700)
+    assert PILImage.open(image.thumbnail).size == (256, 3)
+    # 4 bytes a pixel while decoding (182 MB); the thumbnail comes from a 1,031 × 11 copy.
+    assert peak.growth < 4 * 65_000 * 700 + 64 * MB, peak.growth

@@ -6,7 +6,9 @@ import torch
 from PIL import Image as PILImage
 
 from embeddings.encoders.image import ImageEncoder, pad_to_square
+from tests.images import banner_png, image_bytes
 from tests.memory import MB, peak_memory
+from tests.timeouts import timeout  # noqa: F401
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +50,23 @@ def test_a_long_thin_image_is_not_padded_at_full_size(encoder):
     assert tensor.shape == (3, 224, 224)
     # Padding first made a 16,000² square: 1 GB.
     assert peak.growth < 32 * MB, peak.growth
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+@pytest.mark.usefixtures("timeout")
+def test_the_worker_embeds_a_long_image_in_bounded_memory(settings):
+    from catalog.models import Image
+    from catalog.services import image_create
+    from embeddings.services import images_embed
+
+    settings.GLIMPSE_MAX_ASPECT_RATIO = 100
+    small = image_create(content=image_bytes(size=(40, 40)), title="small")
+    images_embed(image_ids=[small.id])  # loads the encoders
+    banner = image_create(content=banner_png(), title="banner")
+    with peak_memory() as peak:
+        report = images_embed(image_ids=[banner.id])
+    assert report.embedded == [banner.id] and not report.failed
+    assert Image.objects.get(id=banner.id).embedding_status == Image.EmbeddingStatus.READY
+    # 4 bytes a pixel while decoding (182 MB); the model input comes from a 1,031 × 11 copy.
+    assert peak.growth < 4 * 65_000 * 700 + 64 * MB, peak.growth
