@@ -23,6 +23,7 @@ ACCEPTED_FORMATS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "
 # larger ones are reduced to between WORKING_SIDE and twice that: plenty for a 256-pixel
 # thumbnail and a 224-pixel model input, and at most 16 MB of RGB.
 WORKING_SIDE = 1024
+# Pixels converted at a time: each band's temporary copies take a few MB.
 BAND_PIXELS = 1024 * 1024
 HIGH_DEPTH_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
 # Pillow's plugins raise any of these on malformed data.
