@@ -1,6 +1,5 @@
 """A generated corpus of broken, disguised, special and extreme files and manifest lines,
 imported in one run: every row is either imported, a duplicate, or reported with its reason."""
-import io
 import json
 import os
 import re
@@ -16,28 +15,11 @@ from django.core.management import CommandError, call_command
 from PIL import Image as PILImage
 
 from catalog.models import Image
-from tests.images import banner_png, image_bytes
+from tests.images import banner_png, image_bytes, png_16_bit_rgb, png_chunk, saved
 from tests.memory import MB, peak_memory
 
 IMPORTED = "imported"
 DUPLICATE = "duplicate"
-
-
-def saved(image: PILImage.Image, **save) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, **save)
-    return buffer.getvalue()
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_16_bit_rgb(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
-    """Pillow cannot write a 48-bit PNG, so it is built by hand."""
-    row = b"\x00" + struct.pack(">HHH", *rgb) * width
-    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(row * height)) + png_chunk(b"IEND", b"")
 
 
 def png_claiming(width: int, height: int) -> bytes:

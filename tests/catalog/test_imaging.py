@@ -6,8 +6,7 @@ from PIL import Image as PILImage
 
 from catalog.exceptions import InvalidImage
 from catalog.imaging import WORKING_SIDE, check_image, decode, thumbnail_bytes, to_rgb
-from tests.catalog.test_hostile_import import png_16_bit_rgb, saved
-from tests.images import image_bytes
+from tests.images import image_bytes, png_16_bit_rgb, saved
 from tests.memory import MB, peak_memory
 
 LIMITS = {"max_bytes": 1_000_000, "max_pixels": 1_000_000, "max_aspect_ratio": 20}
