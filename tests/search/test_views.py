@@ -123,7 +123,7 @@ def test_a_tiny_upload_of_absurd_shape_is_refused_before_decoding(client, db, ba
         response = client.post(reverse("search:api"), {"image": SimpleUploadedFile("banner.png", banner)})
     assert response.status_code == 400
     assert response.json()["error"] == (
-        "the uploaded picture cannot be used: the image is 65000×700, an aspect ratio of 92.9:1; the limit is 20:1"
+        "the uploaded picture cannot be used: the image is 65000×700, an aspect ratio of 92.9:1; the limit is 32:1"
     )
     assert peak.growth < 32 * MB, peak.growth
 
