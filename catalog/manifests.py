@@ -174,7 +174,8 @@ def read_manifest(
     if suffix not in (".csv", ".jsonl", ".ndjson"):
         raise InvalidManifest(f"{manifest.name}: use a .jsonl or .csv manifest")
     try:
-        handle = open_regular_file(manifest)
+        # The manifest is named by whoever runs the import: a symlink to it is followed.
+        handle = open_regular_file(manifest.resolve())
     except UnreadableFile as error:
         raise InvalidManifest(f"{manifest}: {error}") from None
     result = Manifest()

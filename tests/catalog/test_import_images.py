@@ -144,3 +144,12 @@ def test_an_unusable_manifest_fails_politely(tmp_path, name, make, message):
 def test_a_missing_folder_fails_politely(tmp_path):
     with pytest.raises(CommandError, match="is not a folder"):
         call_command("import_images", str(tmp_path / "nowhere"), verbosity=0)
+
+
+@pytest.mark.django_db
+def test_a_symlinked_manifest_is_followed(tmp_path, capsys):
+    (tmp_path / "a.png").write_bytes(image_bytes())
+    (tmp_path / "real.jsonl").write_text('{"file": "a.png", "title": "A"}\n')
+    os.symlink("real.jsonl", tmp_path / "data.jsonl")
+    call_command("import_images", str(tmp_path), verbosity=0)
+    assert capsys.readouterr().out.strip() == "1 imported, 0 already in the catalog, 0 skipped, of 1 rows"
