@@ -167,8 +167,8 @@ def read_manifest(
 
     `text_fields` replaces the default title/description/tags mapping: `keywords` become
     the tags, the first other field the title, the rest the description; an empty tuple
-    stores no text at all, as retrieval evaluation needs. `limit` stops after that many
-    rows, good or bad.
+    stores no text at all, as retrieval evaluation needs. `limit` keeps the first that
+    many rows, good or bad.
     """
     suffix = manifest.suffix.lower()
     if suffix not in (".csv", ".jsonl", ".ndjson"):
@@ -177,7 +177,7 @@ def read_manifest(
         # The manifest is named by whoever runs the import: a symlink to it is followed.
         handle = open_regular_file(manifest.resolve())
     except UnreadableFile as error:
-        raise InvalidManifest(f"{manifest}: {error}") from None
+        raise InvalidManifest(str(error)) from None
     result = Manifest()
     with handle:
         lines = numbered_lines(handle, result)
