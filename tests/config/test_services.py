@@ -21,6 +21,10 @@ def data_dir(tmp_path_factory):
         services.stop_embedded_database(folder)
 
 
+def postmaster_pid(data_dir) -> int:
+    return int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+
+
 def wait_until_gone(pid: int) -> None:
     deadline = time.monotonic() + 10
     while services.pid_is_running(pid) and time.monotonic() < deadline:
@@ -37,8 +41,41 @@ def test_redis_starts_once_and_recovers_from_a_killed_run(data_dir, capsys):
     os.kill(pid, signal.SIGKILL)
     wait_until_gone(pid)
     assert services.embedded_redis_url(data_dir) == url
-    assert f"Redis pid {pid} from an earlier run is gone" in capsys.readouterr().err
+    assert f"Redis pid {pid} is gone" in capsys.readouterr().err
     assert redis.Redis.from_url(url).get("kept") == b"1"
+
+
+def redis_pid(data_dir) -> int:
+    return int((data_dir / "redis" / "redis.pid").read_text())
+
+
+def test_redis_keeps_what_it_acknowledged_through_a_kill(data_dir, capsys):
+    """The queue lives in the append-only file: no snapshot is needed to survive kill -9."""
+    client = redis.Redis.from_url(services.embedded_redis_url(data_dir))
+    assert client.config_get("appendonly") == {"appendonly": "yes"}
+    assert client.config_get("save") == {"save": "60 1"}
+    client.rpush("queue", "job-1", "job-2")
+    pid = redis_pid(data_dir)
+    os.kill(pid, signal.SIGKILL)
+    wait_until_gone(pid)
+    client = redis.Redis.from_url(services.embedded_redis_url(data_dir))
+    assert f"Redis pid {pid} is gone" in capsys.readouterr().err
+    assert client.lrange("queue", 0, -1) == [b"job-1", b"job-2"]
+
+
+def test_a_redis_folder_with_only_a_snapshot_keeps_its_data_and_turns_aof_on(data_dir):
+    """Redis 6 with AOF on reads only the AOF; an older folder must not start empty."""
+    client = redis.Redis.from_url(services.embedded_redis_url(data_dir))
+    client.set("kept", "1")
+    client.shutdown(save=True)
+    (data_dir / "redis" / "appendonly.aof").unlink()
+    client = redis.Redis.from_url(services.embedded_redis_url(data_dir))
+    assert client.get("kept") == b"1"
+    assert client.config_get("appendonly") == {"appendonly": "yes"}
+    pid = redis_pid(data_dir)
+    os.kill(pid, signal.SIGKILL)
+    wait_until_gone(pid)
+    assert redis.Redis.from_url(services.embedded_redis_url(data_dir)).get("kept") == b"1"
 
 
 def test_postgres_starts_once_and_recovers_from_a_killed_run(data_dir, capsys):
@@ -49,15 +86,23 @@ def test_postgres_starts_once_and_recovers_from_a_killed_run(data_dir, capsys):
         connection.execute("CREATE TABLE kept (n int)")
         connection.execute("INSERT INTO kept VALUES (7)")
         assert connection.execute("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'").fetchone()
-    pid = int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+    pid = postmaster_pid(data_dir)
     os.kill(pid, signal.SIGKILL)
     wait_until_gone(pid)
-    # A new process, as after a crash (this one remembers the server it started).
+    # The process that started it, as a supervising web or worker process does.
+    assert services.embedded_database_url(data_dir) == url
+    assert f"PostgreSQL pid {pid} is gone" in capsys.readouterr().err
+    with psycopg.connect(url) as connection:
+        assert connection.execute("SELECT n FROM kept").fetchone() == (7,)
+    pid = postmaster_pid(data_dir)
+    os.kill(pid, signal.SIGKILL)
+    wait_until_gone(pid)
+    # A new process, as after a crash.
     restarted = subprocess.run(
         [sys.executable, "-c", f"from pathlib import Path; from config import services; print(services.embedded_database_url(Path({str(data_dir)!r})))"],
         capture_output=True, text=True, timeout=120,
     )
     assert restarted.stdout.strip() == url, restarted.stderr
-    assert f"PostgreSQL pid {pid} from an earlier run is gone" in restarted.stderr
+    assert f"PostgreSQL pid {pid} is gone" in restarted.stderr
     with psycopg.connect(url) as connection:
         assert connection.execute("SELECT n FROM kept").fetchone() == (7,)
