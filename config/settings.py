@@ -70,6 +70,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.middleware.ServiceUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -93,8 +94,11 @@ DATABASES = {
     "default": database_from_url(os.environ.get("DATABASE_URL") or services.embedded_database_url(DATA_DIR)),
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Embedded servers are started again by whichever process finds them dead; external ones are waited for.
+GLIMPSE_EMBEDDED_DATABASE = not os.environ.get("DATABASE_URL")
 
 REDIS_URL = os.environ.get("REDIS_URL") or services.embedded_redis_url(DATA_DIR)
+GLIMPSE_EMBEDDED_REDIS = not os.environ.get("REDIS_URL")
 # Services already queue jobs from transaction.on_commit; enqueue at once when asked.
 RQ = {"COMMIT_MODE": "auto"}
 RQ_QUEUES = {

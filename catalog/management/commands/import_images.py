@@ -8,7 +8,8 @@ from tqdm import tqdm
 from catalog.exceptions import InvalidManifest, UnreadableFile
 from catalog.files import read_regular_file
 from catalog.manifests import ManifestRow, read_manifest
-from catalog.services import ImageInput, images_create
+from catalog.services import ImageInput, ImportReport, images_create
+from config import supervision
 
 
 class Command(BaseCommand):
@@ -39,8 +40,8 @@ class Command(BaseCommand):
             progress.update(len(read.skipped))
             for start in range(0, len(read.rows), batch_size):
                 chunk = read.rows[start : start + batch_size]
-                # A generator, so that only one file's bytes are held at a time.
-                report = images_create(items=self.inputs(chunk, problems))
+                report, unreadable = supervision.database_retrying(lambda: self.import_batch(chunk))
+                problems += unreadable
                 created += len(report.created)
                 duplicates += len(report.duplicates)
                 problems += [(line_of[item.name], f"{item.name}: {reason}") for item, reason in report.invalid]
@@ -53,6 +54,12 @@ class Command(BaseCommand):
         )
         if problems:
             raise CommandError(f"{len(problems)} of {len(read)} rows were skipped; the reasons are above", returncode=1)
+
+    def import_batch(self, rows: list[ManifestRow]) -> tuple[ImportReport, list[tuple[int, str]]]:
+        """One transaction; a database outage runs it again (with its files read again)."""
+        unreadable: list[tuple[int, str]] = []
+        # A generator, so that only one file's bytes are held at a time.
+        return images_create(items=self.inputs(rows, unreadable)), unreadable
 
     def inputs(self, rows: list[ManifestRow], problems: list[tuple[int, str]]) -> Iterator[ImageInput]:
         for row in rows:

@@ -2,16 +2,18 @@ from datetime import timedelta
 
 import django_rq
 from django.core.management.base import BaseCommand
-from rq import SimpleWorker
 
+from config import supervision
 from embeddings import encoders
 from embeddings.services import QUEUE, TRAINING_QUEUE, embedding_sweep
+from embeddings.worker import OutageProofWorker
 
 
 class Command(BaseCommand):
     help = (
         "Run an embedding worker. It loads the encoders once and runs every job in its own "
-        "process (no fork per job, which also keeps CUDA usable on GPU workers)."
+        "process (no fork per job, which also keeps CUDA usable on GPU workers). It waits out "
+        "PostgreSQL and Redis outages, restarting the embedded servers when they die."
     )
 
     def add_arguments(self, parser):
@@ -26,11 +28,13 @@ class Command(BaseCommand):
         encoders.image_encoder()
         encoders.text_encoder()
         encoders.class_embeddings()
+        served = [django_rq.get_queue(name) for name in queues or [QUEUE, TRAINING_QUEUE]]
+        supervision.redis_wait(client=served[0].connection)
+        supervision.database_wait()
         if not no_sweep:
             # A worker that died mid-batch left its images pending and its job abandoned.
             requeued = embedding_sweep(grace=timedelta(0))
             if requeued:
                 self.stderr.write(f"re-queued {requeued} pending images that no queued job covered")
-        served = [django_rq.get_queue(name) for name in queues or [QUEUE, TRAINING_QUEUE]]
-        worker = SimpleWorker(served, connection=served[0].connection)
+        worker = OutageProofWorker(served, connection=served[0].connection)
         worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")

@@ -1,0 +1,73 @@
+"""An rq worker that outlives PostgreSQL and Redis outages.
+
+Models load once per process (rq's SimpleWorker: no fork per job, so CUDA stays usable).
+A job that loses the database goes back to the queue instead of being recorded as
+failed, and the worker takes no further job until the database answers; when Redis goes
+away the worker waits for it instead of exiting. Either way a dead embedded server is
+started again by the worker if no other process did so first. Every job here can run
+twice without harm (vectors are upserts), which is what makes putting a job back safe.
+"""
+from django.db import close_old_connections
+from rq import Retry, SimpleWorker
+from rq.exceptions import InvalidJobOperation
+from rq.job import Job, JobStatus
+
+from config import supervision
+from config.services import say
+
+# Outages one job may meet before rq records it as failed after all.
+OUTAGE_RETRIES = 10
+
+
+class OutageRetriedJob(Job):
+    def perform(self):
+        try:
+            return super().perform()
+        except supervision.DATABASE_ERRORS as error:
+            if not supervision.database_unreachable(error):
+                raise
+            say(f"job {self.id} lost the database ({supervision.first_line(error)}); it goes back to the queue")
+            return Retry(max=OUTAGE_RETRIES)
+
+
+class OutageProofWorker(SimpleWorker):
+    job_class = OutageRetriedJob
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        # A job taken while the database is down would only go back to the queue.
+        supervision.redis_wait(client=self.connection)
+        supervision.database_wait()
+        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+
+    def heartbeat(self, timeout=None, pipeline=None):
+        try:
+            super().heartbeat(timeout, pipeline)
+        except supervision.REDIS_ERRORS:
+            # rq meets a lost Redis first in a heartbeat, and on its own would only retry,
+            # with growing pauses, until someone else starts the embedded server again.
+            if not supervision.redis_revive():
+                raise
+            super().heartbeat(timeout, pipeline)
+
+    def execute_job(self, job, queue):
+        close_old_connections()
+        try:
+            super().execute_job(job, queue)
+        except supervision.REDIS_ERRORS as error:
+            say(f"Redis went away during job {job.id} ({supervision.first_line(error)})")
+            supervision.redis_wait(client=self.connection)
+            self.requeue_unfinished(job, queue)
+
+    def requeue_unfinished(self, job, queue) -> None:
+        """Put back a job whose end Redis never recorded (it would be failed as abandoned later)."""
+        try:
+            recorded = job.get_status(refresh=True)
+        except InvalidJobOperation:
+            recorded = None  # a Redis that keeps nothing on disk lost the job; this process still has it
+        if recorded not in (None, JobStatus.QUEUED, JobStatus.STARTED):
+            return
+        with self.connection.pipeline() as pipeline:
+            queue.started_job_registry.remove_executions(job, pipeline=pipeline)
+            queue.enqueue_job(job, pipeline=pipeline, at_front=True)
+            pipeline.execute()
+        say(f"job {job.id} goes back to the queue")
