@@ -39,9 +39,10 @@ def postgres_is_running() -> bool:
 
 
 @pytest.fixture
-def outage(transactional_db):
-    """For tests that kill a server: afterwards both run again and this process's broken
-    connection is dropped, before pytest-django flushes the database."""
+def outage():
+    """For tests that kill a server (marked django_db(transaction=True, serialized_rollback=True),
+    so that the flush after them leaves the database as later tests expect): afterwards both
+    servers run again and this process's broken connection is dropped, before the flush."""
     yield
     connection.close()
     services.embedded_database_url(settings.DATA_DIR)

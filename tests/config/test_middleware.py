@@ -1,5 +1,9 @@
 """What a visitor sees while a server is down: a plain 503, then the site again by itself."""
+import pytest
+
 from tests.config.conftest import kill_postgres, kill_redis, postgres_is_running
+
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def test_a_page_during_a_database_outage_is_a_plain_503_and_the_next_one_works(outage, client, capfd):

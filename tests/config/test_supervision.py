@@ -10,6 +10,8 @@ from config import supervision
 from tests.config.conftest import kill_postgres, kill_redis, postgres_is_running
 from tests.images import distinct_pngs
 
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
 
 def test_a_refused_connection_is_an_outage_and_a_cancelled_statement_is_not(outage):
     with pytest.raises(OperationalError) as cancelled:
