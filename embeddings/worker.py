@@ -4,9 +4,12 @@ Models load once per process (rq's SimpleWorker: no fork per job, so CUDA stays 
 A job that loses the database goes back to the queue instead of being recorded as
 failed, and the worker takes no further job until the database answers; when Redis goes
 away the worker waits for it instead of exiting. Either way a dead embedded server is
-started again by the worker if no other process did so first. Every job here can run
+started again by the worker if no other process did so first, and after Redis comes back
+the worker re-queues the pending images no queued job covers. Every job here can run
 twice without harm (vectors are upserts), which is what makes putting a job back safe.
 """
+from datetime import timedelta
+
 from django.db import close_old_connections
 from rq import Retry, SimpleWorker
 from rq.exceptions import InvalidJobOperation
@@ -14,6 +17,8 @@ from rq.job import Job, JobStatus
 
 from config import supervision
 from config.services import say
+
+from .services import embedding_sweep
 
 # Outages one job may meet before rq records it as failed after all.
 OUTAGE_RETRIES = 10
@@ -32,12 +37,20 @@ class OutageRetriedJob(Job):
 
 class OutageProofWorker(SimpleWorker):
     job_class = OutageRetriedJob
+    redis_was_lost = False
 
     def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
         # A job taken while the database is down would only go back to the queue.
-        supervision.redis_wait(client=self.connection)
+        if supervision.redis_wait(client=self.connection):
+            self.redis_was_lost = True
         supervision.database_wait()
-        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        if self.redis_was_lost:
+            self.requeue_what_redis_lost()
+        result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        if result is None and self.redis_was_lost:
+            # Lost during this very dequeue: in burst mode the worker would now stop.
+            return self.dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        return result
 
     def heartbeat(self, timeout=None, pipeline=None):
         try:
@@ -45,9 +58,18 @@ class OutageProofWorker(SimpleWorker):
         except supervision.REDIS_ERRORS:
             # rq meets a lost Redis first in a heartbeat, and on its own would only retry,
             # with growing pauses, until someone else starts the embedded server again.
+            self.redis_was_lost = True
             if not supervision.redis_revive():
                 raise
             super().heartbeat(timeout, pipeline)
+
+    def requeue_what_redis_lost(self) -> None:
+        """rq pops a job, then reads it: a Redis that dies in between takes the job with it.
+        The database still knows which images wait for vectors."""
+        self.redis_was_lost = False
+        requeued = embedding_sweep(grace=timedelta(0))
+        if requeued:
+            say(f"re-queued {requeued} pending images that no queued job covered after Redis went away")
 
     def execute_job(self, job, queue):
         close_old_connections()
@@ -55,6 +77,7 @@ class OutageProofWorker(SimpleWorker):
             super().execute_job(job, queue)
         except supervision.REDIS_ERRORS as error:
             say(f"Redis went away during job {job.id} ({supervision.first_line(error)})")
+            self.redis_was_lost = True
             supervision.redis_wait(client=self.connection)
             self.requeue_unfinished(job, queue)
 
@@ -66,8 +89,6 @@ class OutageProofWorker(SimpleWorker):
             recorded = None  # a Redis that keeps nothing on disk lost the job; this process still has it
         if recorded not in (None, JobStatus.QUEUED, JobStatus.STARTED):
             return
-        with self.connection.pipeline() as pipeline:
-            queue.started_job_registry.remove_executions(job, pipeline=pipeline)
-            queue.enqueue_job(job, pipeline=pipeline, at_front=True)
-            pipeline.execute()
+        queue.started_job_registry.remove_executions(job)
+        queue.enqueue_job(job, at_front=True)
         say(f"job {job.id} goes back to the queue")

@@ -70,9 +70,10 @@ def assert_still_running(process: subprocess.Popen) -> None:
     assert process.poll() is None, "it finished before the kill; give it more work"
 
 
-def assert_each_image_embedded_once(ids: list[int]) -> None:
+def assert_each_image_embedded_once(ids: list[int], *, log: str = "") -> None:
     version = ModelVersion.objects.get(number=1)
-    assert sorted(ImageEmbedding.objects.filter(version=version).values_list("image_id", flat=True)) == sorted(ids)
+    embedded = sorted(ImageEmbedding.objects.filter(version=version).values_list("image_id", flat=True))
+    assert embedded == sorted(ids), f"missing {sorted(set(ids) - set(embedded))}\n{log}"
     assert ImageEmbedding.objects.count() == len(ids)
     assert set(Image.objects.values_list("embedding_status", flat=True)) == {"ready"}
 
@@ -129,7 +130,7 @@ def test_postgres_killed_while_a_worker_embeds(queue, outage):
     _, errors = finish(working, seconds=300)
     assert f"PostgreSQL pid {pid} is gone; restarting it" in errors
     connection.close()
-    assert_each_image_embedded_once(ids)
+    assert_each_image_embedded_once(ids, log=errors)
     assert queue.failed_job_registry.count == 0
     assert queue.count == 0
 
@@ -142,6 +143,6 @@ def test_redis_killed_while_a_worker_embeds(queue, outage):
     assert_still_running(working)
     _, errors = finish(working, seconds=300)
     assert f"Redis pid {pid} is gone; restarting it" in errors
-    assert_each_image_embedded_once(ids)
+    assert_each_image_embedded_once(ids, log=errors)
     assert queue.failed_job_registry.count == 0
     assert queue.count == 0
