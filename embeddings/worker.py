@@ -40,17 +40,27 @@ class OutageProofWorker(SimpleWorker):
     redis_was_lost = False
 
     def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
-        # A job taken while the database is down would only go back to the queue.
-        if supervision.redis_wait(client=self.connection):
-            self.redis_was_lost = True
-        supervision.database_wait()
-        if self.redis_was_lost:
-            self.requeue_what_redis_lost()
-        result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
-        if result is None and self.redis_was_lost:
-            # Lost during this very dequeue: in burst mode the worker would now stop.
-            return self.dequeue_job_and_maintain_ttl(timeout, max_idle_time)
-        return result
+        while True:
+            # A job taken while the database is down would only go back to the queue.
+            if supervision.redis_wait(client=self.connection):
+                self.redis_was_lost = True
+            supervision.database_wait()
+            try:
+                if self.redis_was_lost:
+                    self.requeue_what_redis_lost()
+                result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            except supervision.REDIS_ERRORS:
+                self.redis_was_lost = True  # rq retries only part of its dequeue
+                continue
+            if result is None and self.redis_was_lost:
+                continue  # lost during this very dequeue: in burst mode the worker would stop now
+            return result
+
+    def check_for_suspension(self, burst):
+        try:
+            super().check_for_suspension(burst)
+        except supervision.REDIS_ERRORS:
+            self.redis_was_lost = True  # the dequeue that comes next waits for Redis
 
     def heartbeat(self, timeout=None, pipeline=None):
         try:
