@@ -148,9 +148,10 @@ def embedded_redis_url(data_dir: Path) -> str:
             pidfile.unlink()
         socket.unlink(missing_ok=True)
         folder.mkdir(parents=True, exist_ok=True)
-        # The queue lives in the append-only file, written before Redis answers a command, so
-        # a killed server loses nothing it acknowledged. Redis 6 reads only that file when AOF
-        # is on, so a folder that has just a snapshot starts from it and turns AOF on after.
+        # The queue lives in the append-only file, written and synced before Redis answers a
+        # command ("everysec" may answer first while a slow sync runs: a kill then lost jobs),
+        # so a killed server loses nothing it acknowledged. Redis 6 reads only that file when
+        # AOF is on, so a folder that has just a snapshot starts from it and turns AOF on after.
         aof = folder / "appendonly.aof"
         snapshot_only = (folder / "dump.rdb").exists() and not aof.exists()
         subprocess.run(
@@ -166,6 +167,7 @@ def embedded_redis_url(data_dir: Path) -> str:
                 "--save", "60", "1",
                 "--appendonly", "no" if snapshot_only else "yes",
                 "--appendfilename", aof.name,
+                "--appendfsync", "always",
                 "--logfile", str(folder / "redis.log"),
             ],
             check=True,

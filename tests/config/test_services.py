@@ -54,6 +54,7 @@ def test_redis_keeps_what_it_acknowledged_through_a_kill(data_dir, capsys):
     client = redis.Redis.from_url(services.embedded_redis_url(data_dir))
     assert client.config_get("appendonly") == {"appendonly": "yes"}
     assert client.config_get("save") == {"save": "60 1"}
+    assert client.config_get("appendfsync") == {"appendfsync": "always"}
     client.rpush("queue", "job-1", "job-2")
     pid = redis_pid(data_dir)
     os.kill(pid, signal.SIGKILL)
