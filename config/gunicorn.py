@@ -16,6 +16,8 @@ graceful_timeout = 20
 # Connections wait in the listen queue rather than being refused when every thread is busy.
 backlog = 2048
 accesslog = os.environ.get("GLIMPSE_WEB_ACCESS_LOG") or None
+# gunicorn 27's control socket is one path per user ($HOME/.gunicorn): two servers would share it.
+control_socket_disable = True
 
 # Each worker thread lives as long as the worker, so a persistent connection per thread is
 # bounded (workers × threads in all) and saves a connect per request. Read by
