@@ -2,8 +2,8 @@
 
     python bench/load.py [--url http://127.0.0.1:8000] [--clients 20] [--duration 60]
 
-Start the server first, as `make demo` does. Each client keeps one HTTP connection and
-sends a mix of text, filtered, paginated, HTML-page, picture (a small generated PNG) and
+Start the server first, as `make demo` does. Each client opens a new HTTP connection per
+request (as many browsers and scripts do; `--keep-alive` reuses one) and sends a mix of text, filtered, paginated, HTML-page, picture (a small generated PNG) and
 "more like this" queries, back to back. Meanwhile a thread polls pg_stat_activity for the
 server's database (this script's own connection not counted), so the report shows the
 peak number of connections the web, workers and scheduler held. Loopback servers only:
@@ -54,7 +54,10 @@ def loopback_target(url: str) -> tuple[str, int]:
     if parts.scheme != "http" or not parts.hostname:
         sys.exit(f"load: {url!r} is not an http:// URL")
     port = parts.port or 80
-    addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)}
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)}
+    except socket.gaierror as error:
+        sys.exit(f"load: cannot resolve {parts.hostname}: {error}")
     if not all(ipaddress.ip_address(address.split("%")[0]).is_loopback for address in addresses):
         sys.exit(f"load: {parts.hostname} is not this machine ({', '.join(sorted(addresses))}); only loopback servers are load-tested")
     return parts.hostname, port
@@ -82,8 +85,8 @@ def multipart(name: str, filename: str, content: bytes) -> tuple[bytes, str]:
 
 
 class Client:
-    def __init__(self, host: str, port: int, timeout: float):
-        self.host, self.port, self.timeout = host, port, timeout
+    def __init__(self, host: str, port: int, timeout: float, keep_alive: bool = False):
+        self.host, self.port, self.timeout, self.keep_alive = host, port, timeout, keep_alive
         self.connection = None
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> tuple[int, bytes]:
@@ -92,18 +95,27 @@ class Client:
         try:
             self.connection.request(method, path, body=body, headers=headers or {})
             response = self.connection.getresponse()
-            return response.status, response.read()
+            answer = response.status, response.read()
         except Exception:
-            self.connection.close()
-            self.connection = None
+            self.close()
             raise
+        if not self.keep_alive:
+            self.close()
+        return answer
+
+    def close(self) -> None:
+        self.connection.close()
+        self.connection = None
 
 
 def catalog_sample(client: Client) -> tuple[list[int], list[str]]:
     """Image ids for "more like this" and categories for filters, from the server itself."""
     ids, categories = set(), set()
     for word in WORDS:
-        status, body = client.request("GET", "/api/search?" + urlencode({"q": word, "mode": "keyword", "limit": 20}))
+        try:
+            status, body = client.request("GET", "/api/search?" + urlencode({"q": word, "mode": "keyword", "limit": 20}))
+        except OSError as error:
+            sys.exit(f"load: no answer from {client.host}:{client.port} ({error}); start the server first, e.g. make demo")
         if status != 200:
             sys.exit(f"load: the server answered {status} to a warm-up search: {body[:200]!r}")
         for result in json.loads(body)["results"]:
@@ -131,11 +143,11 @@ def one_request(client: Client, kind: str, rng: random.Random, ids: list[int], c
     return client.request("POST", "/api/search", body=body, headers={"Content-Type": content_type})
 
 
-def run_client(number: int, host: str, port: int, deadline: float, tally: Tally, ids, categories, png, timeout: float) -> None:
+def run_client(number: int, host: str, port: int, deadline: float, tally: Tally, ids, categories, png, options) -> None:
     rng = random.Random(number)
     kinds = [kind for kind, share in MIX.items() for _ in range(share)]
     rng.shuffle(kinds)
-    client = Client(host, port, timeout)
+    client = Client(host, port, options.timeout, keep_alive=options.keep_alive)
     for kind in itertools.cycle(kinds):
         if time.monotonic() >= deadline:
             return
@@ -188,6 +200,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60, help="seconds")
     parser.add_argument("--timeout", type=float, default=60, help="seconds one request may take")
     parser.add_argument("--progress", type=float, default=5, help="seconds between progress lines")
+    parser.add_argument("--keep-alive", action="store_true", help="reuse each client's HTTP connection (default: a new one per request)")
     options = parser.parse_args()
     if not (1 <= options.clients <= 500 and 0 < options.duration <= 3600):
         sys.exit("load: --clients must be 1..500 and --duration 0..3600 seconds")
@@ -201,12 +214,16 @@ def main() -> None:
     started = time.monotonic()
     deadline = started + options.duration
     threads = [
-        threading.Thread(target=run_client, args=(number, host, port, deadline, tally, ids, categories, png, options.timeout), daemon=True)
+        threading.Thread(target=run_client, args=(number, host, port, deadline, tally, ids, categories, png, options), daemon=True)
         for number in range(options.clients)
     ]
     for thread in threads:
         thread.start()
-    print(f"{options.clients} clients against {options.url} for {options.duration:g} s ({len(ids)} images, {len(categories)} categories)", flush=True)
+    print(
+        f"{options.clients} clients against {options.url} for {options.duration:g} s, "
+        f"{'one connection each' if options.keep_alive else 'a new connection per request'} ({len(ids)} images, {len(categories)} categories)",
+        flush=True,
+    )
     while any(thread.is_alive() for thread in threads):
         time.sleep(min(options.progress, max(0.05, deadline + options.timeout - time.monotonic())))
         requests, errors = tally.counts()
