@@ -48,4 +48,3 @@ class JudgeForm(Form):
     q = forms.CharField(max_length=settings.GLIMPSE_SEARCH_MAX_QUERY_CHARS, strip=True)
     image = forms.IntegerField(min_value=1)
     grade = forms.TypedChoiceField(choices=RelevanceJudgment.Grade.choices, coerce=int)
-    next = forms.CharField(required=False, max_length=2000)
