@@ -40,7 +40,7 @@ def database_from_url(url: str) -> dict:
         "PORT": str(parsed.port or ""),
         "OPTIONS": query,
         # Persistent connections are safe only where a fixed set of threads serves requests
-        # (gunicorn's config turns them on); runserver's thread per request would leak them.
+        # (gunicorn's config turns them on); runserver's thread per client connection would leak them.
         "CONN_MAX_AGE": int(os.environ.get("GLIMPSE_DB_CONN_MAX_AGE", 0)),
         "CONN_HEALTH_CHECKS": True,
     }
