@@ -1,10 +1,19 @@
 from django import forms
 from django.conf import settings
 
+from .models import RelevanceJudgment
 from .selectors import MODES, Filters
 
 
-class SearchForm(forms.Form):
+class Form(forms.Form):
+    def first_error(self) -> str:
+        for field, errors in self.errors.items():
+            prefix = "" if field == "__all__" else f"{field}: "
+            return prefix + errors[0]
+        return ""
+
+
+class SearchForm(Form):
     q = forms.CharField(required=False, max_length=settings.GLIMPSE_SEARCH_MAX_QUERY_CHARS, strip=True)
     image = forms.FileField(required=False)
     like = forms.IntegerField(required=False, min_value=1)
@@ -32,8 +41,10 @@ class SearchForm(forms.Form):
             created_to=data.get("created_to"),
         )
 
-    def first_error(self) -> str:
-        for field, errors in self.errors.items():
-            prefix = "" if field == "__all__" else f"{field}: "
-            return prefix + errors[0]
-        return ""
+
+class JudgeForm(Form):
+    """One click on a result's grade button."""
+
+    q = forms.CharField(max_length=settings.GLIMPSE_SEARCH_MAX_QUERY_CHARS, strip=True)
+    image = forms.IntegerField(min_value=1)
+    grade = forms.TypedChoiceField(choices=RelevanceJudgment.Grade.choices, coerce=int)

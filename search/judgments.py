@@ -2,7 +2,7 @@
 from collections import defaultdict
 
 import numpy as np
-from django.db import transaction
+from django.db import connection, transaction
 
 from catalog.models import Image
 from embeddings.models import ModelVersion
@@ -43,11 +43,8 @@ def judgment_record(
     key = query_key_for(text=query_text, image_hash=query_image_hash)
     version = version or version_active()
     with transaction.atomic():
-        current = (
-            RelevanceJudgment.objects.select_for_update()
-            .filter(query_key=key, image_id=image_id, curator=curator, is_current=True)
-            .first()
-        )
+        judgment_lock(curator_id=curator.pk, image_id=image_id, query_key=key)
+        current = RelevanceJudgment.objects.filter(query_key=key, image_id=image_id, curator=curator, is_current=True).first()
         if current and current.grade == grade:
             return current
         if current:
@@ -62,6 +59,17 @@ def judgment_record(
             curator=curator,
             version=version,
         )
+
+
+def judgment_lock(*, curator_id: int, image_id: int, query_key: str) -> None:
+    """Serialise grades of one (curator, image, query) until the transaction ends.
+
+    A row lock cannot do it: the first grade has no row to lock yet, and a regrade's
+    FOR UPDATE skips the row a concurrent regrade just retired. Two concurrent clicks
+    would then both insert a current row and one would fail on `one_current_grade`.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"judgment:{curator_id}:{image_id}:{query_key}"])
 
 
 def current_grades(*, curator, query_text: str, image_ids: list[int]) -> dict[int, int]:

@@ -1,5 +1,5 @@
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpResponseBadRequest, HttpResponseForbidden, HttpResponseRedirect, JsonResponse
+from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -11,14 +11,14 @@ from embeddings.exceptions import NoActiveVersion
 
 from .exceptions import InvalidJudgment, InvalidQuery, JudgmentNotAllowed
 from .judgments import PERMISSION, current_grades, judgment_record
-from .forms import SearchForm
+from .forms import JudgeForm, SearchForm
 from .selectors import CANDIDATES
 from .services import search_run
 
 PAGE_SIZE = 24
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def search_page(request):
     submitted = bool(request.GET or request.FILES)
     form = SearchForm(request.GET if submitted else None, request.FILES or None)
@@ -49,9 +49,9 @@ def search_page(request):
 
 
 @csrf_exempt
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def search_api(request):
-    form = SearchForm(request.GET if request.method == "GET" else request.POST, request.FILES or None)
+    form = SearchForm(request.POST if request.method == "POST" else request.GET, request.FILES or None)
     if not form.is_valid():
         return JsonResponse({"error": form.first_error()}, status=400)
     try:
@@ -95,19 +95,27 @@ def image_detail(request, image_id: int):
 def judge(request):
     """One click on a result: record the grade and go back to the same results page."""
     back = request.POST.get("next") or reverse("search:page")
-    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         back = reverse("search:page")
     if not request.user.is_authenticated:
         return redirect_to_login(back)
+    form = JudgeForm(request.POST)
+    if not form.is_valid():
+        return judgment_refused(request, form.first_error(), status=400)
     try:
         judgment_record(
             curator=request.user,
-            image_id=int(request.POST.get("image", "0")),
-            grade=int(request.POST.get("grade", "-1")),
-            query_text=request.POST.get("q", ""),
+            image_id=form.cleaned_data["image"],
+            grade=form.cleaned_data["grade"],
+            query_text=form.cleaned_data["q"],
         )
     except JudgmentNotAllowed:
-        return HttpResponseForbidden("You may not judge results.")
-    except (InvalidJudgment, ValueError) as error:
-        return HttpResponseBadRequest(f"The judgment was not recorded: {error}")
+        return judgment_refused(request, "You may not judge results.", status=403)
+    except InvalidJudgment as error:
+        return judgment_refused(request, str(error), status=400)
     return HttpResponseRedirect(back)
+
+
+def judgment_refused(request, reason: str, *, status: int):
+    # The reason can quote the request (a bad grade, a query); the template escapes it.
+    return render(request, f"{status}.html", {"reason": f"The judgment was not recorded: {reason}"}, status=status)
