@@ -23,6 +23,7 @@ from embeddings.training.trainer import TrainingOptions, TrainingSet, heads_trai
 from .evaluation import RELEVANT_GRADE, judged_metrics, rank_in_memory
 from .judgments import judged_text_queries
 from .models import RelevanceJudgment
+from .relevance import Calibration, calibration_from_similarities, judged_similarities
 from .selectors import CANDIDATES, Filters, fused_ranking, vector_literal
 
 logger = logging.getLogger("glimpse.training")
@@ -54,6 +55,20 @@ class Catalog:
     def vectors(self, space) -> tuple[np.ndarray, np.ndarray]:
         images = space.from_base(ImageVectors(text_space=self.bridge, features=self.features)).text_space
         return images, space.texts_from_base(self.texts)
+
+    def calibration(self, space, judged: dict[str, dict[int, float]], raw: np.ndarray, *, source: str) -> Calibration | None:
+        """The version's relevance calibration from every judged query (search/relevance.py)."""
+        images, texts = self.vectors(space)
+        rows = {image_id: self.row_of[image_id] for grades in judged.values() for image_id in grades if image_id in self.row_of}
+        return calibration_from_similarities(
+            *judged_similarities(
+                query_vectors=space.texts_from_base(raw) if len(raw) else raw,
+                judged=list(judged.values()),
+                image_vectors={image_id: images[row] for image_id, row in rows.items()},
+                text_vectors={image_id: texts[row] for image_id, row in rows.items() if self.has_text[row]},
+            ),
+            source=source,
+        )
 
     def rankings(self, space, queries: list[str], raw_queries: np.ndarray) -> dict[str, list[int]]:
         images, texts = self.vectors(space)
@@ -143,7 +158,14 @@ def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: 
         verdict = f"released: held-out nDCG@10 {candidate['nDCG@10']:.4f} beats v{active.number}'s {baseline['nDCG@10']:.4f} by at least {margin}"
     else:
         verdict = f"not released: held-out nDCG@10 {candidate['nDCG@10']:.4f} does not beat v{active.number}'s {baseline['nDCG@10']:.4f} by {margin}"
+    every_query = {query: judged[query] for query in [*train_queries, *test_queries]}
+    every_raw = np.concatenate([raw_train, raw_test])
+    calibration = catalog.calibration(HeadsSpace(heads), every_query, every_raw, source=f"{len(judged)} judged queries")
+    active_calibration = catalog.calibration(space_for(active), every_query, every_raw, source=f"{len(judged)} judged queries")
     with transaction.atomic():
+        if active_calibration:
+            active.metrics = {**active.metrics, "relevance": active_calibration.as_dict()}
+            active.save(update_fields=["metrics"])
         version.weights = heads.to_bytes()
         version.metrics = {
             "held_out": {"candidate": candidate, f"active_v{active.number}": baseline},
@@ -153,6 +175,7 @@ def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: 
             "counts": counts,
             "started_from": f"v{active.number}",
             "options": asdict(options),
+            **({"relevance": calibration.as_dict()} if calibration else {}),
         }
         version.notes = verdict
         version.state = ModelVersion.State.TRAINING if released else ModelVersion.State.RETIRED

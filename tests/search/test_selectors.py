@@ -33,7 +33,7 @@ def fruit(make_images):
 
 def test_semantic_fuses_image_and_text_vector_ranks(fruit):
     # image ranks: near 1, middle 2, far 3, opposite 4; text ranks: middle 1, far 2, near 3.
-    results = image_search(vector=QUERY, mode="semantic")
+    results = image_search(vector=QUERY, mode="semantic", include_distant=True)
     assert titles(results) == ["middle", "near", "far", "opposite"]
     assert [round(hit.score, 6) for hit in results.hits] == [
         round(1 / 62 + 1 / 61, 6),
