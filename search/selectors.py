@@ -130,6 +130,7 @@ class KeywordQuery:
     def parse(cls, text: str) -> "KeywordQuery":
         terms, excluded = [], []
         for minus, phrase, word in WORDS.findall(text):
+            word = word.replace('"', "")  # a stray quote inside a word would open a phrase below
             if phrase.strip():
                 (excluded if minus else terms).append(f'"{phrase.strip()}"')
             elif word.startswith("-") and len(word) > 1:

@@ -10,6 +10,7 @@ from embeddings.indexes import index_name
 from search.exceptions import InvalidQuery
 from search.judgments import judged_queries_embed, judgment_record
 from search.models import JudgedQuery
+from search.relevance import calibration_from_similarities
 from search.selectors import CANDIDATES, Filters, image_search, judged_list, vector_literal
 from tests.conftest import unit
 from tests.plans import ranking_plan
@@ -175,6 +176,7 @@ def test_keyword_matches_any_word_and_ranks_by_how_many_match(make_images):
     assert titles(image_search(text="red apple -car", mode="keyword")) == ["Red apple", "Green apple"]
     assert titles(image_search(text='apple -"green apple"', mode="keyword")) == ["Red apple"]
     assert titles(image_search(text="the a or", mode="keyword")) == []
+    assert titles(image_search(text='car"wash or pear', mode="keyword")) == ["Pear"]
 
 
 def test_keyword_results_say_how_many_words_they_match(make_images):
@@ -261,3 +263,12 @@ def test_judged_queries_get_their_vectors_from_the_next_search(spread, curator):
     assert judged_queries_embed(encode=lambda texts: np.stack([unit(0, 0, 1) for _ in texts])) == 1
     assert judged_queries_embed(encode=lambda texts: 1 / 0) == 0  # nothing left to embed
     assert (JudgedQuery.objects.get().text, list(JudgedQuery.objects.get().vector[:3])) == ("Kitten", [0, 0, 1])
+
+
+def test_the_cut_off_best_separates_relevant_results_from_the_rest():
+    relevant = np.array([0.5] * 10 + [0.6] * 10)
+    others = np.array([0.1] * 10 + [0.55] * 2)
+    calibration = calibration_from_similarities(relevant, others, source="test")
+    assert (calibration.cutoff, calibration.close, calibration.quantiles[0], calibration.quantiles[-1]) == (0.5, 0.55, 0.5, 0.6)
+    assert calibration_from_similarities(relevant[:19], others, source="test") is None  # too few to say
+    assert calibration_from_similarities(relevant, others[:0], source="test") is None
