@@ -23,6 +23,7 @@ class SearchForm(Form):
     created_from = forms.DateField(required=False)
     created_to = forms.DateField(required=False)
     collapse = forms.BooleanField(required=False)
+    distant = forms.BooleanField(required=False, help_text="also show results under the relevance cut-off")
     page = forms.IntegerField(required=False, min_value=1, max_value=100)
     limit = forms.IntegerField(required=False, min_value=1, max_value=settings.GLIMPSE_SEARCH_MAX_LIMIT)
 
@@ -35,7 +36,7 @@ class SearchForm(Form):
     def filters(self) -> Filters:
         data = self.cleaned_data
         return Filters(
-            category=data.get("category") or "",
+            category=(data.get("category") or "").strip("/"),
             tags=tuple(tag.strip().lower() for tag in (data.get("tag") or "").split(",") if tag.strip()),
             created_from=data.get("created_from"),
             created_to=data.get("created_to"),

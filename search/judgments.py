@@ -9,7 +9,7 @@ from embeddings.models import ModelVersion
 from embeddings.selectors import version_active
 
 from .exceptions import InvalidJudgment, JudgmentNotAllowed
-from .models import RelevanceJudgment
+from .models import JudgedQuery, RelevanceJudgment
 
 PERMISSION = "search.add_relevancejudgment"
 
@@ -31,9 +31,12 @@ def judgment_record(
     query_text: str = "",
     query_image_hash: str = "",
     query_vector: np.ndarray | None = None,
+    query_text_vector: np.ndarray | None = None,
     version: ModelVersion | None = None,
 ) -> RelevanceJudgment:
-    """Record a grade; an unchanged grade is a no-op, a changed one keeps the old row as history."""
+    """Record a grade; an unchanged grade is a no-op, a changed one keeps the old row as history.
+    A text query is remembered with its text-tower vector (given, or filled in by the next
+    search) so that close queries can use its grades before any training."""
     if not curator.has_perm(PERMISSION):
         raise JudgmentNotAllowed(f"{curator} may not judge results")
     if grade not in RelevanceJudgment.Grade.values:
@@ -44,6 +47,10 @@ def judgment_record(
     version = version or version_active()
     with transaction.atomic():
         judgment_lock(curator_id=curator.pk, image_id=image_id, query_key=key)
+        if not query_image_hash:
+            JudgedQuery.objects.get_or_create(
+                query_key=key, defaults={"text": " ".join(query_text.split()), "vector": query_text_vector}
+            )
         current = RelevanceJudgment.objects.filter(query_key=key, image_id=image_id, curator=curator, is_current=True).first()
         if current and current.grade == grade:
             return current
@@ -90,3 +97,15 @@ def judged_text_queries() -> dict[str, dict[int, float]]:
     for key, image_id, grade in rows:
         grades[key][image_id].append(grade)
     return {key: {image_id: float(np.mean(values)) for image_id, values in images.items()} for key, images in grades.items()}
+
+
+def judged_queries_embed(*, encode) -> int:
+    """Give judged queries that lack one their text-tower vector (`encode`: texts -> unit rows)."""
+    waiting = list(JudgedQuery.objects.filter(vector__isnull=True).order_by("id").values_list("id", "text")[:1000])
+    if not waiting:
+        return 0
+    vectors = encode([text for _, text in waiting])
+    JudgedQuery.objects.bulk_update(
+        [JudgedQuery(id=query_id, vector=vector) for (query_id, _), vector in zip(waiting, vectors)], ["vector"]
+    )
+    return len(waiting)

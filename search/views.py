@@ -64,6 +64,8 @@ def search_api(request):
             "mode": results.mode,
             "version": results.version.number,
             "total": results.total,
+            "distant": results.distant,
+            "nearest_only": results.nearest_only,
             "offset": results.offset,
             "latency_ms": round(results.latency_ms, 2),
             "results": [
@@ -71,6 +73,10 @@ def search_api(request):
                     "id": hit.image.id,
                     "title": hit.image.title,
                     "score": round(hit.score, 6),
+                    "relevance": None if hit.relevance is None else round(hit.relevance, 2),
+                    "match": hit.label,
+                    "similarity": None if hit.similarity is None else round(hit.similarity, 4),
+                    "judged": hit.judged,
                     "category": hit.image.category,
                     "tags": hit.image.tags,
                     "thumbnail": request.build_absolute_uri(hit.image.thumbnail.url),
@@ -83,7 +89,9 @@ def search_api(request):
 
 
 def categories() -> list[str]:
-    return list(Image.objects.exclude(category="").order_by("category").values_list("category", flat=True).distinct())
+    """Every category and each of its parents ("animals" for "animals/housecats")."""
+    paths = Image.objects.exclude(category="").values_list("category", flat=True).distinct()
+    return sorted({"/".join(parts[:depth]) for parts in (path.split("/") for path in paths) for depth in range(1, len(parts) + 1)})
 
 
 def image_detail(request, image_id: int):
