@@ -21,8 +21,12 @@ demo: install
 	$(MANAGE) migrate --noinput
 	$(MANAGE) import_images $(DEMO) --manifest data.jsonl
 	$(MANAGE) embed_catalog
+	$(MANAGE) collectstatic --noinput --verbosity 0
 	@echo "Glimpse is at http://$(HOST)/  (admin: http://$(HOST)/admin/, create a login with: $(MANAGE) createsuperuser)"
-	@bash -c 'trap "kill 0" EXIT; $(MANAGE) embed_worker & $(MANAGE) rqcron config/cron.py -l WARNING & $(MANAGE) runserver --noreload $(HOST)'
+	@# Ctrl-C reaches all three; when one ends for any reason, the EXIT trap stops the others.
+	@GLIMPSE_SERVE_MEDIA=1 bash -c 'trap "kill \$$(jobs -p) 2>/dev/null; wait" EXIT; \
+		$(MANAGE) embed_worker & $(MANAGE) rqcron config/cron.py -l WARNING & \
+		$(PY) -m gunicorn -c config/gunicorn.py --bind $(HOST) config.wsgi & wait -n'
 
 CHROMIUM := /usr/bin/chromium
 
@@ -37,8 +41,9 @@ test: install $(CHROMIUM)
 test-fast: install
 	$(PY) -m pytest -m "not slow"
 
+# Development: reloads on code changes, shows tracebacks (DEBUG), serves static and media.
 serve: install
-	$(MANAGE) runserver $(HOST)
+	DJANGO_DEBUG=1 $(MANAGE) runserver $(HOST)
 
 worker: install
 	$(MANAGE) embed_worker

@@ -1,5 +1,6 @@
 """Glimpse settings. Every knob is an environment variable; the defaults run offline on one machine."""
 import os
+import secrets
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -38,15 +39,50 @@ def database_from_url(url: str) -> dict:
         "HOST": query.pop("host", parsed.hostname or ""),
         "PORT": str(parsed.port or ""),
         "OPTIONS": query,
-        "CONN_MAX_AGE": 60,
+        # Persistent connections are safe only where a fixed set of threads serves requests
+        # (gunicorn's config turns them on); runserver's thread per client connection would leak them.
+        "CONN_MAX_AGE": int(os.environ.get("GLIMPSE_DB_CONN_MAX_AGE", 0)),
         "CONN_HEALTH_CHECKS": True,
     }
 
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "glimpse-local-development-only")
-DEBUG = env_flag("DJANGO_DEBUG", default="DJANGO_SECRET_KEY" not in os.environ)
-ALLOWED_HOSTS = [host for host in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if host]
-CSRF_TRUSTED_ORIGINS = [origin for origin in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if origin]
+def local_secret_key(data_dir: Path) -> str:
+    """A random key made once per data folder, so a clone runs without DJANGO_SECRET_KEY
+    and sessions survive restarts; every process sharing the folder reads the same one."""
+    path = data_dir / "secret_key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        draft = data_dir / f".secret_key.{os.getpid()}"
+        with os.fdopen(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+            handle.write(secrets.token_urlsafe(50))
+        try:
+            os.link(draft, path)  # fails if another process made the key first: theirs wins
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or local_secret_key(DATA_DIR)
+# Tracebacks, settings and URL patterns on error pages only when a developer asks for them.
+DEBUG = env_flag("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+# Behind TLS. Off by default so that http://127.0.0.1 keeps working; see README, "Production".
+SECURE_SSL_REDIRECT = env_flag("DJANGO_SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS", 0))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_flag("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env_flag("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_flag("DJANGO_SECURE_COOKIES", default=False)
+# Trust X-Forwarded-Proto only when a proxy that sets it is the sole way in.
+if env_flag("DJANGO_SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -64,6 +100,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files from STATIC_ROOT (collectstatic) in any server, development included.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -74,6 +112,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+LOGIN_URL = "admin:login"
 WSGI_APPLICATION = "config.wsgi.application"
 TEMPLATES = [
     {
@@ -101,6 +140,8 @@ REDIS_URL = os.environ.get("REDIS_URL") or services.embedded_redis_url(DATA_DIR)
 GLIMPSE_EMBEDDED_REDIS = not os.environ.get("REDIS_URL")
 # Services already queue jobs from transaction.on_commit; enqueue at once when asked.
 RQ = {"COMMIT_MODE": "auto"}
+# django-rq's own admin pages admit every staff user; the dashboard is at /admin/rq/ (config/urls.py).
+RQ_SHOW_ADMIN_LINK = False
 RQ_QUEUES = {
     "embeddings": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600},
     "training": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 6 * 3600},
@@ -150,6 +191,15 @@ GLIMPSE_EMBED_BATCH_SIZE = int(os.environ.get("GLIMPSE_EMBED_BATCH_SIZE", 32))
 GLIMPSE_SEARCH_MAX_QUERY_CHARS = 200
 GLIMPSE_SEARCH_MAX_LIMIT = 100
 GLIMPSE_HNSW_EF_SEARCH = int(os.environ.get("GLIMPSE_HNSW_EF_SEARCH", 100))
+# A judged query lends its relevant images to a new query whose text-tower vector is at
+# least this similar (cosine).
+GLIMPSE_JUDGED_QUERY_SIMILARITY = float(os.environ.get("GLIMPSE_JUDGED_QUERY_SIMILARITY", 0.9))
+# Until a version is calibrated on judgments (search/relevance.py): measured under the
+# bridge on openclipart's captions, each a query for its own image against all others.
+GLIMPSE_RELEVANCE_DEFAULT = {
+    "quantiles": (-0.031, 0.112, 0.139, 0.16, 0.178, 0.196, 0.222, 0.248, 0.284, 0.349, 0.876),
+    "cutoff": 0.171,
+}
 
 # Learning from judgments: a trained version is released only when its held-out nDCG@10
 # beats the active version's by this margin; training starts on its own once this many

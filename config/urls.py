@@ -1,14 +1,45 @@
+from functools import wraps
+
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path, re_path
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.urls import URLPattern, include, path, re_path
 from django.views.static import serve
+from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
+
+# django-rq lets any staff user see the queues and empty, requeue or delete jobs.
+# Its dashboard needs this permission (superusers have it; grant it to other staff).
+RQ_PERMISSION = "django_rq.admin"
+
+
+def rq_permission_required(view):
+    @wraps(view)
+    def checked(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not (request.user.is_active and request.user.is_staff and request.user.has_perm(RQ_PERMISSION)):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return checked
+
+
+# All of them, the JSON stats too (they would admit any staff user; no RQ_API_TOKEN is set here).
+rq_urls = (
+    [
+        URLPattern(pattern.pattern, rq_permission_required(pattern.callback), pattern.default_args, pattern.name)
+        for pattern in get_api_urlpatterns() + get_admin_urlpatterns()
+    ],
+    "django_rq",
+)
 
 urlpatterns = [
-    path("admin/rq/", include("django_rq.urls")),
+    path("admin/rq/", include(rq_urls)),
     path("admin/", admin.site.urls),
     path("", include("search.urls")),
 ]
 
 if settings.GLIMPSE_SERVE_MEDIA:
-    # Development and tests; in production the web server in front serves /media/ (docker/nginx.conf).
+    # Development, `make demo` and tests; in production the web server in front serves /media/ (docker/nginx.conf).
     urlpatterns.append(re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}))

@@ -1,10 +1,19 @@
 from django import forms
 from django.conf import settings
 
+from .models import RelevanceJudgment
 from .selectors import MODES, Filters
 
 
-class SearchForm(forms.Form):
+class Form(forms.Form):
+    def first_error(self) -> str:
+        for field, errors in self.errors.items():
+            prefix = "" if field == "__all__" else f"{field}: "
+            return prefix + errors[0]
+        return ""
+
+
+class SearchForm(Form):
     q = forms.CharField(required=False, max_length=settings.GLIMPSE_SEARCH_MAX_QUERY_CHARS, strip=True)
     image = forms.FileField(required=False)
     like = forms.IntegerField(required=False, min_value=1)
@@ -14,6 +23,7 @@ class SearchForm(forms.Form):
     created_from = forms.DateField(required=False)
     created_to = forms.DateField(required=False)
     collapse = forms.BooleanField(required=False)
+    distant = forms.BooleanField(required=False, help_text="also show results under the relevance cut-off")
     page = forms.IntegerField(required=False, min_value=1, max_value=100)
     limit = forms.IntegerField(required=False, min_value=1, max_value=settings.GLIMPSE_SEARCH_MAX_LIMIT)
 
@@ -26,14 +36,16 @@ class SearchForm(forms.Form):
     def filters(self) -> Filters:
         data = self.cleaned_data
         return Filters(
-            category=data.get("category") or "",
+            category=(data.get("category") or "").strip("/"),
             tags=tuple(tag.strip().lower() for tag in (data.get("tag") or "").split(",") if tag.strip()),
             created_from=data.get("created_from"),
             created_to=data.get("created_to"),
         )
 
-    def first_error(self) -> str:
-        for field, errors in self.errors.items():
-            prefix = "" if field == "__all__" else f"{field}: "
-            return prefix + errors[0]
-        return ""
+
+class JudgeForm(Form):
+    """One click on a result's grade button."""
+
+    q = forms.CharField(max_length=settings.GLIMPSE_SEARCH_MAX_QUERY_CHARS, strip=True)
+    image = forms.IntegerField(min_value=1)
+    grade = forms.TypedChoiceField(choices=RelevanceJudgment.Grade.choices, coerce=int)

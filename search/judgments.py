@@ -2,14 +2,14 @@
 from collections import defaultdict
 
 import numpy as np
-from django.db import transaction
+from django.db import connection, transaction
 
 from catalog.models import Image
 from embeddings.models import ModelVersion
 from embeddings.selectors import version_active
 
 from .exceptions import InvalidJudgment, JudgmentNotAllowed
-from .models import RelevanceJudgment
+from .models import JudgedQuery, RelevanceJudgment
 
 PERMISSION = "search.add_relevancejudgment"
 
@@ -31,9 +31,12 @@ def judgment_record(
     query_text: str = "",
     query_image_hash: str = "",
     query_vector: np.ndarray | None = None,
+    query_text_vector: np.ndarray | None = None,
     version: ModelVersion | None = None,
 ) -> RelevanceJudgment:
-    """Record a grade; an unchanged grade is a no-op, a changed one keeps the old row as history."""
+    """Record a grade; an unchanged grade is a no-op, a changed one keeps the old row as history.
+    A text query is remembered with its text-tower vector (given, or filled in by the next
+    search) so that close queries can use its grades before any training."""
     if not curator.has_perm(PERMISSION):
         raise JudgmentNotAllowed(f"{curator} may not judge results")
     if grade not in RelevanceJudgment.Grade.values:
@@ -43,11 +46,12 @@ def judgment_record(
     key = query_key_for(text=query_text, image_hash=query_image_hash)
     version = version or version_active()
     with transaction.atomic():
-        current = (
-            RelevanceJudgment.objects.select_for_update()
-            .filter(query_key=key, image_id=image_id, curator=curator, is_current=True)
-            .first()
-        )
+        judgment_lock(curator_id=curator.pk, image_id=image_id, query_key=key)
+        if not query_image_hash:
+            JudgedQuery.objects.get_or_create(
+                query_key=key, defaults={"text": " ".join(query_text.split()), "vector": query_text_vector}
+            )
+        current = RelevanceJudgment.objects.filter(query_key=key, image_id=image_id, curator=curator, is_current=True).first()
         if current and current.grade == grade:
             return current
         if current:
@@ -62,6 +66,17 @@ def judgment_record(
             curator=curator,
             version=version,
         )
+
+
+def judgment_lock(*, curator_id: int, image_id: int, query_key: str) -> None:
+    """Serialise grades of one (curator, image, query) until the transaction ends.
+
+    A row lock cannot do it: the first grade has no row to lock yet, and a regrade's
+    FOR UPDATE skips the row a concurrent regrade just retired. Two concurrent clicks
+    would then both insert a current row and one would fail on `one_current_grade`.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"judgment:{curator_id}:{image_id}:{query_key}"])
 
 
 def current_grades(*, curator, query_text: str, image_ids: list[int]) -> dict[int, int]:
@@ -82,3 +97,15 @@ def judged_text_queries() -> dict[str, dict[int, float]]:
     for key, image_id, grade in rows:
         grades[key][image_id].append(grade)
     return {key: {image_id: float(np.mean(values)) for image_id, values in images.items()} for key, images in grades.items()}
+
+
+def judged_queries_embed(*, encode) -> int:
+    """Give judged queries that lack one their text-tower vector (`encode`: texts -> unit rows)."""
+    waiting = list(JudgedQuery.objects.filter(vector__isnull=True).order_by("id").values_list("id", "text")[:1000])
+    if not waiting:
+        return 0
+    vectors = encode([text for _, text in waiting])
+    JudgedQuery.objects.bulk_update(
+        [JudgedQuery(id=query_id, vector=vector) for (query_id, _), vector in zip(waiting, vectors)], ["vector"]
+    )
+    return len(waiting)

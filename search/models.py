@@ -4,7 +4,7 @@ from django.db import models
 from django.db.models import Q
 from pgvector.django import VectorField
 
-from embeddings.models import FEATURE_DIMENSIONS
+from embeddings.models import DIMENSIONS, FEATURE_DIMENSIONS
 
 
 class QueryLog(models.Model):
@@ -65,3 +65,16 @@ class RelevanceJudgment(models.Model):
 
     def __str__(self):
         return f"{self.query_text or self.query_key} → image {self.image_id}: {self.grade}"
+
+
+class JudgedQuery(models.Model):
+    """A judged text query and its text-tower vector (version-independent: the tower is
+    frozen), so that a new query close to it can borrow its curators' grades at once."""
+
+    query_key = models.CharField(max_length=300, unique=True)
+    text = models.TextField()
+    vector = VectorField(dimensions=DIMENSIONS, null=True, blank=True, help_text="null until the next search embeds it")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.text

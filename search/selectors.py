@@ -1,6 +1,7 @@
 """Search reads. Ranking is one SQL statement: each ranked list comes from its own
 index (HNSW for the two vector columns, GIN for full text) and the lists are fused with
 reciprocal rank fusion, score = Σ 1 / (60 + rank), in the same statement."""
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import date
@@ -11,10 +12,11 @@ from django.db import connection, transaction
 
 from catalog.models import Image
 from embeddings.models import ModelVersion
-from embeddings.selectors import version_active
+from embeddings.selectors import version_active, version_base
 from embeddings.spaces import space_for
 
 from .exceptions import InvalidQuery
+from .relevance import calibration_for
 
 MODES = ("hybrid", "semantic", "keyword")
 RRF_K = 60
@@ -34,10 +36,14 @@ class Filters:
         return bool(self.category or self.tags or self.created_from or self.created_to)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Hit:
     image: Image
     score: float
+    similarity: float | None = None  # the query's cosine with the image's best text-space vector
+    relevance: float | None = None  # 0–1, see search/relevance.py
+    label: str = ""  # close / related / distant
+    judged: bool = False  # a curator graded it relevant for this or a close query
 
 
 @dataclass
@@ -51,6 +57,8 @@ class Results:
     limit: int = 20
     collapsed: int = 0
     image_ids: list[int] = field(default_factory=list)
+    distant: int = 0  # candidates under the version's relevance cut-off, hidden
+    nearest_only: bool = False  # nothing passed the cut-off; the hits are the nearest anyway
 
 
 def vector_literal(vector) -> str:
@@ -63,8 +71,9 @@ def vector_literal(vector) -> str:
 def filter_sql(filters: Filters) -> tuple[str, list]:
     clauses, params = [], []
     if filters.category:
-        clauses.append("i.category = %s")
-        params.append(filters.category)
+        # A category is a path: "animals" holds "animals/housecats" but not "animalsfoo".
+        clauses.append("(i.category = %s OR starts_with(i.category, %s || '/'))")
+        params += [filters.category, filters.category]
     if filters.tags:
         clauses.append("i.tags @> %s")
         params.append(list(filters.tags))
@@ -91,21 +100,96 @@ def vector_list_sql(column: str, where: str) -> str:
         ) candidates"""
 
 
+# Any word may match (OR): images are ranked by how many of the query's words, phrases
+# included, they contain, then by ts_rank_cd. Stop words parse to empty queries and count
+# for nothing; exclusions (-word, -"a phrase") remove images outright.
 KEYWORD_LIST_SQL = """
-        SELECT image_id, row_number() OVER (ORDER BY relevance DESC, image_id) AS rank FROM (
-            SELECT i.id AS image_id, ts_rank_cd(i.search_document, query) AS relevance
-            FROM catalog_image i, websearch_to_tsquery('english', %s) query
-            WHERE i.search_document @@ query{where}
-            ORDER BY relevance DESC, i.id
+        SELECT image_id, row_number() OVER (ORDER BY matched DESC, relevance DESC, image_id) AS rank FROM (
+            SELECT i.id AS image_id, ts_rank_cd(i.search_document, k.query) AS relevance,
+                   (SELECT count(*) FROM unnest(k.terms) term WHERE i.search_document @@ term) AS matched
+            FROM catalog_image i, (
+                SELECT websearch_to_tsquery('english', %s) && websearch_to_tsquery('english', %s) AS query,
+                       ARRAY(SELECT websearch_to_tsquery('english', term) FROM unnest(%s::text[]) term) AS terms
+            ) k
+            WHERE i.search_document @@ k.query{where}
+            ORDER BY matched DESC, relevance DESC, i.id
+            LIMIT %s
+        ) candidates"""
+
+WORDS = re.compile(r'(-?)"([^"]*)"?|(\S+)')
+
+
+@dataclass(frozen=True)
+class KeywordQuery:
+    """Websearch syntax split into words and "phrases" any of which may match, and exclusions."""
+
+    terms: tuple[str, ...]
+    excluded: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> "KeywordQuery":
+        terms, excluded = [], []
+        for minus, phrase, word in WORDS.findall(text):
+            word = word.replace('"', "")  # a stray quote inside a word would open a phrase below
+            if phrase.strip():
+                (excluded if minus else terms).append(f'"{phrase.strip()}"')
+            elif word.startswith("-") and len(word) > 1:
+                excluded.append(word[1:])
+            elif word and word.lower() != "or" and word != "-":
+                terms.append(word)
+        return cls(terms=tuple(terms), excluded=tuple(excluded))
+
+    def params(self) -> list:
+        """any term (websearch's `or`), none of the exclusions, and each term alone for coverage"""
+        return [" or ".join(self.terms), " ".join(f"-{term}" for term in self.excluded), list(self.terms)]
+
+
+# Images that curators graded relevant (mean grade ≥ 2) for judged queries whose text is
+# within `distance` of this one, the closest query's first: judgments count at once,
+# before any training.
+JUDGED_LIST_SQL = """
+        SELECT image_id, row_number() OVER (ORDER BY similarity DESC, grade DESC, image_id) AS rank FROM (
+            SELECT image_id, max(similarity) AS similarity, max(grade) AS grade FROM (
+                SELECT j.image_id, q.similarity, avg(j.grade) AS grade
+                FROM (
+                    SELECT query_key, 1 - (vector <=> %s::vector) AS similarity
+                    FROM search_judgedquery WHERE vector <=> %s::vector <= %s
+                ) q
+                JOIN search_relevancejudgment j ON j.query_key = q.query_key AND j.is_current
+                JOIN catalog_image i ON i.id = j.image_id
+                WHERE true{where}
+                GROUP BY q.query_key, q.similarity, j.image_id
+                HAVING avg(j.grade) >= 2
+            ) per_query
+            GROUP BY image_id
+            ORDER BY similarity DESC, grade DESC, image_id
             LIMIT %s
         ) candidates"""
 
 
-def ranked_lists(*, mode: str, vector, features, text: str, version: ModelVersion, filters: Filters) -> tuple[list[str], list]:
+def judged_list(*, raw_vector: str, filters: Filters) -> list[int]:
+    where, where_params = filter_sql(filters)
+    distance = 1 - settings.GLIMPSE_JUDGED_QUERY_SIMILARITY
+    with connection.cursor() as cursor:
+        cursor.execute(JUDGED_LIST_SQL.format(where=where), [raw_vector, raw_vector, distance, *where_params, CANDIDATES])
+        return [image_id for image_id, _ in cursor.fetchall()]
+
+
+JUDGED_RANKS_SQL = """
+        SELECT image_id, rank FROM unnest(%s::bigint[]) WITH ORDINALITY AS judged(image_id, rank)"""
+
+
+def ranked_lists(
+    *, mode: str, vector, features, text: str, version: ModelVersion, filters: Filters, judged_ids: tuple[int, ...] = ()
+) -> tuple[list[str], list]:
     """One ranked list per index that can answer: text-space vectors (images through the
-    bridge, descriptions), CNN features for picture queries, and full text for words."""
+    bridge, descriptions), CNN features for picture queries, and full text for words;
+    plus the images judged relevant for close queries."""
     where, where_params = filter_sql(filters)
     lists, params = [], []
+    if judged_ids:
+        lists.append(JUDGED_RANKS_SQL)
+        params.append(list(judged_ids))
     columns = []
     if mode in ("hybrid", "semantic"):
         if vector is not None:
@@ -115,15 +199,18 @@ def ranked_lists(*, mode: str, vector, features, text: str, version: ModelVersio
     for column, query in columns:
         lists.append(vector_list_sql(column, where))
         params += [query, version.id, *where_params, query, CANDIDATES]
-    if mode in ("hybrid", "keyword") and text:
+    keywords = KeywordQuery.parse(text)
+    if mode in ("hybrid", "keyword") and keywords.terms:
         lists.append(KEYWORD_LIST_SQL.format(where=where))
-        params += [text, *where_params, CANDIDATES]
+        params += [*keywords.params(), *where_params, CANDIDATES]
     return lists, params
 
 
-def fused_ranking_sql(*, mode, vector, text, version, filters, features=None, exclude_id=None) -> tuple[str, list]:
+def fused_ranking_sql(*, mode, vector, text, version, filters, features=None, exclude_id=None, judged_ids=()) -> tuple[str, list]:
     """The one ranking statement and its parameters ("" when there is nothing to rank by)."""
-    lists, params = ranked_lists(mode=mode, vector=vector, features=features, text=text, version=version, filters=filters)
+    lists, params = ranked_lists(
+        mode=mode, vector=vector, features=features, text=text, version=version, filters=filters, judged_ids=judged_ids
+    )
     if not lists:
         return "", []
     union = "\n        UNION ALL\n".join(lists)
@@ -179,10 +266,64 @@ def collapse_near_duplicates(ranking: list[tuple[int, float]], *, version: Model
     return kept
 
 
+SIMILARITY_SQL = """
+        SELECT image_id, greatest(1 - (image_vector <=> %s::vector), 1 - (text_vector <=> %s::vector))
+        FROM embeddings_imageembedding WHERE version_id = %s AND image_id = ANY(%s)"""
+
+# How many of the query's words and phrases each image contains, and how many count
+# (stop words parse to empty queries and are left out).
+COVERAGE_SQL = """
+        SELECT i.id, (SELECT count(*) FROM unnest(k.terms) term WHERE i.search_document @@ term), cardinality(k.terms)
+        FROM catalog_image i, (
+            SELECT ARRAY(
+                SELECT term FROM (SELECT websearch_to_tsquery('english', word) AS term FROM unnest(%s::text[]) word) parsed
+                WHERE numnode(term) > 0
+            ) AS terms
+        ) k
+        WHERE i.id = ANY(%s)"""
+
+
+def similarities(*, ids: list[int], vector: str, version: ModelVersion) -> dict[int, float]:
+    with connection.cursor() as cursor:
+        cursor.execute(SIMILARITY_SQL, [vector, vector, version.id, ids])
+        return {image_id: float(value) for image_id, value in cursor.fetchall() if value is not None}
+
+
+def keyword_coverage(*, ids: list[int], keywords: KeywordQuery) -> dict[int, float]:
+    """Share of the query's (non-stop) words each image matches."""
+    with connection.cursor() as cursor:
+        cursor.execute(COVERAGE_SQL, [list(keywords.terms), ids])
+        return {image_id: matched / counted for image_id, matched, counted in cursor.fetchall() if counted}
+
+
+def judge_hits(hits: list[Hit], *, text: str, vector: str | None, judged_ids: tuple[int, ...], version: ModelVersion) -> None:
+    """Fill each hit's similarity, relevance and label. A text-space similarity is read
+    against the version's calibration; without one (keyword mode) relevance is the share
+    of the query's words matched. Judged hits and hits matching every word are close."""
+    ids = [hit.image.id for hit in hits]
+    keywords = KeywordQuery.parse(text)
+    coverage = keyword_coverage(ids=ids, keywords=keywords) if keywords.terms and ids else {}
+    similar = similarities(ids=ids, vector=vector, version=version) if vector is not None and ids else {}
+    calibration = calibration_for(version)
+    judged = set(judged_ids)
+    for hit in hits:
+        hit.judged = hit.image.id in judged
+        hit.similarity = similar.get(hit.image.id)
+        words = coverage.get(hit.image.id, 0.0)
+        if hit.similarity is not None:
+            hit.relevance = calibration.relevance(hit.similarity)
+            hit.label = calibration.label(hit.similarity)
+        elif vector is None and coverage:
+            hit.relevance, hit.label = words, "related"
+        if hit.judged or words == 1.0:
+            hit.label = "close"
+
+
 def image_search(
     *,
     text: str = "",
     vector: np.ndarray | None = None,
+    raw_vector: np.ndarray | None = None,
     features: np.ndarray | None = None,
     mode: str = "hybrid",
     filters: Filters = Filters(),
@@ -190,10 +331,15 @@ def image_search(
     offset: int = 0,
     collapse_distance: float | None = None,
     exclude_id: int | None = None,
+    include_distant: bool = False,
     version: ModelVersion | None = None,
 ) -> Results:
-    """Rank images for a text (encoded here) or ready vectors: `vector` in text space,
-    `features` in the CNN's space (an uploaded picture's, or a stored one)."""
+    """Rank images for a text (encoded here) or ready vectors: `vector` in the version's
+    text space (`raw_vector`, the text tower's own, finds close judged queries; it is
+    `vector` for the bridge), `features` in the CNN's space (an uploaded picture's, or a
+    stored one). Results of a text query that the version's calibration calls distant are
+    hidden unless `include_distant`; when nothing passes, the nearest are shown and
+    `nearest_only` says so."""
     started = time.perf_counter()
     if mode not in MODES:
         raise InvalidQuery(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
@@ -207,31 +353,45 @@ def image_search(
     if len(text) > settings.GLIMPSE_SEARCH_MAX_QUERY_CHARS:
         raise InvalidQuery(f"the query is {len(text)} characters; the limit is {settings.GLIMPSE_SEARCH_MAX_QUERY_CHARS}")
     version = version or version_active()
+    space = space_for(version)
     if vector is None and features is None and mode != "keyword":
-        vector = space_for(version).embed_texts([text])[0]
+        raw_vector = space_for(version_base()).embed_texts([text])[0]
+        vector = space.texts_from_base(raw_vector[None, :])[0]
+    if raw_vector is None and vector is not None and version.kind == ModelVersion.Kind.BRIDGE:
+        raw_vector = vector
     vector = None if vector is None else vector_literal(vector)
     features = None if features is None else vector_literal(features)
+    judged_ids = ()
+    if text and raw_vector is not None and mode != "keyword":
+        judged_ids = tuple(judged_list(raw_vector=vector_literal(raw_vector), filters=filters))
     ranking = fused_ranking(
-        mode=mode, vector=vector, features=features, text=text, version=version, filters=filters, exclude_id=exclude_id
+        mode=mode, vector=vector, features=features, text=text, version=version, filters=filters, exclude_id=exclude_id, judged_ids=judged_ids
     )
     collapsed = 0
     if collapse_distance:
         before = len(ranking)
         ranking = collapse_near_duplicates(ranking, version=version, distance=collapse_distance)
         collapsed = before - len(ranking)
-    page = ranking[offset : offset + limit]
-    images = Image.objects.in_bulk([image_id for image_id, _ in page])
-    hits = [Hit(image=images[image_id], score=score) for image_id, score in page if image_id in images]
+    images = Image.objects.in_bulk([image_id for image_id, _ in ranking])
+    hits = [Hit(image=images[image_id], score=score) for image_id, score in ranking if image_id in images]
+    if text:
+        # The calibration is of words against pictures; picture queries rank without a cut-off.
+        judge_hits(hits, text=text, vector=vector, judged_ids=judged_ids, version=version)
+    passed = hits if include_distant else [hit for hit in hits if hit.label != "distant"]
+    nearest_only = bool(hits) and not passed
+    page = (hits if nearest_only else passed)[offset : offset + limit]
     return Results(
-        hits=hits,
-        total=len(ranking),
+        hits=page,
+        total=len(passed),
         mode=mode,
         version=version,
         latency_ms=(time.perf_counter() - started) * 1000,
         offset=offset,
         limit=limit,
         collapsed=collapsed,
-        image_ids=[hit.image.id for hit in hits],
+        image_ids=[hit.image.id for hit in page],
+        distant=len(hits) - len(passed),
+        nearest_only=nearest_only,
     )
 
 

@@ -5,11 +5,12 @@ from django.conf import settings
 
 from catalog.exceptions import InvalidImage
 from catalog.imaging import check_image
-from embeddings.selectors import version_active
+from embeddings.selectors import version_active, version_base
 from embeddings.spaces import space_for
 
 from .exceptions import InvalidQuery
 from .forms import SearchForm
+from .judgments import judged_queries_embed
 from .models import QueryLog
 from .selectors import Results, image_search, stored_vectors
 
@@ -52,6 +53,9 @@ def search_run(*, form: SearchForm, default_limit: int) -> Results:
             vector = None
         mode, text, exclude_id = "semantic", "", data["like"]
         log = {"kind": QueryLog.Kind.SIMILAR, "similar_to_id": data["like"]}
+    if text and mode != "keyword":
+        # Queries judged since the last search get their vectors now, so they count at once.
+        judged_queries_embed(encode=space_for(version_base()).embed_texts)
     results = image_search(
         text=text,
         vector=vector,
@@ -62,6 +66,7 @@ def search_run(*, form: SearchForm, default_limit: int) -> Results:
         offset=(page - 1) * limit,
         collapse_distance=COLLAPSE_DISTANCE if data.get("collapse") else None,
         exclude_id=exclude_id,
+        include_distant=bool(data.get("distant")),
         version=version,
     )
     results.latency_ms = (time.perf_counter() - started) * 1000

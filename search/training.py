@@ -20,14 +20,17 @@ from embeddings.spaces import HeadsSpace, ImageVectors, space_for
 from embeddings.training.heads import HeadWeights
 from embeddings.training.trainer import TrainingOptions, TrainingSet, heads_train
 
-from .evaluation import RELEVANT_GRADE, judged_metrics, rank_in_memory
+from .evaluation import judged_metrics, rank_in_memory
 from .judgments import judged_text_queries
 from .models import RelevanceJudgment
+from .relevance import Calibration, calibration_from_similarities, judged_similarities
 from .selectors import CANDIDATES, Filters, fused_ranking, vector_literal
 
 logger = logging.getLogger("glimpse.training")
 
 HARD_NEGATIVES_PER_QUERY = 20
+# Images graded this or better are training targets, in proportion to their grade.
+PARTIAL_GRADE = 1
 
 
 def is_held_out(query: str, *, seed: int, share: float) -> bool:
@@ -55,6 +58,20 @@ class Catalog:
         images = space.from_base(ImageVectors(text_space=self.bridge, features=self.features)).text_space
         return images, space.texts_from_base(self.texts)
 
+    def calibration(self, space, judged: dict[str, dict[int, float]], raw: np.ndarray, *, source: str) -> Calibration | None:
+        """The version's relevance calibration from every judged query (search/relevance.py)."""
+        images, texts = self.vectors(space)
+        rows = {image_id: self.row_of[image_id] for grades in judged.values() for image_id in grades if image_id in self.row_of}
+        return calibration_from_similarities(
+            *judged_similarities(
+                query_vectors=space.texts_from_base(raw) if len(raw) else raw,
+                judged=list(judged.values()),
+                image_vectors={image_id: images[row] for image_id, row in rows.items()},
+                text_vectors={image_id: texts[row] for image_id, row in rows.items() if self.has_text[row]},
+            ),
+            source=source,
+        )
+
     def rankings(self, space, queries: list[str], raw_queries: np.ndarray) -> dict[str, list[int]]:
         images, texts = self.vectors(space)
         ranked = rank_in_memory(space.texts_from_base(raw_queries), images, texts, self.has_text, depth=CANDIDATES)
@@ -62,15 +79,19 @@ class Catalog:
 
 
 def training_set(catalog: Catalog, judged: dict[str, dict[int, float]], queries: list[str], raw: np.ndarray, active: ModelVersion) -> TrainingSet:
-    texts, image_rows, negatives = [], [], []
+    """The catalog's description pairs, and each judged query with every image graded ≥ 1,
+    weighted by grade: partly relevant images teach what a query is about, and there are
+    ten of them for every exact match a curator finds in the top 10."""
+    texts, image_rows, negatives, weights = [], [], [], []
     for row in np.flatnonzero(catalog.has_text):
         texts.append(catalog.texts[row])
         image_rows.append(row)
         negatives.append(np.zeros(0, dtype=np.int64))
+        weights.append(1.0)
     served = space_for(active).texts_from_base(raw) if len(raw) else raw
     for query, vector, served_vector in zip(queries, raw, served):
         grades = judged[query]
-        positives = [catalog.row_of[i] for i, grade in grades.items() if grade >= RELEVANT_GRADE and i in catalog.row_of]
+        positives = {catalog.row_of[i]: grade for i, grade in grades.items() if grade >= PARTIAL_GRADE and i in catalog.row_of}
         if not positives:
             continue
         judged_rows = {catalog.row_of[i] for i in grades if i in catalog.row_of}
@@ -78,16 +99,19 @@ def training_set(catalog: Catalog, judged: dict[str, dict[int, float]], queries:
         mined = [catalog.row_of[i] for i, _ in ranking if i in catalog.row_of and catalog.row_of[i] not in judged_rows][:HARD_NEGATIVES_PER_QUERY]
         graded_zero = [catalog.row_of[i] for i, grade in grades.items() if grade == 0 and i in catalog.row_of]
         query_negatives = np.array(sorted(set(mined) | set(graded_zero)), dtype=np.int64)
-        for row in positives:
+        total = sum(positives.values())
+        for row, grade in positives.items():
             texts.append(vector)
             image_rows.append(row)
             negatives.append(query_negatives)
+            weights.append(grade / total)
     return TrainingSet(
         bridge=catalog.bridge,
         features=catalog.features,
         texts=np.array(texts, dtype=np.float32).reshape(-1, catalog.bridge.shape[1]),
         image_rows=np.array(image_rows, dtype=np.int64),
         negatives=negatives,
+        weights=np.array(weights, dtype=np.float32),
     )
 
 
@@ -131,8 +155,16 @@ def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: 
         "held_out_queries": len(test_queries),
     }
     start = HeadWeights.from_bytes(active.weights) if active.kind == ModelVersion.Kind.HEADS else None
+    # Early stopping on the gate's split: the epoch that ranked the held-out judged queries
+    # best. That makes the gate's figure for the candidate slightly optimistic; the margin
+    # and the next round's fresh queries absorb it.
     heads, curve = heads_train(
-        data, options=options, device=encoders.device(), start=start, on_epoch=held_out_ndcg if test_queries else None
+        data,
+        options=options,
+        device=encoders.device(),
+        start=start,
+        on_epoch=held_out_ndcg if test_queries else None,
+        keep_best="held_out_nDCG@10" if test_queries else None,
     )
     candidate = judged_metrics(catalog.rankings(HeadsSpace(heads), test_queries, raw_test), held_out, condensed=True)
     baseline = judged_metrics(catalog.rankings(space_for(active), test_queries, raw_test), held_out, condensed=True)
@@ -143,7 +175,14 @@ def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: 
         verdict = f"released: held-out nDCG@10 {candidate['nDCG@10']:.4f} beats v{active.number}'s {baseline['nDCG@10']:.4f} by at least {margin}"
     else:
         verdict = f"not released: held-out nDCG@10 {candidate['nDCG@10']:.4f} does not beat v{active.number}'s {baseline['nDCG@10']:.4f} by {margin}"
+    every_query = {query: judged[query] for query in [*train_queries, *test_queries]}
+    every_raw = np.concatenate([raw_train, raw_test])
+    calibration = catalog.calibration(HeadsSpace(heads), every_query, every_raw, source=f"{len(judged)} judged queries")
+    active_calibration = catalog.calibration(space_for(active), every_query, every_raw, source=f"{len(judged)} judged queries")
     with transaction.atomic():
+        if active_calibration:
+            active.metrics = {**active.metrics, "relevance": active_calibration.as_dict()}
+            active.save(update_fields=["metrics"])
         version.weights = heads.to_bytes()
         version.metrics = {
             "held_out": {"candidate": candidate, f"active_v{active.number}": baseline},
@@ -153,6 +192,7 @@ def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: 
             "counts": counts,
             "started_from": f"v{active.number}",
             "options": asdict(options),
+            **({"relevance": calibration.as_dict()} if calibration else {}),
         }
         version.notes = verdict
         version.state = ModelVersion.State.TRAINING if released else ModelVersion.State.RETIRED

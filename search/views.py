@@ -1,5 +1,5 @@
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpResponseBadRequest, HttpResponseForbidden, HttpResponseRedirect, JsonResponse
+from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -11,14 +11,14 @@ from embeddings.exceptions import NoActiveVersion
 
 from .exceptions import InvalidJudgment, InvalidQuery, JudgmentNotAllowed
 from .judgments import PERMISSION, current_grades, judgment_record
-from .forms import SearchForm
+from .forms import JudgeForm, SearchForm
 from .selectors import CANDIDATES
 from .services import search_run
 
 PAGE_SIZE = 24
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def search_page(request):
     submitted = bool(request.GET or request.FILES)
     form = SearchForm(request.GET if submitted else None, request.FILES or None)
@@ -49,9 +49,9 @@ def search_page(request):
 
 
 @csrf_exempt
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def search_api(request):
-    form = SearchForm(request.GET if request.method == "GET" else request.POST, request.FILES or None)
+    form = SearchForm(request.POST if request.method == "POST" else request.GET, request.FILES or None)
     if not form.is_valid():
         return JsonResponse({"error": form.first_error()}, status=400)
     try:
@@ -64,6 +64,8 @@ def search_api(request):
             "mode": results.mode,
             "version": results.version.number,
             "total": results.total,
+            "distant": results.distant,
+            "nearest_only": results.nearest_only,
             "offset": results.offset,
             "latency_ms": round(results.latency_ms, 2),
             "results": [
@@ -71,6 +73,10 @@ def search_api(request):
                     "id": hit.image.id,
                     "title": hit.image.title,
                     "score": round(hit.score, 6),
+                    "relevance": None if hit.relevance is None else round(hit.relevance, 2),
+                    "match": hit.label,
+                    "similarity": None if hit.similarity is None else round(hit.similarity, 4),
+                    "judged": hit.judged,
                     "category": hit.image.category,
                     "tags": hit.image.tags,
                     "thumbnail": request.build_absolute_uri(hit.image.thumbnail.url),
@@ -83,7 +89,9 @@ def search_api(request):
 
 
 def categories() -> list[str]:
-    return list(Image.objects.exclude(category="").order_by("category").values_list("category", flat=True).distinct())
+    """Every category and each of its parents ("animals" for "animals/housecats")."""
+    paths = Image.objects.exclude(category="").values_list("category", flat=True).distinct()
+    return sorted({"/".join(parts[:depth]) for parts in (path.split("/") for path in paths) for depth in range(1, len(parts) + 1)})
 
 
 def image_detail(request, image_id: int):
@@ -95,19 +103,27 @@ def image_detail(request, image_id: int):
 def judge(request):
     """One click on a result: record the grade and go back to the same results page."""
     back = request.POST.get("next") or reverse("search:page")
-    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         back = reverse("search:page")
     if not request.user.is_authenticated:
         return redirect_to_login(back)
+    form = JudgeForm(request.POST)
+    if not form.is_valid():
+        return judgment_refused(request, form.first_error(), status=400)
     try:
         judgment_record(
             curator=request.user,
-            image_id=int(request.POST.get("image", "0")),
-            grade=int(request.POST.get("grade", "-1")),
-            query_text=request.POST.get("q", ""),
+            image_id=form.cleaned_data["image"],
+            grade=form.cleaned_data["grade"],
+            query_text=form.cleaned_data["q"],
         )
     except JudgmentNotAllowed:
-        return HttpResponseForbidden("You may not judge results.")
-    except (InvalidJudgment, ValueError) as error:
-        return HttpResponseBadRequest(f"The judgment was not recorded: {error}")
+        return judgment_refused(request, "You may not judge results.", status=403)
+    except InvalidJudgment as error:
+        return judgment_refused(request, str(error), status=400)
     return HttpResponseRedirect(back)
+
+
+def judgment_refused(request, reason: str, *, status: int):
+    # The reason can quote the request (a bad grade, a query); the template escapes it.
+    return render(request, f"{status}.html", {"reason": f"The judgment was not recorded: {reason}"}, status=status)

@@ -12,6 +12,8 @@ RQ_QUEUES = {name: {"URL": TEST_REDIS_URL, "DEFAULT_TIMEOUT": 600} for name in (
 MEDIA_ROOT = Path(os.environ.get("GLIMPSE_TEST_MEDIA") or tempfile.mkdtemp(prefix="glimpse-test-media-"))
 GLIMPSE_EMBED_BATCH_SIZE = 4
 GLIMPSE_SERVE_MEDIA = True
+# Static files straight from the apps, looked up per request: no collectstatic before a run.
+WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = True
 
 # A worker started by a test joins that test's database.
 if os.environ.get("GLIMPSE_TEST_DATABASE"):

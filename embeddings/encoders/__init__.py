@@ -7,6 +7,7 @@ Hugging Face id takes the libraries' normal download path.
 import functools
 import logging
 import os
+import threading
 
 import numpy as np
 import torch
@@ -26,6 +27,20 @@ PACKAGED_TEXT_MODELS = {"sentence-transformers/all-MiniLM-L6-v2"}
 PACKAGED_IMAGE_MODELS = {"tf_efficientnet_lite0"}
 
 
+def built_once(build):
+    """functools.cache, and the threads of a web worker that ask at once wait for one build
+    instead of each loading its own copy of the model."""
+    cached = functools.cache(build)
+    lock = threading.Lock()
+
+    @functools.wraps(build)
+    def get():
+        with lock:
+            return cached()
+
+    return get
+
+
 @functools.cache
 def device() -> torch.device:
     choice = settings.GLIMPSE_DEVICE
@@ -37,7 +52,7 @@ def device() -> torch.device:
         raise ImproperlyConfigured(f"GLIMPSE_DEVICE={choice!r} is not a torch device (try cpu, cuda or auto)") from None
 
 
-@functools.cache
+@built_once
 def image_encoder() -> ImageEncoder:
     name = settings.GLIMPSE_IMAGE_MODEL
     weights = None
@@ -52,7 +67,7 @@ def image_encoder() -> ImageEncoder:
         raise
 
 
-@functools.cache
+@built_once
 def text_encoder() -> TextEncoder:
     name = settings.GLIMPSE_TEXT_MODEL
     location = name
@@ -67,7 +82,7 @@ def text_encoder() -> TextEncoder:
         raise ImproperlyConfigured(f"GLIMPSE_TEXT_MODEL={name!r} cannot be loaded: {error}") from None
 
 
-@functools.cache
+@built_once
 def class_embeddings() -> np.ndarray:
     """The bridge's class-name matrix, computed once and kept beside the converted weights."""
     safe_name = settings.GLIMPSE_TEXT_MODEL.replace("/", "--")

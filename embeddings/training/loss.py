@@ -2,15 +2,13 @@ import torch
 from torch.nn import functional
 
 
-def symmetric_info_nce(
-    texts: torch.Tensor, images: torch.Tensor, logit_scale: torch.Tensor, extra_images: torch.Tensor | None = None
+def graded_info_nce(
+    texts: torch.Tensor, images: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, logit_scale: torch.Tensor
 ) -> torch.Tensor:
-    """Symmetric InfoNCE over matched rows (text i ↔ image i) with a learned temperature.
-
-    `extra_images` are hard negatives: more columns for the text→image direction only.
-    """
-    scale = logit_scale.exp().clamp(max=100)
-    logits = scale * texts @ images.T
-    labels = torch.arange(len(texts), device=texts.device)
-    text_to_image = logits if extra_images is None else torch.cat([logits, scale * texts @ extra_images.T], dim=1)
-    return (functional.cross_entropy(text_to_image, labels) + functional.cross_entropy(logits.T, labels)) / 2
+    """Text → image InfoNCE against many catalog images at once (`images`, one column each;
+    `targets` says which column is each text's image), each pair weighted by its share of
+    its text's target. A query with images graded 3 and 1 so learns a target distribution
+    3 : 1 over them, which is cross-entropy against graded relevance."""
+    logits = logit_scale.exp().clamp(max=100) * texts @ images.T
+    losses = functional.cross_entropy(logits, targets, reduction="none")
+    return (losses * weights).sum() / weights.sum()

@@ -95,3 +95,76 @@ def test_admin_regrade_action_keeps_history(admin_client, results, curator):
         ("admin", 3, True),
         ("curator", 1, True),
     ]
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"grade": "<script>alert(1)</script>"}, "grade: Select a valid choice. &lt;script&gt;alert(1)&lt;/script&gt; is not one of the available choices."),
+        ({"grade": "4"}, "grade: Select a valid choice. 4 is not one of the available choices."),
+        ({"q": "apple\x00"}, "q: Null characters are not allowed."),
+        ({"q": "  "}, "q: This field is required."),
+        ({"q": "x" * 201}, "q: Ensure this value has at most 200 characters (it has 201)."),
+        ({"image": "<b>1</b>"}, "image: Enter a whole number."),
+        ({"image": "999999"}, "image 999999 does not exist"),
+    ],
+)
+def test_bad_judgments_from_the_page_are_an_escaped_400(client, curator, fields, message):
+    # No catalog needed: the form refuses these before any image is looked up.
+    client.force_login(curator)
+    response = client.post(reverse("search:judge"), {"q": "apple", "image": "1", "grade": "2"} | fields)
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert f"The judgment was not recorded: {message}" in html
+    assert "<script>" not in html and "<b>1" not in html
+    assert RelevanceJudgment.objects.count() == 0
+
+
+def concurrent_grades(curator, image, grades: list[int]) -> list[int]:
+    """Post each grade from its own thread (its own client, so its own database connection), all at once."""
+    import threading
+
+    from django.db import connections
+    from django.test import Client
+
+    barrier = threading.Barrier(len(grades))
+    statuses = [0] * len(grades)
+
+    def post(index: int, grade: int) -> None:
+        try:
+            client = Client(raise_request_exception=False)
+            client.force_login(curator)
+            barrier.wait(timeout=30)
+            statuses[index] = client.post(reverse("search:judge"), {"q": "apple", "image": image.id, "grade": grade}).status_code
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=post, args=(index, grade)) for index, grade in enumerate(grades)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    return statuses
+
+
+@pytest.fixture
+def committed_results(transactional_db, django_db_serialized_rollback, curator, make_images):
+    # Committed rows, so that every thread's own connection sees them; serialized_rollback
+    # restores the migration-made version 1 for the tests that follow.
+    return make_images([{"title": "Red apple", "image_vector": unit(1, 0.1)}])
+
+
+def test_ten_concurrent_equal_grades_make_one_row(committed_results, curator):
+    assert concurrent_grades(curator, committed_results[0], [2] * 10) == [302] * 10
+    assert list(RelevanceJudgment.objects.values_list("grade", "is_current")) == [(2, True)]
+
+
+def test_ten_concurrent_regrades_keep_one_current_grade_and_the_history(committed_results, curator):
+    grades = [0, 1, 2, 3, 0, 1, 2, 3, 0, 1]
+    assert concurrent_grades(curator, committed_results[0], grades) == [302] * 10
+    rows = list(RelevanceJudgment.objects.order_by("id").values_list("grade", "is_current"))
+    assert [current for _, current in rows] == [False] * (len(rows) - 1) + [True]
+    # Each recorded row changed the grade before it; none was lost to an error.
+    assert all(rows[index][0] != rows[index - 1][0] for index in range(1, len(rows)))
+    assert 4 <= len(rows) <= 10

@@ -1,13 +1,17 @@
 """Exact orders on hand-made 384-d vectors: unit(a, b, c) has cosine a·a' + b·b' + c·c'."""
 from datetime import date, timedelta
 
+import numpy as np
 import pytest
 from django.utils import timezone
 
 from catalog.models import Image
 from embeddings.indexes import index_name
 from search.exceptions import InvalidQuery
-from search.selectors import CANDIDATES, Filters, image_search, vector_literal
+from search.judgments import judged_queries_embed, judgment_record
+from search.models import JudgedQuery
+from search.relevance import calibration_from_similarities
+from search.selectors import CANDIDATES, Filters, image_search, judged_list, vector_literal
 from tests.conftest import unit
 from tests.plans import ranking_plan
 
@@ -33,7 +37,7 @@ def fruit(make_images):
 
 def test_semantic_fuses_image_and_text_vector_ranks(fruit):
     # image ranks: near 1, middle 2, far 3, opposite 4; text ranks: middle 1, far 2, near 3.
-    results = image_search(vector=QUERY, mode="semantic")
+    results = image_search(vector=QUERY, mode="semantic", include_distant=True)
     assert titles(results) == ["middle", "near", "far", "opposite"]
     assert [round(hit.score, 6) for hit in results.hits] == [
         round(1 / 62 + 1 / 61, 6),
@@ -153,3 +157,118 @@ def test_the_ranking_statement_uses_the_hnsw_indexes(fruit, version, filters):
     if not filters:
         # With a filter the planner may start from the category index instead; both are fine.
         assert "catalog_image_search_document_gin" in plan
+
+
+def test_keyword_matches_any_word_and_ranks_by_how_many_match(make_images):
+    make_images(
+        [
+            {"title": "Green apple"},
+            {"title": "Red car"},
+            {"title": "Red apple", "tags": ("fruit",)},
+            {"title": "Dog", "description": "running in the park"},
+            {"title": "Pear"},
+        ]
+    )
+    # Both words first; one-word matches tie on rank and go to the older image.
+    assert titles(image_search(text="red apple", mode="keyword")) == ["Red apple", "Green apple", "Red car"]
+    assert titles(image_search(text="a dog running", mode="keyword")) == ["Dog"]  # "a" is a stop word
+    assert titles(image_search(text='"red apple"', mode="keyword")) == ["Red apple"]
+    assert titles(image_search(text="red apple -car", mode="keyword")) == ["Red apple", "Green apple"]
+    assert titles(image_search(text='apple -"green apple"', mode="keyword")) == ["Red apple"]
+    assert titles(image_search(text="the a or", mode="keyword")) == []
+    assert titles(image_search(text='car"wash or pear', mode="keyword")) == ["Pear"]
+
+
+def test_keyword_results_say_how_many_words_they_match(make_images):
+    make_images([{"title": "Green apple"}, {"title": "Red apple"}])
+    results = image_search(text="red apple", mode="keyword")
+    assert [(hit.label, hit.relevance) for hit in results.hits] == [("close", 1.0), ("related", 0.5)]
+    assert (results.total, results.distant, results.nearest_only) == (2, 0, False)
+
+
+def test_a_category_holds_its_subcategories_and_its_words_are_searchable(make_images):
+    make_images(
+        [
+            {"title": "tabby", "category": "animals/housecats", "image_vector": unit(1, 0.1)},
+            {"title": "lion", "category": "animals", "image_vector": unit(1, 0.2)},
+            {"title": "pun", "category": "animalsfoo", "image_vector": unit(1, 0.3)},
+            {"title": "rose", "category": "plants/roses", "image_vector": unit(1, 0.4)},
+        ]
+    )
+    assert titles(image_search(vector=QUERY, mode="semantic", filters=Filters(category="animals"))) == ["tabby", "lion"]
+    assert titles(image_search(vector=QUERY, mode="semantic", filters=Filters(category="animals/housecats"))) == ["tabby"]
+    assert titles(image_search(vector=QUERY, mode="semantic", filters=Filters(category="anim"))) == []
+    assert titles(image_search(text="housecats", mode="keyword")) == ["tabby"]
+    assert titles(image_search(text="roses", mode="keyword")) == ["rose"]
+
+
+@pytest.fixture
+def spread(make_images):
+    # Cosines with QUERY: 0.995, 0.177, 0.0. The default calibration (evaluation data)
+    # puts the cut-off at 0.171 and "close" at 0.196.
+    return make_images(
+        [
+            {"title": "close", "image_vector": unit(1, 0.1)},
+            {"title": "related", "image_vector": unit(0.18, 1)},
+            {"title": "distant", "image_vector": unit(0, 1)},
+        ]
+    )
+
+
+def test_results_under_the_cut_off_are_hidden_and_not_counted(spread):
+    results = image_search(text="query", vector=QUERY, mode="semantic")
+    assert titles(results) == ["close", "related"]
+    assert [(hit.label, round(hit.relevance, 3), round(hit.similarity, 3)) for hit in results.hits] == [
+        ("close", 1.0, 0.995),
+        ("related", 0.395, 0.177),
+    ]
+    assert (results.total, results.distant, results.nearest_only) == (2, 1, False)
+    everything = image_search(text="query", vector=QUERY, mode="semantic", include_distant=True)
+    assert titles(everything) == ["close", "related", "distant"] and everything.total == 3
+    assert everything.hits[2].label == "distant"
+
+
+def test_with_nothing_close_the_nearest_are_shown_and_said_to_be(spread):
+    results = image_search(text="猫", vector=unit(0, 0, 1), mode="semantic")
+    assert results.nearest_only and results.total == 0 and results.distant == 3
+    assert len(results.hits) == 3 and {hit.label for hit in results.hits} == {"distant"}
+
+
+def test_a_version_calibrated_on_judgments_uses_its_own_cut_off(spread, version):
+    version.metrics = {"relevance": {"quantiles": [0.5] * 5 + [0.55] + [0.6] * 5, "cutoff": 0.5, "source": "judgments"}}
+    version.save()
+    results = image_search(text="query", vector=QUERY, mode="semantic")
+    assert titles(results) == ["close"] and results.distant == 2
+
+
+def test_a_query_close_to_a_judged_one_gets_its_relevant_images_at_once(spread, curator, version):
+    distant = spread[2]
+    judgment_record(curator=curator, image_id=distant.id, grade=3, query_text="kitten", query_text_vector=unit(0, 0, 1))
+    judgment_record(curator=curator, image_id=spread[1].id, grade=1, query_text="kitten", query_text_vector=unit(0, 0, 1))
+    # cosine(raw, kitten) = 0.958 >= 0.9: the judged image joins the fusion and counts as close.
+    results = image_search(text="kitten photo", vector=QUERY, raw_vector=unit(0, 0.3, 1), mode="semantic")
+    assert titles(results) == ["distant", "close", "related"]
+    assert [(hit.judged, hit.label) for hit in results.hits] == [(True, "close"), (False, "close"), (False, "related")]
+    assert results.hits[0].score == pytest.approx(1 / 61 + 1 / 63)
+    # A query that is not close enough gets nothing from it; the grade-1 image never lends.
+    far = image_search(text="tractor", vector=QUERY, raw_vector=unit(0, 1, 0.3), mode="semantic")
+    assert titles(far) == ["close", "related"]
+    assert judged_list(raw_vector=vector_literal(unit(0, 0, 1)), filters=Filters()) == [distant.id]
+    assert judged_list(raw_vector=vector_literal(unit(0, 0, 1)), filters=Filters(category="other")) == []
+
+
+def test_judged_queries_get_their_vectors_from_the_next_search(spread, curator):
+    judgment_record(curator=curator, image_id=spread[2].id, grade=2, query_text="Kitten ")
+    assert JudgedQuery.objects.get().vector is None
+    assert judged_queries_embed(encode=lambda texts: np.stack([unit(0, 0, 1) for _ in texts])) == 1
+    assert judged_queries_embed(encode=lambda texts: 1 / 0) == 0  # nothing left to embed
+    assert (JudgedQuery.objects.get().text, list(JudgedQuery.objects.get().vector[:3])) == ("Kitten", [0, 0, 1])
+
+
+def test_the_cut_off_best_separates_relevant_results_from_the_rest():
+    relevant = np.array([0.5] * 10 + [0.6] * 10)
+    others = np.array([0.1] * 10 + [0.55] * 2)
+    calibration = calibration_from_similarities(relevant, others, source="test")
+    assert (calibration.cutoff, calibration.close, calibration.quantiles[0], calibration.quantiles[-1]) == (0.5, 0.55, 0.5, 0.6)
+    assert calibration_from_similarities(relevant[:19], others, source="test") is None  # too few to say
+    assert calibration_from_similarities(relevant, others[:0], source="test") is None

@@ -86,3 +86,12 @@ def test_a_second_run_starts_from_the_active_heads(judged_catalog, queue, django
     second = training_run(seed=3, margin=1.0, held_out_share=0.4, options=OPTIONS)
     assert second.trained_from_id == first.id and second.metrics["started_from"] == f"v{first.number}"
     assert set(second.metrics["held_out"]) == {"candidate", f"active_v{first.number}"}
+
+
+def test_training_calibrates_the_new_and_the_active_version(judged_catalog):
+    version = training_run(seed=3, margin=1.0, held_out_share=0.4, options=OPTIONS)
+    # 10 queries with two images graded >= 2 each: exactly enough (20) to calibrate.
+    relevance = version.metrics["relevance"]
+    assert relevance["source"] == "10 judged queries" and len(relevance["quantiles"]) == 11
+    assert relevance["quantiles"][0] <= relevance["cutoff"] <= relevance["quantiles"][-1]
+    assert ModelVersion.objects.get(number=1).metrics["relevance"]["source"] == "10 judged queries"

@@ -142,3 +142,30 @@ def test_an_allowed_long_upload_is_searched_in_bounded_memory(client, catalog, b
     assert response.status_code == 200 and response.json()["mode"] == "semantic"
     # Over an ordinary picture: 4 bytes a pixel while decoding (182 MB), then a 1,031 × 11 working copy.
     assert long.growth - ordinary.growth < 4 * 65_000 * 700 + 48 * MB, (long.growth, ordinary.growth)
+
+
+def test_red_apple_in_keyword_mode_finds_the_apples_with_a_readable_relevance(client, catalog):
+    body = client.get(reverse("search:api"), {"q": "red apple", "mode": "keyword"}).json()
+    assert [(result["title"], result["match"], result["relevance"]) for result in body["results"]] == [
+        ("Red apple", "close", 1.0),
+        ("Green apple", "related", 0.5),
+    ]
+    assert (body["total"], body["distant"], body["nearest_only"]) == (2, 0, False)
+
+
+def test_a_category_finds_its_subcategories_through_the_api(client, make_images):
+    make_images([{"title": "tabby", "category": "animals/housecats", "image_vector": unit(1, 0.1)}, {"title": "x", "category": "animalsfoo"}])
+    body = client.get(reverse("search:api"), {"q": "tabby", "mode": "keyword", "category": "animals/"}).json()
+    assert [result["title"] for result in body["results"]] == ["tabby"]
+    page = client.get(reverse("search:page"), {"q": "tabby", "mode": "keyword"}).content.decode()
+    assert '<option >animals</option>' in page and '<option >animals/housecats</option>' in page
+
+
+@pytest.mark.slow
+def test_a_query_with_no_close_match_says_so(client, catalog):
+    # The hand-made vectors share almost nothing with a real query vector.
+    body = client.get(reverse("search:api"), {"q": "猫", "mode": "semantic"}).json()
+    assert (body["total"], body["distant"], body["nearest_only"]) == (0, 3, True)
+    assert {result["match"] for result in body["results"]} == {"distant"}
+    page = client.get(reverse("search:page"), {"q": "猫", "mode": "semantic"}).content.decode()
+    assert "No close matches; showing the nearest." in page and "0 results" in page

@@ -1,0 +1,27 @@
+"""gunicorn settings for `make demo` and production: `gunicorn -c config/gunicorn.py config.wsgi`.
+
+Threaded workers (gthread): searches wait on PostgreSQL and release the GIL inside torch,
+so a few threads per process keep the cores busy with one copy of the encoders per
+process. Sizes follow the CPU count; GLIMPSE_WEB_WORKERS / GLIMPSE_WEB_THREADS override.
+Measured on 2 cores (README, "Load"): 2 × 4 with torch's own thread count served twice
+the requests of the same with OMP_NUM_THREADS=1, and as many as 1 × 8.
+"""
+import os
+
+bind = os.environ.get("GLIMPSE_WEB_BIND", "127.0.0.1:8000")
+worker_class = "gthread"
+workers = int(os.environ.get("GLIMPSE_WEB_WORKERS", os.cpu_count() or 1))
+threads = int(os.environ.get("GLIMPSE_WEB_THREADS", 4))
+# The first search in a worker loads the text encoder; uploads are read whole.
+timeout = int(os.environ.get("GLIMPSE_WEB_TIMEOUT", 120))
+graceful_timeout = 20
+# Connections wait in the listen queue rather than being refused when every thread is busy.
+backlog = 2048
+accesslog = os.environ.get("GLIMPSE_WEB_ACCESS_LOG") or None
+# gunicorn 27's control socket is one path per user ($HOME/.gunicorn): two servers would share it.
+control_socket_disable = True
+
+# Each worker thread lives as long as the worker, so a persistent connection per thread is
+# bounded (workers × threads in all) and saves a connect per request. Read by
+# config/settings.py, which each worker imports after this file ran in the master.
+os.environ.setdefault("GLIMPSE_DB_CONN_MAX_AGE", "60")
