@@ -25,7 +25,7 @@ demo: install
 	@echo "Glimpse is at http://$(HOST)/  (admin: http://$(HOST)/admin/, create a login with: $(MANAGE) createsuperuser)"
 	@# Ctrl-C reaches all three; when one ends for any reason, the EXIT trap stops the others.
 	@GLIMPSE_SERVE_MEDIA=1 bash -c 'trap "kill \$$(jobs -p) 2>/dev/null; wait" EXIT; \
-		$(MANAGE) embed_worker & $(MANAGE) rqcron config/cron.py -l WARNING & \
+		$(MANAGE) embed_worker & $(MANAGE) scheduler & \
 		$(PY) -m gunicorn -c config/gunicorn.py --bind $(HOST) config.wsgi & wait -n'
 
 CHROMIUM := /usr/bin/chromium
@@ -49,7 +49,7 @@ worker: install
 	$(MANAGE) embed_worker
 
 scheduler: install
-	$(MANAGE) rqcron config/cron.py
+	$(MANAGE) scheduler
 
 stop: install
 	$(MANAGE) services stop
