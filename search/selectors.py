@@ -103,13 +103,14 @@ KEYWORD_LIST_SQL = """
 
 def ranked_lists(*, mode: str, vector, features, text: str, version: ModelVersion, filters: Filters) -> tuple[list[str], list]:
     """One ranked list per index that can answer: text-space vectors (images through the
-    bridge, descriptions), CNN features for picture queries, and full text for words."""
+    bridge, descriptions, borrowed descriptions), CNN features for picture queries, and full text for words."""
     where, where_params = filter_sql(filters)
     lists, params = [], []
     columns = []
     if mode in ("hybrid", "semantic"):
         if vector is not None:
-            columns += [("image_vector", vector), ("text_vector", vector)]
+            # neighbour_vector: words borrowed by images that have none (embeddings/neighbours.py).
+            columns += [("image_vector", vector), ("text_vector", vector), ("neighbour_vector", vector)]
         if features is not None:
             columns.append(("feature_vector", features))
     for column, query in columns:
