@@ -66,5 +66,5 @@ def image_suggested_tags(*, image_id: int, version: ModelVersion | None = None) 
     for (_, _, tags), weight in zip(near, weights):
         for tag in set(tags) - own:
             scores[tag] += float(weight)
-    ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
-    return [(tag, round(score, 4)) for tag, score in ranked if score >= SUGGESTED_TAG_WEIGHT][:SUGGESTED_TAGS]
+    ranked = sorted(((tag, round(score, 4)) for tag, score in scores.items()), key=lambda item: (-item[1], item[0]))
+    return [(tag, score) for tag, score in ranked if score >= SUGGESTED_TAG_WEIGHT][:SUGGESTED_TAGS]
