@@ -40,13 +40,13 @@ DESCRIBED_NEIGHBOURS_SQL = """
     CROSS JOIN LATERAL (
         SELECT described.image_id, described.feature_vector <=> own.feature_vector AS distance
         FROM embeddings_imageembedding described
-        WHERE described.version_id = own.version_id AND described.text_vector IS NOT NULL
+        WHERE described.version_id = %(version)s AND described.text_vector IS NOT NULL
             AND described.image_id <> own.image_id
         ORDER BY described.feature_vector <=> own.feature_vector
-        LIMIT %s
+        LIMIT %(depth)s
     ) near
     JOIN catalog_image image ON image.id = near.image_id
-    WHERE own.version_id = %s AND own.image_id = %s AND own.feature_vector IS NOT NULL
+    WHERE own.version_id = %(version)s AND own.image_id = %(image)s AND own.feature_vector IS NOT NULL
     ORDER BY near.distance"""
 
 
@@ -56,7 +56,7 @@ def image_suggested_tags(*, image_id: int, version: ModelVersion | None = None) 
     version = version or version_active()
     with transaction.atomic(), connection.cursor() as cursor:
         scan_index_until_enough(cursor, depth=NEIGHBOURS)
-        cursor.execute(DESCRIBED_NEIGHBOURS_SQL, [NEIGHBOURS, version.id, image_id])
+        cursor.execute(DESCRIBED_NEIGHBOURS_SQL, {"depth": NEIGHBOURS, "version": version.id, "image": image_id})
         near = cursor.fetchall()
     own = set(Image.objects.filter(id=image_id).values_list("tags", flat=True).first() or ())
     if not near:

@@ -197,11 +197,11 @@ NEAREST_DESCRIBED_SQL = """
     CROSS JOIN LATERAL (
         SELECT described.image_id, described.feature_vector <=> bare.feature_vector AS distance
         FROM embeddings_imageembedding described
-        WHERE described.version_id = bare.version_id AND described.text_vector IS NOT NULL
+        WHERE described.version_id = %(version)s AND described.text_vector IS NOT NULL
         ORDER BY described.feature_vector <=> bare.feature_vector
-        LIMIT %s
+        LIMIT %(depth)s
     ) near
-    WHERE bare.version_id = %s AND bare.image_id = ANY(%s)
+    WHERE bare.version_id = %(version)s AND bare.image_id = ANY(%(ids)s)
         AND bare.text_vector IS NULL AND bare.feature_vector IS NOT NULL
     ORDER BY bare.id, near.distance"""
 
@@ -211,11 +211,11 @@ BARE_NEAR_SQL = """
     CROSS JOIN LATERAL (
         SELECT bare.image_id
         FROM embeddings_imageembedding bare
-        WHERE bare.version_id = described.version_id AND bare.text_vector IS NULL
+        WHERE bare.version_id = %(version)s AND bare.text_vector IS NULL
         ORDER BY bare.feature_vector <=> described.feature_vector
-        LIMIT %s
+        LIMIT %(depth)s
     ) near
-    WHERE described.version_id = %s AND described.image_id = ANY(%s)
+    WHERE described.version_id = %(version)s AND described.image_id = ANY(%(ids)s)
         AND described.text_vector IS NOT NULL AND described.feature_vector IS NOT NULL"""
 
 
@@ -230,7 +230,7 @@ def neighbour_vectors_refresh(*, version: ModelVersion, image_ids: list[int]) ->
         return 0
     with transaction.atomic(), connection.cursor() as cursor:
         scan_index_until_enough(cursor, depth=NEIGHBOURS)
-        cursor.execute(NEAREST_DESCRIBED_SQL, [NEIGHBOURS, version.id, sorted(set(image_ids))])
+        cursor.execute(NEAREST_DESCRIBED_SQL, {"depth": NEIGHBOURS, "version": version.id, "ids": sorted(set(image_ids))})
         found = cursor.fetchall()
     if not found:
         return 0
@@ -266,7 +266,7 @@ def bare_images_near(*, version: ModelVersion, image_ids: list[int]) -> list[int
         return []
     with transaction.atomic(), connection.cursor() as cursor:
         scan_index_until_enough(cursor, depth=2 * NEIGHBOURS)
-        cursor.execute(BARE_NEAR_SQL, [2 * NEIGHBOURS, version.id, sorted(set(image_ids))])
+        cursor.execute(BARE_NEAR_SQL, {"depth": 2 * NEIGHBOURS, "version": version.id, "ids": sorted(set(image_ids))})
         return [row[0] for row in cursor.fetchall()]
 
 
