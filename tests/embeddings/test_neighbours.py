@@ -97,3 +97,11 @@ def test_suggested_tags_are_the_neighbours_tags_by_weight(pond, version):
     # A described image's neighbours are the other described images, never itself.
     assert image_suggested_tags(image_id=frog.id) == [("lily", 1.0)]
     assert image_suggested_tags(image_id=10**9) == []
+
+
+def test_the_sweep_command_lends_words_to_every_bare_image(pond, capsys):
+    from django.core.management import call_command
+
+    call_command("embed_sweep")
+    assert "gave borrowed words to 2 images without text" in capsys.readouterr().out
+    assert ImageEmbedding.objects.filter(neighbour_vector__isnull=False).count() == 2
