@@ -40,7 +40,7 @@ def main():
         tensors = []
         for image in images:
             with image.file.open("rb") as handle:
-                tensors.append(image_encoder.preprocess(decode(handle.read(), max_pixels=10**9)[0]))
+                tensors.append(image_encoder.preprocess(decode(handle.read(), max_pixels=10**9, max_aspect_ratio=10**9).rgb))
         batches = [torch.stack(tensors[start : start + options.batch]) for start in range(0, len(tensors), options.batch)]
         texts = [image.text for image in images]
 

@@ -21,7 +21,12 @@ class ImageUploadForm(forms.ModelForm):
     def clean_upload(self):
         content = self.cleaned_data["upload"].read(settings.GLIMPSE_MAX_UPLOAD_BYTES + 1)
         try:
-            checked = check_image(content, max_bytes=settings.GLIMPSE_MAX_UPLOAD_BYTES, max_pixels=settings.GLIMPSE_MAX_PIXELS)
+            checked = check_image(
+                content,
+                max_bytes=settings.GLIMPSE_MAX_UPLOAD_BYTES,
+                max_pixels=settings.GLIMPSE_MAX_PIXELS,
+                max_aspect_ratio=settings.GLIMPSE_MAX_ASPECT_RATIO,
+            )
         except InvalidImage as error:
             raise forms.ValidationError(str(error)) from None
         existing = Image.objects.filter(content_hash=checked.content_hash).values_list("id", flat=True).first()

@@ -10,3 +10,7 @@ class DuplicateImage(ValueError):
 
 class InvalidManifest(ValueError):
     """A manifest row cannot be read; the message names the line."""
+
+
+class UnreadableFile(ValueError):
+    """A named file cannot be read safely (missing, special, too large); the message says why."""

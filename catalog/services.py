@@ -31,6 +31,20 @@ class ImportReport:
     ids_by_name: dict[str, int] = field(default_factory=dict)  # created or already there, by ImageInput.name
 
 
+def text_problem(item: ImageInput) -> str | None:
+    """Why the text cannot be stored: PostgreSQL holds no NUL and psycopg encodes no lone surrogate."""
+    fields = [("title", item.title), ("description", item.description), ("category", item.category)]
+    fields += [("source", item.source), ("license", item.license)] + [("a tag", str(tag)) for tag in item.tags]
+    for name, value in fields:
+        if "\x00" in value:
+            return f"{name} contains a NUL character"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{name} is not valid Unicode (it holds a lone surrogate)"
+    return None
+
+
 def clean_tags(tags: Iterable[str]) -> list[str]:
     seen = []
     for tag in tags:
@@ -54,9 +68,15 @@ def images_create(*, items: Iterable[ImageInput]) -> ImportReport:
     report = ImportReport()
     with transaction.atomic():
         for item in items:
+            if reason := text_problem(item):
+                report.invalid.append((item, reason))
+                continue
             try:
                 checked = check_image(
-                    item.content, max_bytes=settings.GLIMPSE_MAX_UPLOAD_BYTES, max_pixels=settings.GLIMPSE_MAX_PIXELS
+                    item.content,
+                    max_bytes=settings.GLIMPSE_MAX_UPLOAD_BYTES,
+                    max_pixels=settings.GLIMPSE_MAX_PIXELS,
+                    max_aspect_ratio=settings.GLIMPSE_MAX_ASPECT_RATIO,
                 )
             except InvalidImage as error:
                 report.invalid.append((item, str(error)))

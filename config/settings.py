@@ -127,6 +127,11 @@ LOGGING = {
 # Ingest limits: files larger or images with more pixels than these are refused.
 GLIMPSE_MAX_UPLOAD_BYTES = int(os.environ.get("GLIMPSE_MAX_UPLOAD_BYTES", 25 * 1024 * 1024))
 GLIMPSE_MAX_PIXELS = int(os.environ.get("GLIMPSE_MAX_PIXELS", 50_000_000))
+# Longest side over shortest side: a 65,000 × 700 banner is a few KB of PNG and no picture,
+# while clip art has pencils of 256 × 10 (25.6:1).
+GLIMPSE_MAX_ASPECT_RATIO = float(os.environ.get("GLIMPSE_MAX_ASPECT_RATIO", 32))
+if not GLIMPSE_MAX_ASPECT_RATIO >= 1:
+    raise ImproperlyConfigured(f"GLIMPSE_MAX_ASPECT_RATIO={GLIMPSE_MAX_ASPECT_RATIO:g}: use a ratio of 1 or more, like 32")
 GLIMPSE_THUMBNAIL_SIZE = 256
 
 # Encoders. The two defaults load from PyPI packages with no network; any other timm

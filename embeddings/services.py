@@ -88,7 +88,9 @@ def images_embed(*, image_ids: list[int], version: ModelVersion | None = None) -
     for image in images:
         try:
             with image.file.open("rb") as handle:
-                rgb, _ = decode(handle.read(), max_pixels=settings.GLIMPSE_MAX_PIXELS)
+                rgb = decode(
+                    handle.read(), max_pixels=settings.GLIMPSE_MAX_PIXELS, max_aspect_ratio=settings.GLIMPSE_MAX_ASPECT_RATIO
+                ).rgb
             pixels.append(bridge.preprocess(rgb))
             readable.append(image)
         except InvalidImage as error:

@@ -31,7 +31,12 @@ def search_run(*, form: SearchForm, default_limit: int) -> Results:
     if data.get("image"):
         content = data["image"].read(settings.GLIMPSE_MAX_UPLOAD_BYTES + 1)
         try:
-            checked = check_image(content, max_bytes=settings.GLIMPSE_MAX_UPLOAD_BYTES, max_pixels=settings.GLIMPSE_MAX_PIXELS)
+            checked = check_image(
+                content,
+                max_bytes=settings.GLIMPSE_MAX_UPLOAD_BYTES,
+                max_pixels=settings.GLIMPSE_MAX_PIXELS,
+                max_aspect_ratio=settings.GLIMPSE_MAX_ASPECT_RATIO,
+            )
         except InvalidImage as error:
             raise InvalidQuery(f"the uploaded picture cannot be used: {error}") from None
         features = space_for(version).embed_images([checked.rgb]).features[0]

@@ -13,6 +13,12 @@ class ImageOutputs:
     probabilities: np.ndarray  # (n, num_classes) float32, softmax at temperature 1
 
 
+# Padding multiplies a long, thin image's pixels by its aspect ratio (65,000 × 700 would pad
+# to 65,000², 17 GB). A larger image is first reduced by a whole factor, box-averaged, which
+# leaves its model input within one grey level; smaller ones keep exactly the old tensor.
+MAX_PAD_SIDE = 2048
+
+
 def pad_to_square(image: PILImage.Image, *, fill=(255, 255, 255)) -> PILImage.Image:
     """Pad on white rather than crop: drawings and cut-outs lose tall, thin parts to a centre crop."""
     width, height = image.size
@@ -43,8 +49,12 @@ class ImageEncoder:
         return cls(model, device=device)
 
     def preprocess(self, image: PILImage.Image) -> torch.Tensor:
-        """RGB PIL image -> normalised (3, size, size) tensor."""
-        square = pad_to_square(image.convert("RGB")).resize((self.size, self.size), self.interpolation)
+        """RGB PIL image -> normalised (3, size, size) tensor: padded on white to a square, then resized."""
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        if (factor := max(image.size) // MAX_PAD_SIDE) > 1:
+            image = image.reduce(factor)
+        square = pad_to_square(image).resize((self.size, self.size), self.interpolation)
         pixels = torch.from_numpy(np.asarray(square, dtype=np.float32) / 255.0).permute(2, 0, 1)
         return (pixels - self.mean) / self.std
 

@@ -3,7 +3,9 @@ from django.urls import reverse
 
 from search.models import QueryLog
 from tests.conftest import unit
-from tests.images import image_bytes
+from tests.images import banner_png, image_bytes
+from tests.memory import MB, peak_memory
+from tests.timeouts import timeout  # noqa: F401
 
 
 @pytest.fixture
@@ -106,3 +108,37 @@ def _upload():
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     return SimpleUploadedFile("query.png", image_bytes(size=(64, 64)), content_type="image/png")
+
+
+@pytest.fixture(scope="module")
+def banner() -> bytes:
+    return banner_png()
+
+
+@pytest.mark.usefixtures("timeout")
+def test_a_tiny_upload_of_absurd_shape_is_refused_before_decoding(client, db, banner):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    with peak_memory() as peak:
+        response = client.post(reverse("search:api"), {"image": SimpleUploadedFile("banner.png", banner)})
+    assert response.status_code == 400
+    assert response.json()["error"] == (
+        "the uploaded picture cannot be used: the image is 65000×700, an aspect ratio of 92.9:1; the limit is 32:1"
+    )
+    assert peak.growth < 32 * MB, peak.growth
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("timeout")
+def test_an_allowed_long_upload_is_searched_in_bounded_memory(client, catalog, banner, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.GLIMPSE_MAX_ASPECT_RATIO = 100
+    assert client.post(reverse("search:api"), {"image": _upload()}).status_code == 200  # loads the encoders
+    with peak_memory() as ordinary:
+        client.post(reverse("search:api"), {"image": SimpleUploadedFile("small.png", image_bytes(size=(300, 200)))})
+    with peak_memory() as long:
+        response = client.post(reverse("search:api"), {"image": SimpleUploadedFile("banner.png", banner)})
+    assert response.status_code == 200 and response.json()["mode"] == "semantic"
+    # Over an ordinary picture: 4 bytes a pixel while decoding (182 MB), then a 1,031 × 11 working copy.
+    assert long.growth - ordinary.growth < 4 * 65_000 * 700 + 48 * MB, (long.growth, ordinary.growth)
