@@ -92,12 +92,15 @@ def tower_outputs(files: list[Path], model: str, cache: Path) -> dict:
     from catalog.imaging import decode
     from embeddings.encoders.image import ImageEncoder
 
+    def read(path: Path):
+        return decode(path.read_bytes(), max_pixels=settings.GLIMPSE_MAX_PIXELS, max_aspect_ratio=settings.GLIMPSE_MAX_ASPECT_RATIO).rgb
+
     encoder = ImageEncoder.from_timm(MODELS[model], weights_file=timm_weights(MODELS[model]), device=torch.device("cpu"))
     chunks = defaultdict(list)
     seconds = 0.0
     for start in tqdm(range(0, len(files), 32), desc=f"{cache.stem}", unit="batch"):
         batch = torch.stack(
-            [encoder.preprocess(decode(path.read_bytes(), max_pixels=settings.GLIMPSE_MAX_PIXELS)[0]) for path in files[start : start + 32]]
+            [encoder.preprocess(read(path)) for path in files[start : start + 32]]
         )
         # Flipped passes only for the default tower: on this machine Lite2 alone costs 2.5×.
         for name, pixels in (("plain", batch), ("flip", batch.flip(-1)))[: 2 if model == "lite0" else 1]:
