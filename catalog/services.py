@@ -138,3 +138,17 @@ def images_request_embedding(*, image_ids: Iterable[int]) -> int:
         )
         request_embedding_on_commit(image_ids)
     return count
+
+
+def image_tags_add(*, image_id: int, tags: Iterable[str]) -> list[str]:
+    """Add tags a curator accepted and re-embed the image, whose text changed; returns the
+    tags that were new."""
+    with transaction.atomic():
+        image = Image.objects.select_for_update().get(id=image_id)
+        added = [tag for tag in clean_tags(tags) if tag not in image.tags]
+        if added:
+            Image.objects.filter(id=image_id).update(
+                tags=image.tags + added, embedding_status=Image.EmbeddingStatus.PENDING, embedding_error=""
+            )
+            request_embedding_on_commit([image_id])
+    return added

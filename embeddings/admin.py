@@ -2,8 +2,13 @@ from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from .exceptions import VersionStateError
+from catalog.admin import ImageAdmin
+from catalog.models import Image
+from catalog.services import image_tags_add
+
+from .exceptions import NoActiveVersion, VersionStateError
 from .models import ModelVersion
+from .selectors import image_suggested_tags
 from .services import version_drop_vectors, version_start_release
 
 
@@ -96,3 +101,38 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 self.message_user(request, f"v{version.number}: {version_drop_vectors(version=version)} vectors dropped.", messages.SUCCESS)
             except VersionStateError as error:
                 self.message_user(request, str(error), messages.ERROR)
+
+
+class ImageWithSuggestionsAdmin(ImageAdmin):
+    """The catalog's image page, plus tags suggested by the visually nearest described
+    images; they become the image's own only when a curator accepts them."""
+
+    readonly_fields = ImageAdmin.readonly_fields + ["suggested_tags"]
+    fields = ImageAdmin.fields[:4] + ["suggested_tags"] + ImageAdmin.fields[4:]
+    actions = ImageAdmin.actions + ["accept_suggested_tags"]
+
+    @admin.display(description="suggested tags")
+    def suggested_tags(self, image: Image):
+        try:
+            suggestions = image_suggested_tags(image_id=image.id)
+        except NoActiveVersion:
+            return "—"
+        if not suggestions:
+            return "— (no described image looks like this one yet, or it has no vectors)"
+        return format_html_join(", ", "{} <small>({})</small>", ((tag, f"{weight:.2f}") for tag, weight in suggestions))
+
+    @admin.action(description="Accept the suggested tags of the selected images")
+    def accept_suggested_tags(self, request, queryset):
+        changed = 0
+        try:
+            for image_id in queryset.values_list("id", flat=True):
+                tags = [tag for tag, _ in image_suggested_tags(image_id=image_id)]
+                changed += bool(image_tags_add(image_id=image_id, tags=tags))
+        except NoActiveVersion as error:
+            self.message_user(request, str(error), messages.ERROR)
+            return
+        self.message_user(request, f"{changed} images got suggested tags and were queued for embedding.", messages.SUCCESS)
+
+
+admin.site.unregister(Image)
+admin.site.register(Image, ImageWithSuggestionsAdmin)

@@ -4,11 +4,12 @@
 version N walks a graph of N's rows (no post-filtering across versions), a new version
 is indexed while the old one serves, and dropping a version drops its indexes.
 """
+from django.conf import settings
 from django.db import connection
 
 from .models import ModelVersion
 
-COLUMNS = ("image_vector", "text_vector", "feature_vector")
+COLUMNS = ("image_vector", "text_vector", "feature_vector", "neighbour_vector")
 HNSW_OPTIONS = "m = 16, ef_construction = 64"
 
 
@@ -33,3 +34,9 @@ def version_indexes_drop(*, version: ModelVersion) -> None:
     with connection.cursor() as cursor:
         for column in COLUMNS:
             cursor.execute(f"DROP INDEX IF EXISTS {index_name(column, version)}")
+
+
+def scan_index_until_enough(cursor, *, depth: int) -> None:
+    """Per transaction: keep walking a version's HNSW graph past rows the WHERE rejects."""
+    cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+    cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(settings.GLIMPSE_HNSW_EF_SEARCH, depth))])

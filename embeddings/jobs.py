@@ -1,7 +1,8 @@
 """RQ jobs: thin adapters over services, keyed by ids."""
 from .indexes import version_indexes_create
 from .models import ModelVersion
-from .services import images_embed, version_activate, version_backfill_chunk
+from .selectors import versions_written
+from .services import images_embed, neighbour_sweep, version_activate, version_backfill_chunk
 
 
 def embed_images(image_ids: list[int], version_id: int | None = None) -> dict:
@@ -17,12 +18,17 @@ def backfill_version(version_id: int) -> dict:
     written = 0
     while count := version_backfill_chunk(version=version):
         written += count
+    # Borrowed words are means of this version's description vectors, so they come last.
+    while neighbour_sweep(version=version):
+        pass
     version_activate(version=version)
     return {"version": version.number, "backfilled": written}
 
 
 def sweep() -> dict:
-    """Scheduled: queue pending images that no job covers (Redis was down, a worker died)."""
+    """Scheduled: queue pending images that no job covers (Redis was down, a worker died),
+    and lend words to images without text that have none yet."""
     from .services import embedding_sweep
 
-    return {"queued": embedding_sweep()}
+    borrowed = sum(neighbour_sweep(version=version) for version in versions_written())
+    return {"queued": embedding_sweep(), "borrowed": borrowed}

@@ -55,6 +55,12 @@ class ImageEmbedding(models.Model):
     image_vector = VectorField(dimensions=DIMENSIONS)
     text_vector = VectorField(dimensions=DIMENSIONS, null=True, help_text="title, description and tags; null when the image has no text")
     feature_vector = VectorField(dimensions=FEATURE_DIMENSIONS, null=True, help_text="the CNN's pooled features")
+    neighbour_vector = VectorField(
+        dimensions=DIMENSIONS,
+        null=True,
+        help_text="only where text_vector is null: the description vectors of the visually nearest described images, "
+        "mixed with image_vector (embeddings/neighbours.py)",
+    )
     created_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -6,7 +6,7 @@ import django_rq
 import numpy as np
 import torch
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -15,8 +15,9 @@ from catalog.imaging import decode
 from catalog.models import Image
 
 from .exceptions import VersionStateError
-from .indexes import version_indexes_drop
+from .indexes import scan_index_until_enough, version_indexes_drop
 from .models import ImageEmbedding, ModelVersion
+from .neighbours import NEIGHBOURS, borrowed_text_vector, neighbour_vector
 from .selectors import version_base, versions_written
 from .spaces import ImageVectors, space_for
 
@@ -117,8 +118,13 @@ def images_embed(*, image_ids: list[int], version: ModelVersion | None = None) -
             rows,
             update_conflicts=True,
             unique_fields=["image", "version"],
-            update_fields=["image_vector", "text_vector", "feature_vector", "created_at"],
+            update_fields=["image_vector", "text_vector", "feature_vector", "neighbour_vector", "created_at"],
         )
+        ids = [image.id for image in readable]
+        for target in targets:
+            # The batch's bare images borrow words now; bare images near its described ones
+            # may have found closer words in them.
+            neighbour_vectors_refresh(version=target, image_ids=ids + bare_images_near(version=target, image_ids=ids))
         if active is not None:
             Image.objects.filter(id__in=[image.id for image in readable]).update(
                 embedding_status=Image.EmbeddingStatus.READY, embedding_error=""
@@ -185,6 +191,98 @@ def version_backfill_chunk(*, version: ModelVersion, limit: int = 2000) -> int:
         ignore_conflicts=True,
     )
     return len(rows)
+
+
+NEAREST_DESCRIBED_SQL = """
+    SELECT bare.id, bare.image_id, near.image_id, 1 - near.distance
+    FROM embeddings_imageembedding bare
+    CROSS JOIN LATERAL (
+        SELECT described.image_id, described.feature_vector <=> bare.feature_vector AS distance
+        FROM embeddings_imageembedding described
+        WHERE described.version_id = %(version)s AND described.text_vector IS NOT NULL
+        ORDER BY described.feature_vector <=> bare.feature_vector
+        LIMIT %(depth)s
+    ) near
+    WHERE bare.version_id = %(version)s AND bare.image_id = ANY(%(ids)s)
+        AND bare.text_vector IS NULL AND bare.feature_vector IS NOT NULL
+    ORDER BY bare.id, near.distance"""
+
+BARE_NEAR_SQL = """
+    SELECT DISTINCT near.image_id
+    FROM embeddings_imageembedding described
+    CROSS JOIN LATERAL (
+        SELECT bare.image_id
+        FROM embeddings_imageembedding bare
+        WHERE bare.version_id = %(version)s AND bare.text_vector IS NULL
+        ORDER BY bare.feature_vector <=> described.feature_vector
+        LIMIT %(depth)s
+    ) near
+    WHERE described.version_id = %(version)s AND described.image_id = ANY(%(ids)s)
+        AND described.text_vector IS NOT NULL AND described.feature_vector IS NOT NULL"""
+
+
+def neighbour_vectors_refresh(*, version: ModelVersion, image_ids: list[int]) -> int:
+    """Store borrowed text vectors (embeddings/neighbours.py) for those of `image_ids` that
+    have no text of their own in `version`; returns how many were written.
+
+    One statement finds every image's nearest described images through the version's
+    HNSW index on CNN features, one more fetches their description vectors.
+    """
+    if not image_ids:
+        return 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        scan_index_until_enough(cursor, depth=NEIGHBOURS)
+        cursor.execute(NEAREST_DESCRIBED_SQL, {"depth": NEIGHBOURS, "version": version.id, "ids": sorted(set(image_ids))})
+        found = cursor.fetchall()
+    if not found:
+        return 0
+    stored = {
+        image_id: (image_vector, text_vector)
+        for image_id, image_vector, text_vector in version.embeddings.filter(
+            image_id__in={row[1] for row in found} | {row[2] for row in found}
+        ).values_list("image_id", "image_vector", "text_vector")
+    }
+    neighbours: dict[tuple[int, int], list[tuple[int, float]]] = {}
+    for row_id, image_id, neighbour_id, similarity in found:
+        neighbours.setdefault((row_id, image_id), []).append((neighbour_id, similarity))
+    rows = []
+    for (row_id, image_id), near in neighbours.items():
+        borrowed = borrowed_text_vector(
+            similarities=np.array([similarity for _, similarity in near]),
+            text_vectors=np.stack([stored[neighbour_id][1] for neighbour_id, _ in near]),
+        )
+        rows.append(ImageEmbedding(id=row_id, neighbour_vector=neighbour_vector(borrowed=borrowed, image_vector=stored[image_id][0])))
+    ImageEmbedding.objects.bulk_update(rows, ["neighbour_vector"])
+    return len(rows)
+
+
+def bare_images_near(*, version: ModelVersion, image_ids: list[int]) -> list[int]:
+    """Images without text whose borrowed words may have changed now that these described
+    images exist: the nearest bare ones of each by CNN features.
+
+    An approximation of "whose nearest described images now include this one", which
+    would need each image's current neighbours; twice the neighbour count of bare images
+    around each covers a catalog that is at least a third described.
+    """
+    if not image_ids:
+        return []
+    with transaction.atomic(), connection.cursor() as cursor:
+        scan_index_until_enough(cursor, depth=2 * NEIGHBOURS)
+        cursor.execute(BARE_NEAR_SQL, {"depth": 2 * NEIGHBOURS, "version": version.id, "ids": sorted(set(image_ids))})
+        return [row[0] for row in cursor.fetchall()]
+
+
+def neighbour_sweep(*, version: ModelVersion, limit: int = 1000) -> int:
+    """Give borrowed words to up to `limit` bare images of `version` that have none yet
+    (embedded before any described image existed, or before this column did)."""
+    if not version.embeddings.filter(text_vector__isnull=False).exists():
+        return 0
+    waiting = list(
+        version.embeddings.filter(text_vector__isnull=True, neighbour_vector__isnull=True, feature_vector__isnull=False)
+        .order_by("image_id")
+        .values_list("image_id", flat=True)[:limit]
+    )
+    return neighbour_vectors_refresh(version=version, image_ids=waiting)
 
 
 def version_start_release(*, version: ModelVersion) -> None:

@@ -105,3 +105,29 @@ def rank_in_memory(
                 fused[int(index)] = fused.get(int(index), 0.0) + 1 / (rrf_k + rank)
         rankings.append(np.array(sorted(fused, key=lambda index: (-fused[index], index)), dtype=np.int64))
     return rankings
+
+
+def described_captions(captions_of: dict[int, set[str]], *, share: float, seed: int) -> set[str]:
+    """The captions whose images keep their text in a mixed catalog, chosen at random.
+
+    Captions that share an image are chosen together (each connected group of captions
+    and images falls on one side), so no bare-side query has a described hit.
+    """
+    parent: dict[str, str] = {}
+
+    def root(caption: str) -> str:
+        while parent.setdefault(caption, caption) != caption:
+            parent[caption] = parent[parent[caption]]
+            caption = parent[caption]
+        return caption
+
+    for captions in captions_of.values():
+        first, *rest = sorted(captions)
+        for caption in rest:
+            parent[root(caption)] = root(first)
+    groups: dict[str, list[str]] = {}
+    for caption in sorted({caption for captions in captions_of.values() for caption in captions}):
+        groups.setdefault(root(caption), []).append(caption)
+    ordered = [groups[key] for key in sorted(groups)]
+    np.random.default_rng(seed).shuffle(ordered)
+    return {caption for group in ordered[: round(share * len(ordered))] for caption in group}

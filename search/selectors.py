@@ -183,8 +183,8 @@ def ranked_lists(
     *, mode: str, vector, features, text: str, version: ModelVersion, filters: Filters, judged_ids: tuple[int, ...] = ()
 ) -> tuple[list[str], list]:
     """One ranked list per index that can answer: text-space vectors (images through the
-    bridge, descriptions), CNN features for picture queries, and full text for words;
-    plus the images judged relevant for close queries."""
+    bridge, descriptions, borrowed descriptions), CNN features for picture queries, and full
+    text for words; plus the images judged relevant for close queries."""
     where, where_params = filter_sql(filters)
     lists, params = [], []
     if judged_ids:
@@ -193,7 +193,8 @@ def ranked_lists(
     columns = []
     if mode in ("hybrid", "semantic"):
         if vector is not None:
-            columns += [("image_vector", vector), ("text_vector", vector)]
+            # neighbour_vector: words borrowed by images that have none (embeddings/neighbours.py).
+            columns += [("image_vector", vector), ("text_vector", vector), ("neighbour_vector", vector)]
         if features is not None:
             columns.append(("feature_vector", features))
     for column, query in columns:
@@ -267,7 +268,9 @@ def collapse_near_duplicates(ranking: list[tuple[int, float]], *, version: Model
 
 
 SIMILARITY_SQL = """
-        SELECT image_id, greatest(1 - (image_vector <=> %s::vector), 1 - (text_vector <=> %s::vector))
+        SELECT image_id, greatest(
+            1 - (image_vector <=> %s::vector), 1 - (text_vector <=> %s::vector), 1 - (neighbour_vector <=> %s::vector)
+        )
         FROM embeddings_imageembedding WHERE version_id = %s AND image_id = ANY(%s)"""
 
 # How many of the query's words and phrases each image contains, and how many count
@@ -285,7 +288,7 @@ COVERAGE_SQL = """
 
 def similarities(*, ids: list[int], vector: str, version: ModelVersion) -> dict[int, float]:
     with connection.cursor() as cursor:
-        cursor.execute(SIMILARITY_SQL, [vector, vector, version.id, ids])
+        cursor.execute(SIMILARITY_SQL, [vector, vector, vector, version.id, ids])
         return {image_id: float(value) for image_id, value in cursor.fetchall() if value is not None}
 
 

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image as PILImage
 from django.core.management import CommandError, call_command
 
-from search.evaluation import first_relevant_rank, random_scores, score
+from search.evaluation import described_captions, first_relevant_rank, random_scores, score
 from tests.images import DEMO
 
 
@@ -30,9 +30,22 @@ def test_the_query_field_cannot_be_stored_as_text(tmp_path):
         call_command("evaluate_retrieval", str(tmp_path), "--text-fields", "title,caption")
 
 
-@pytest.mark.slow
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_evaluate_retrieval_end_to_end(tmp_path, capsys):
+def test_the_mixed_catalog_splits_whole_caption_groups_at_random():
+    captions_of = {0: {"a", "b"}, 1: {"b"}, 2: {"c"}, 3: {"d"}, 4: {"e"}}
+    described = described_captions(captions_of, share=0.5, seed=3)
+    groups = [{"a", "b"}, {"c"}, {"d"}, {"e"}]
+    assert sum(group <= described for group in groups) == 2 and all(group <= described or not group & described for group in groups)
+    assert described == described_captions(captions_of, share=0.5, seed=3)
+    assert described_captions(captions_of, share=0, seed=3) == set()
+
+
+@pytest.mark.parametrize("share", ["1", "-0.1"])
+def test_the_described_share_must_leave_queries(tmp_path, share):
+    with pytest.raises(CommandError, match="--described-share must be at least 0 and below 1"):
+        call_command("evaluate_retrieval", str(tmp_path), "--described-share", share)
+
+
+def demo_pairs(tmp_path) -> list[dict]:
     # Three demo drawings, each also as a smaller JPEG copy: the copy is its nearest picture.
     rows = []
     for path in sorted(Path(DEMO, "images").glob("*.png"))[:3]:
@@ -42,6 +55,13 @@ def test_evaluate_retrieval_end_to_end(tmp_path, capsys):
         for variant, suffix in enumerate((".png", ".jpg")):
             rows.append({"file": path.stem + suffix, "caption": f"{path.stem} {variant}", "title": path.stem, "group_id": path.stem})
     (tmp_path / "data.jsonl").write_text("\n".join(json.dumps(row) for row in rows))
+    return rows
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_evaluate_retrieval_end_to_end(tmp_path, capsys):
+    demo_pairs(tmp_path)
     call_command("evaluate_retrieval", str(tmp_path), "--text-fields", "title", "--json", verbosity=0)
     output = capsys.readouterr().out.strip().splitlines()
     result = json.loads(output[-1])
@@ -50,3 +70,17 @@ def test_evaluate_retrieval_end_to_end(tmp_path, capsys):
     assert result["text_to_image"]["random"]["R@1"] == pytest.approx(1 / 6, abs=1e-4)
     assert result["image_to_image"]["semantic"]["R@1"] == 1.0
     assert output[0].startswith(f"{tmp_path}: 6 images, model v1, stored text: title")
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_evaluate_retrieval_on_a_mixed_catalog(tmp_path, capsys):
+    demo_pairs(tmp_path)
+    call_command("evaluate_retrieval", str(tmp_path), "--described-share", "0.5", "--seed", "1", "--json", verbosity=0)
+    output = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(output[-1])
+    assert (result["images"], result["described_images"], result["described_share"], result["seed"]) == (6, 3, 0.5, 1)
+    # Queries are the captions of the three bare images only.
+    assert {scores["queries"] for scores in result["text_to_image"].values()} == {3}
+    assert set(result["text_to_image"]) == {"hybrid", "semantic", "keyword", "random"}
+    assert "caption on 3 images (described share 0.5, seed 1), none on the rest" in output[0]

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import os
 import tempfile
@@ -12,7 +13,7 @@ from tqdm import tqdm
 
 from catalog.exceptions import InvalidManifest
 from catalog.signals import images_need_embedding
-from search.evaluation import KS, first_relevant_rank, random_scores, score
+from search.evaluation import KS, described_captions, first_relevant_rank, random_scores, score
 
 QUERY_FIELD = "caption"
 
@@ -33,11 +34,21 @@ class Command(BaseCommand):
             help="manifest fields stored as the images' text, e.g. title,description,keywords (first = title); "
             "default: none, so the figures measure the vectors alone",
         )
+        parser.add_argument(
+            "--described-share",
+            type=float,
+            default=0.0,
+            help="a mixed catalog: this share of the captions, chosen at random, is stored as its images' "
+            "description (plus --text-fields); the other images are stored bare and their captions are the queries",
+        )
+        parser.add_argument("--seed", type=int, default=0, help="the random split of --described-share")
         parser.add_argument("--limit", type=int, help="use only the first N manifest rows")
         parser.add_argument("--json", action="store_true", help="also print the results as one JSON object on the last line")
 
-    def handle(self, *args, dataset: Path, manifest: str, text_fields: str, limit, verbosity: int, **options):
+    def handle(self, *args, dataset: Path, manifest: str, text_fields: str, described_share: float, seed: int, limit, verbosity: int, **options):
         fields = tuple(field.strip() for field in text_fields.split(",") if field.strip())
+        if not 0 <= described_share < 1:
+            raise CommandError("--described-share must be at least 0 and below 1: the queries come from the bare side")
         if QUERY_FIELD in fields:
             raise CommandError(f"--text-fields must not include {QUERY_FIELD!r}: it is the query, storing it would leak the answer")
         manifest_path = dataset / manifest
@@ -56,7 +67,7 @@ class Command(BaseCommand):
         images_need_embedding.disconnect(dispatch_uid="embeddings.queue_embedding")
         try:
             with override_settings(MEDIA_ROOT=tempfile.mkdtemp(prefix="glimpse-eval-")):
-                results = self.evaluate(dataset, records, fields)
+                results = self.evaluate(dataset, records, fields, described_share, seed)
         except InvalidManifest as error:
             raise CommandError(str(error)) from None
         finally:
@@ -66,23 +77,37 @@ class Command(BaseCommand):
         if options["json"]:
             self.stdout.write(dumps(results, sort_keys=True))
 
-    def evaluate(self, dataset: Path, records: list[dict], fields: tuple[str, ...]) -> dict:
+    def evaluate(self, dataset: Path, records: list[dict], fields: tuple[str, ...], described_share: float, seed: int) -> dict:
         from catalog.manifests import row_from_record
         from catalog.services import ImageInput, images_create
         from embeddings.selectors import version_active
-        from embeddings.services import images_embed
+        from embeddings.services import images_embed, neighbour_vectors_refresh
         from embeddings.spaces import space_for
         from search.selectors import CANDIDATES, Filters, fused_ranking, stored_vectors, vector_literal
 
+        # The split is by caption over distinct contents, so all rows of one picture (the
+        # import keeps one image for them) fall on one side.
+        rows = [row_from_record(record, line=line + 1, folder=dataset, text_fields=fields) for line, record in enumerate(records)]
+        captions_of_content = defaultdict(set)
+        for row, record in zip(rows, records):
+            content = row.path.read_bytes() if described_share else b""
+            captions_of_content[hashlib.sha256(content).hexdigest()].add(record[QUERY_FIELD])
+        described = described_captions(dict(enumerate(captions_of_content.values())), share=described_share, seed=seed)
         image_of_line: dict[int, int] = {}
         with tqdm(total=len(records), desc="importing", unit="image", disable=self.quiet) as progress:
             for start in range(0, len(records), 64):
                 chunk = list(enumerate(records[start : start + 64], start=start))
-                rows = [row_from_record(record, line=line + 1, folder=dataset, text_fields=fields) for line, record in chunk]
-                items = [
-                    ImageInput(content=row.path.read_bytes(), title=row.title, description=row.description, tags=row.tags, name=str(line))
-                    for row, (line, _) in zip(rows, chunk)
-                ]
+                items = []
+                for line, record in chunk:
+                    row = rows[line]
+                    content = row.path.read_bytes()
+                    if not described_share:
+                        items.append(ImageInput(content=content, title=row.title, description=row.description, tags=row.tags, name=str(line)))
+                    elif record[QUERY_FIELD] in described:
+                        description = ". ".join(filter(None, (record[QUERY_FIELD], row.description)))
+                        items.append(ImageInput(content=content, title=row.title, description=description, tags=row.tags, name=str(line)))
+                    else:
+                        items.append(ImageInput(content=content, name=str(line)))
                 report = images_create(items=items)
                 for item, reason in report.invalid:
                     self.stderr.write(f"skipped {records[int(item.name)]['file']}: {reason}")
@@ -95,6 +120,10 @@ class Command(BaseCommand):
                 progress.update(len(ids[start : start + 32]))
 
         version = version_active()
+        # Embedding refreshes the bare images near each batch's described ones; measured
+        # here is the settled state, as if every described image had been there first.
+        for start in range(0, len(ids), 500):
+            neighbour_vectors_refresh(version=version, image_ids=ids[start : start + 500])
         captions_of = defaultdict(set)
         group_of = {}
         for line, image_id in image_of_line.items():
@@ -108,10 +137,14 @@ class Command(BaseCommand):
             for caption in captions:
                 images_of_caption[caption].add(image_id)
 
-        results = {"dataset": str(dataset), "images": len(ids), "text_fields": list(fields), "version": version.number}
-        queries = sorted(images_of_caption)
+        results = {
+            "dataset": str(dataset), "images": len(ids), "text_fields": list(fields), "version": version.number,
+            "described_share": described_share, "seed": seed,
+            "described_images": len({image_of_line[line] for line, record in enumerate(records) if line in image_of_line and record[QUERY_FIELD] in described}),
+        }
+        queries = sorted(caption for caption in images_of_caption if caption not in described)
         vectors = space_for(version).embed_texts(queries)
-        text_modes = ("hybrid", "semantic", "keyword") if fields else ("semantic",)
+        text_modes = ("hybrid", "semantic", "keyword") if fields or described_share else ("semantic",)
         results["text_to_image"] = {}
         for mode in text_modes:
             ranks = []
@@ -143,10 +176,14 @@ class Command(BaseCommand):
         return results
 
     def print_table(self, dataset: Path, fields, results: dict) -> None:
-        self.stdout.write(
-            f"{dataset}: {results['images']} images, model v{results['version']}, stored text: "
-            f"{', '.join(fields) if fields else 'none (vectors alone)'}"
-        )
+        stored = ", ".join(fields) if fields else "none (vectors alone)"
+        if results["described_share"]:
+            stored = (
+                f"caption{' + ' + ', '.join(fields) if fields else ''} on {results['described_images']} images "
+                f"(described share {results['described_share']}, seed {results['seed']}), none on the rest; "
+                "queries: the bare images' captions"
+            )
+        self.stdout.write(f"{dataset}: {results['images']} images, model v{results['version']}, stored text: {stored}")
         header = "| direction | mode | " + " | ".join(f"R@{k}" for k in KS) + " | MRR | queries |"
         self.stdout.write(header)
         self.stdout.write("|" + "---|" * (header.count("|") - 1))

