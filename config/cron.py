@@ -1,4 +1,4 @@
-"""Periodic jobs, run by `manage.py rqcron config/cron.py` (the scheduler process)."""
+"""Periodic jobs, run by `manage.py scheduler` (the scheduler process)."""
 from rq import cron
 
 from embeddings.jobs import sweep
