@@ -1,6 +1,6 @@
 """Version-1 variants and borrowed neighbour text, compared in memory on one labelled folder.
 
-    python bench/zero_shot_variants.py /work/shared/data/emoji [--limit N] [--models lite0,lite2]
+    python bench/zero_shot_variants.py DATASET [--limit N] [--models lite0,lite2]
 
 The frozen towers run once per dataset and model: logits and pooled features of every
 distinct image, plain and horizontally flipped, are cached in

@@ -70,44 +70,40 @@ def redis_revive() -> bool:
 
 def database_wait() -> bool:
     """Block until the default database answers; True when it was down and had to be waited for."""
-    pause = FIRST_PAUSE
-    down_since = None
-    while True:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
-        except DATABASE_ERRORS as error:
-            # A connection that lost its server never works again; the next try opens a new one.
-            connection.close()
-            if down_since is None:
-                down_since = time.monotonic()
-                say(f"the database does not answer ({first_line(error)}); waiting for it")
-            database_revive()
-            time.sleep(pause)
-            pause = min(pause * 2, LONGEST_PAUSE)
-            continue
-        if down_since is not None:
-            say(f"the database answers again after {time.monotonic() - down_since:.1f} s")
-        return down_since is not None
+
+    def probe():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+
+    # A connection that lost its server never works again; closing it makes the next try open a new one.
+    return wait_until_answering("the database", probe=probe, errors=DATABASE_ERRORS, revive=database_revive, reset=connection.close)
 
 
 def redis_wait(*, client: redis.Redis) -> bool:
     """Block until Redis answers `client`; True when it was down and had to be waited for."""
+    return wait_until_answering("Redis", probe=client.ping, errors=REDIS_ERRORS, revive=redis_revive)
+
+
+def wait_until_answering(
+    what: str, *, probe: Callable[[], object], errors: tuple, revive: Callable[[], object], reset: Callable[[], None] = lambda: None
+) -> bool:
+    """Call `probe` until it stops raising `errors`, reviving the server between pauses that double up to LONGEST_PAUSE."""
     pause = FIRST_PAUSE
     down_since = None
     while True:
         try:
-            client.ping()
-        except REDIS_ERRORS as error:
+            probe()
+        except errors as error:
+            reset()
             if down_since is None:
                 down_since = time.monotonic()
-                say(f"Redis does not answer ({first_line(error)}); waiting for it")
-            redis_revive()
+                say(f"{what} does not answer ({first_line(error)}); waiting for it")
+            revive()
             time.sleep(pause)
             pause = min(pause * 2, LONGEST_PAUSE)
             continue
         if down_since is not None:
-            say(f"Redis answers again after {time.monotonic() - down_since:.1f} s")
+            say(f"{what} answers again after {time.monotonic() - down_since:.1f} s")
         return down_since is not None
 
 
