@@ -3,19 +3,41 @@
 `WHERE version_id = N` makes each index hold one version's vectors only: a search on
 version N walks a graph of N's rows (no post-filtering across versions), a new version
 is indexed while the old one serves, and dropping a version drops its indexes.
+
+`AND <column> IS NOT NULL` (on the nullable columns) keeps the planner's idea of an
+index's size true. HNSW leaves null vectors out, but ANALYZE counts every row the
+predicate admits: with only
+`version_id = N`, the description-vector index of a catalog where 300 of 100,000 images
+are described was costed as a 100,000-row graph, and the planner scanned the table
+instead. Queries must say the same predicate (`index_predicate`) for the index to serve.
 """
 from django.conf import settings
 from django.db import connection
 
-from .models import ModelVersion
+from .models import ImageEmbedding, ModelVersion
 
 COLUMNS = ("image_vector", "text_vector", "feature_vector", "neighbour_vector")
 HNSW_OPTIONS = "m = 16, ef_construction = 64"
+OPERATOR_CLASS = "halfvec_cosine_ops"
 
 
 def index_name(column: str, version: ModelVersion) -> str:
     # By row id, which is never reused, so a name always means the same predicate.
     return f"embedding_{column}_id{version.id}"
+
+
+def index_predicate(column: str, version: ModelVersion, *, alias: str = "") -> str:
+    """The WHERE of `column`'s index for `version`; a query that says it walks that index.
+
+    The version id is written into the statement, not passed as a parameter: the planner
+    matches a partial index only against a known value, also in a prepared statement's
+    generic plan. A NOT NULL column gets no IS NOT NULL: the planner drops that clause from
+    queries as always true, and could then no longer prove the index's predicate."""
+    prefix = f"{alias}." if alias else ""
+    predicate = f"{prefix}version_id = {int(version.id)}"
+    if ImageEmbedding._meta.get_field(column).null:
+        predicate += f" AND {prefix}{column} IS NOT NULL"
+    return predicate
 
 
 def version_indexes_create(*, version: ModelVersion) -> None:
@@ -25,8 +47,8 @@ def version_indexes_create(*, version: ModelVersion) -> None:
         for column in COLUMNS:
             cursor.execute(
                 f"CREATE INDEX {concurrently}IF NOT EXISTS {index_name(column, version)} "
-                f"ON embeddings_imageembedding USING hnsw ({column} vector_cosine_ops) "
-                f"WITH ({HNSW_OPTIONS}) WHERE version_id = %s" % int(version.id)
+                f"ON embeddings_imageembedding USING hnsw ({column} {OPERATOR_CLASS}) "
+                f"WITH ({HNSW_OPTIONS}) WHERE {index_predicate(column, version)}"
             )
 
 

@@ -40,7 +40,7 @@ DESCRIBED_NEIGHBOURS_SQL = """
     CROSS JOIN LATERAL (
         SELECT described.image_id, described.feature_vector <=> own.feature_vector AS distance
         FROM embeddings_imageembedding described
-        WHERE described.version_id = %(version)s AND described.text_vector IS NOT NULL
+        WHERE described.version_id = %(version)s AND described.feature_vector IS NOT NULL AND described.text_vector IS NOT NULL
             AND described.image_id <> own.image_id
         ORDER BY described.feature_vector <=> own.feature_vector
         LIMIT %(depth)s

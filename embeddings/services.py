@@ -199,7 +199,7 @@ NEAREST_DESCRIBED_SQL = """
     CROSS JOIN LATERAL (
         SELECT described.image_id, described.feature_vector <=> bare.feature_vector AS distance
         FROM embeddings_imageembedding described
-        WHERE described.version_id = %(version)s AND described.text_vector IS NOT NULL
+        WHERE described.version_id = %(version)s AND described.feature_vector IS NOT NULL AND described.text_vector IS NOT NULL
         ORDER BY described.feature_vector <=> bare.feature_vector
         LIMIT %(depth)s
     ) near
@@ -213,7 +213,7 @@ BARE_NEAR_SQL = """
     CROSS JOIN LATERAL (
         SELECT bare.image_id
         FROM embeddings_imageembedding bare
-        WHERE bare.version_id = %(version)s AND bare.text_vector IS NULL
+        WHERE bare.version_id = %(version)s AND bare.feature_vector IS NOT NULL AND bare.text_vector IS NULL
         ORDER BY bare.feature_vector <=> described.feature_vector
         LIMIT %(depth)s
     ) near

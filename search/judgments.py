@@ -1,5 +1,9 @@
 """Curators' relevance judgments: recording them (with history) and reading the current ones."""
+import logging
 from collections import defaultdict
+
+import django_rq
+from redis.exceptions import RedisError
 
 import numpy as np
 from django.db import connection, transaction
@@ -12,6 +16,11 @@ from .exceptions import InvalidJudgment, JudgmentNotAllowed
 from .models import JudgedQuery, RelevanceJudgment
 
 PERMISSION = "search.add_relevancejudgment"
+# On the embedding workers' queue: they have the text tower loaded.
+JUDGED_QUERIES_QUEUE = "embeddings"
+JUDGED_QUERIES_JOB = "search.jobs.embed_judged_queries"
+
+logger = logging.getLogger("glimpse.search")
 
 
 def query_key_for(*, text: str = "", image_hash: str = "") -> str:
@@ -35,8 +44,9 @@ def judgment_record(
     version: ModelVersion | None = None,
 ) -> RelevanceJudgment:
     """Record a grade; an unchanged grade is a no-op, a changed one keeps the old row as history.
-    A text query is remembered with its text-tower vector (given, or filled in by the next
-    search) so that close queries can use its grades before any training."""
+    A text query is remembered with its text-tower vector (given, or computed by a job
+    queued when the judgment commits) so that close queries can use its grades before
+    any training; the visitor's search never encodes judged queries."""
     if not curator.has_perm(PERMISSION):
         raise JudgmentNotAllowed(f"{curator} may not judge results")
     if grade not in RelevanceJudgment.Grade.values:
@@ -48,9 +58,11 @@ def judgment_record(
     with transaction.atomic():
         judgment_lock(curator_id=curator.pk, image_id=image_id, query_key=key)
         if not query_image_hash:
-            JudgedQuery.objects.get_or_create(
+            _, created = JudgedQuery.objects.get_or_create(
                 query_key=key, defaults={"text": " ".join(query_text.split()), "vector": query_text_vector}
             )
+            if created and query_text_vector is None:
+                transaction.on_commit(judged_queries_enqueue)
         current = RelevanceJudgment.objects.filter(query_key=key, image_id=image_id, curator=curator, is_current=True).first()
         if current and current.grade == grade:
             return current
@@ -97,6 +109,15 @@ def judged_text_queries() -> dict[str, dict[int, float]]:
     for key, image_id, grade in rows:
         grades[key][image_id].append(grade)
     return {key: {image_id: float(np.mean(values)) for image_id, values in images.items()} for key, images in grades.items()}
+
+
+def judged_queries_enqueue() -> None:
+    """Queue the job that embeds judged queries; with Redis down, the scheduled run of the
+    same job (config/cron.py) embeds them later."""
+    try:
+        django_rq.get_queue(JUDGED_QUERIES_QUEUE).enqueue(JUDGED_QUERIES_JOB, result_ttl=3600)
+    except RedisError as error:
+        logger.warning("could not queue the judged-query vectors (%s); the scheduled run will embed them", error)
 
 
 def judged_queries_embed(*, encode) -> int:

@@ -1,21 +1,34 @@
 """Search reads. Ranking is one SQL statement: each ranked list comes from its own
-index (HNSW for the two vector columns, GIN for full text) and the lists are fused with
-reciprocal rank fusion, score = Σ 1 / (60 + rank), in the same statement."""
+index (HNSW for the vector columns, GIN for full text) and the lists are fused with
+reciprocal rank fusion, score = Σ 1 / (60 + rank), in the same statement.
+
+The statements go through `search_cursor`: the query vector travels once per statement
+as a binary halfvec parameter (not a 384-number text literal the server parses once per
+list), and each statement is prepared on its connection, so a repeated search is neither
+parsed nor planned again."""
 import re
 import time
+import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
+import psycopg
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
+from pgvector import HalfVector, Vector
+from pgvector.psycopg.halfvec import register_halfvec_info
+from pgvector.psycopg.vector import register_vector_info
+from psycopg.types import TypeInfo
 
 from catalog.models import Image
+from embeddings.indexes import index_predicate
 from embeddings.models import ModelVersion
-from embeddings.selectors import version_active, version_base
-from embeddings.spaces import space_for
+from embeddings.selectors import version_active
 
 from .exceptions import InvalidQuery
+from .query_vectors import query_text_vectors
 from .relevance import calibration_for
 
 MODES = ("hybrid", "semantic", "keyword")
@@ -38,8 +51,9 @@ class Filters:
 
 @dataclass
 class Hit:
-    image: Image
+    image_id: int
     score: float
+    image: Image | None = None  # fetched for the hits on the page only
     similarity: float | None = None  # the query's cosine with the image's best text-space vector
     relevance: float | None = None  # 0–1, see search/relevance.py
     label: str = ""  # close / related / distant
@@ -61,11 +75,40 @@ class Results:
     nearest_only: bool = False  # nothing passed the cut-off; the hits are the nearest anyway
 
 
-def vector_literal(vector) -> str:
+def vector_literal(vector) -> np.ndarray:
+    """A query vector checked to be one row of finite numbers, as the search functions
+    take it (they bind it as a binary parameter; the name is older than that)."""
     values = np.asarray(vector, dtype=np.float32)
     if values.ndim != 1 or not np.isfinite(values).all():
         raise InvalidQuery("the query vector must be one row of finite numbers")
-    return "[" + ",".join(repr(float(value)) for value in values) + "]"
+    return values
+
+
+def halfvec(vector) -> HalfVector | None:
+    return None if vector is None else HalfVector(vector_literal(vector))
+
+
+# Raw connections whose psycopg adapters know pgvector's types (one catalog query each).
+_typed_connections = weakref.WeakSet()
+
+
+@contextmanager
+def search_cursor():
+    """A cursor on Django's connection that binds parameters on the server, in binary.
+
+    Django's own cursors interpolate parameters into the SQL text on the client, which
+    can neither send a vector in binary nor prepare a statement."""
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw not in _typed_connections:
+        with raw.cursor() as cursor:
+            cursor.execute("SELECT typname, oid, typarray FROM pg_type WHERE typname IN ('vector', 'halfvec') AND pg_type_is_visible(oid)")
+            types = {name: TypeInfo(name, oid, array_oid) for name, oid, array_oid in cursor.fetchall()}
+        register_vector_info(raw, types["vector"])
+        register_halfvec_info(raw, types["halfvec"])
+        _typed_connections.add(raw)
+    with psycopg.Cursor(raw) as cursor:
+        yield cursor
 
 
 def filter_sql(filters: Filters) -> tuple[str, list]:
@@ -86,17 +129,21 @@ def filter_sql(filters: Filters) -> tuple[str, list]:
     return "".join(f" AND {clause}" for clause in clauses), params
 
 
-def vector_list_sql(column: str, where: str) -> str:
+def vector_list_sql(column: str, where: str, *, version: ModelVersion, query: str = "vector") -> str:
+    """`query` names the column of the statement's `query` row to rank by (vector or features)."""
     join = " JOIN catalog_image i ON i.id = e.image_id" if where else ""
-    # The inner ORDER BY ... LIMIT is what the HNSW index serves; the outer
-    # row_number re-sorts because iterative scans may return slightly out of order.
+    # The inner ORDER BY ... LIMIT is what the HNSW index serves; its WHERE repeats the
+    # index's own predicate, or the planner will not take the index. The outer row_number
+    # orders by similarity, not by the index's distance expression, so that the planner
+    # really sorts: iterative scans relax the index's order, and the index (normalised
+    # half precision) ties vectors less than a degree apart.
     return f"""
-        SELECT image_id, row_number() OVER (ORDER BY distance) AS rank FROM (
-            SELECT e.image_id, e.{column} <=> %s::vector AS distance
+        SELECT image_id, row_number() OVER (ORDER BY similarity DESC) AS rank FROM (
+            SELECT e.image_id, 1 - (e.{column} <=> (SELECT {query} FROM query)) AS similarity
             FROM embeddings_imageembedding e{join}
-            WHERE e.version_id = %s AND e.{column} IS NOT NULL{where}
-            ORDER BY e.{column} <=> %s::vector
-            LIMIT %s
+            WHERE {index_predicate(column, version, alias="e")}{where}
+            ORDER BY e.{column} <=> (SELECT {query} FROM query)
+            LIMIT {int(CANDIDATES)}
         ) candidates"""
 
 
@@ -148,12 +195,13 @@ class KeywordQuery:
 # within `distance` of this one, the closest query's first: judgments count at once,
 # before any training.
 JUDGED_LIST_SQL = """
+        WITH query AS MATERIALIZED (SELECT %s::vector AS vector)
         SELECT image_id, row_number() OVER (ORDER BY similarity DESC, grade DESC, image_id) AS rank FROM (
             SELECT image_id, max(similarity) AS similarity, max(grade) AS grade FROM (
                 SELECT j.image_id, q.similarity, avg(j.grade) AS grade
                 FROM (
-                    SELECT query_key, 1 - (vector <=> %s::vector) AS similarity
-                    FROM search_judgedquery WHERE vector <=> %s::vector <= %s
+                    SELECT query_key, 1 - (vector <=> (SELECT vector FROM query)) AS similarity
+                    FROM search_judgedquery WHERE vector <=> (SELECT vector FROM query) <= %s
                 ) q
                 JOIN search_relevancejudgment j ON j.query_key = q.query_key AND j.is_current
                 JOIN catalog_image i ON i.id = j.image_id
@@ -167,11 +215,12 @@ JUDGED_LIST_SQL = """
         ) candidates"""
 
 
-def judged_list(*, raw_vector: str, filters: Filters) -> list[int]:
+def judged_list(*, raw_vector, filters: Filters) -> list[int]:
     where, where_params = filter_sql(filters)
-    distance = 1 - settings.GLIMPSE_JUDGED_QUERY_SIMILARITY
-    with connection.cursor() as cursor:
-        cursor.execute(JUDGED_LIST_SQL.format(where=where), [raw_vector, raw_vector, distance, *where_params, CANDIDATES])
+    # search_judgedquery holds float32 vectors: the text tower's own, compared at full precision.
+    params = [Vector(vector_literal(raw_vector)), 1 - settings.GLIMPSE_JUDGED_QUERY_SIMILARITY, *where_params, CANDIDATES]
+    with search_cursor() as cursor:
+        cursor.execute(JUDGED_LIST_SQL.format(where=where), params, prepare=True)
         return [image_id for image_id, _ in cursor.fetchall()]
 
 
@@ -194,12 +243,12 @@ def ranked_lists(
     if mode in ("hybrid", "semantic"):
         if vector is not None:
             # neighbour_vector: words borrowed by images that have none (embeddings/neighbours.py).
-            columns += [("image_vector", vector), ("text_vector", vector), ("neighbour_vector", vector)]
+            columns += [("image_vector", "vector"), ("text_vector", "vector"), ("neighbour_vector", "vector")]
         if features is not None:
-            columns.append(("feature_vector", features))
+            columns.append(("feature_vector", "features"))
     for column, query in columns:
-        lists.append(vector_list_sql(column, where))
-        params += [query, version.id, *where_params, query, CANDIDATES]
+        lists.append(vector_list_sql(column, where, version=version, query=query))
+        params += where_params
     keywords = KeywordQuery.parse(text)
     if mode in ("hybrid", "keyword") and keywords.terms:
         lists.append(KEYWORD_LIST_SQL.format(where=where))
@@ -208,7 +257,8 @@ def ranked_lists(
 
 
 def fused_ranking_sql(*, mode, vector, text, version, filters, features=None, exclude_id=None, judged_ids=()) -> tuple[str, list]:
-    """The one ranking statement and its parameters ("" when there is nothing to rank by)."""
+    """The one ranking statement and its parameters ("" when there is nothing to rank by).
+    The query vectors are bound once, in the `query` row that every vector list reads."""
     lists, params = ranked_lists(
         mode=mode, vector=vector, features=features, text=text, version=version, filters=filters, judged_ids=judged_ids
     )
@@ -216,7 +266,9 @@ def fused_ranking_sql(*, mode, vector, text, version, filters, features=None, ex
         return "", []
     union = "\n        UNION ALL\n".join(lists)
     exclude = "WHERE image_id <> %s" if exclude_id else ""
+    params = [halfvec(vector), halfvec(features), *params]
     sql = f"""
+        WITH query AS MATERIALIZED (SELECT %s::halfvec AS vector, %s::halfvec AS features)
         SELECT image_id, sum(1.0 / ({RRF_K} + rank)) AS score
         FROM ({union}) ranked
         {exclude}
@@ -228,20 +280,32 @@ def fused_ranking_sql(*, mode, vector, text, version, filters, features=None, ex
     return sql, params
 
 
-def configure_index_scans(cursor) -> None:
-    """Per transaction: filtered searches keep scanning the index until enough rows pass."""
-    cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-    cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(settings.GLIMPSE_HNSW_EF_SEARCH, CANDIDATES))])
+def ef_search_for(depth: int) -> int:
+    """The HNSW candidate list for a page ending at `depth`: at least GLIMPSE_HNSW_EF_SEARCH
+    (recall@10 ≈ 0.99 at 40), at least the page's depth; the iterative scan below fetches
+    the rest of each list's candidates beyond it."""
+    return max(settings.GLIMPSE_HNSW_EF_SEARCH, depth)
 
 
-def fused_ranking(**query) -> list[tuple[int, float]]:
-    """[(image_id, rrf score)] best first, for the whole candidate pool."""
+def configure_index_scans(cursor, *, depth: int = CANDIDATES) -> None:
+    """Filtered searches keep scanning the index until enough rows pass; ef_search follows
+    the page depth. For the connection's session, in one round trip: a transaction around
+    the search (BEGIN, SET LOCAL, COMMIT) would cost three; every search sets both anyway."""
+    cursor.execute(
+        "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', false), set_config('hnsw.ef_search', %s, false)",
+        [str(ef_search_for(depth))],
+    )
+
+
+def fused_ranking(*, depth: int = CANDIDATES, **query) -> list[tuple[int, float]]:
+    """[(image_id, rrf score)] best first, for the whole candidate pool; `depth` is how
+    far down the pool the caller will page (offset + limit)."""
     sql, params = fused_ranking_sql(**query)
     if not sql:
         return []
-    with transaction.atomic(), connection.cursor() as cursor:
-        configure_index_scans(cursor)
-        cursor.execute(sql, params)
+    with search_cursor() as cursor:
+        configure_index_scans(cursor, depth=depth)
+        cursor.execute(sql, params, prepare=True)
         return [(image_id, float(score)) for image_id, score in cursor.fetchall()]
 
 
@@ -249,17 +313,19 @@ def collapse_near_duplicates(ranking: list[tuple[int, float]], *, version: Model
     """Drop each image that looks within `distance` of a higher-ranked one (CNN features
     where stored, else the text-space vector)."""
     ids = [image_id for image_id, _ in ranking]
-    vectors = {
-        image_id: features if features is not None else vector
-        for image_id, features, vector in version.embeddings.filter(image_id__in=ids).values_list(
-            "image_id", "feature_vector", "image_vector"
+    with search_cursor() as cursor:
+        cursor.execute(
+            "SELECT image_id, coalesce(feature_vector, image_vector) FROM embeddings_imageembedding"
+            f" WHERE version_id = {int(version.id)} AND image_id = ANY(%s)",
+            [ids],
+            binary=True,
         )
-    }
+        vectors = dict(cursor.fetchall())
     kept, kept_vectors = [], []
     for image_id, score in ranking:
         vector = vectors.get(image_id)
         if vector is not None:
-            vector = np.asarray(vector, dtype=np.float32)
+            vector = vector.to_numpy().astype(np.float32)
             if kept_vectors and float((1 - np.stack(kept_vectors) @ vector).min()) < distance:
                 continue
             kept_vectors.append(vector)
@@ -269,9 +335,9 @@ def collapse_near_duplicates(ranking: list[tuple[int, float]], *, version: Model
 
 SIMILARITY_SQL = """
         SELECT image_id, greatest(
-            1 - (image_vector <=> %s::vector), 1 - (text_vector <=> %s::vector), 1 - (neighbour_vector <=> %s::vector)
+            1 - (image_vector <=> %(query)s), 1 - (text_vector <=> %(query)s), 1 - (neighbour_vector <=> %(query)s)
         )
-        FROM embeddings_imageembedding WHERE version_id = %s AND image_id = ANY(%s)"""
+        FROM embeddings_imageembedding WHERE version_id = %(version)s AND image_id = ANY(%(ids)s)"""
 
 # How many of the query's words and phrases each image contains, and how many count
 # (stop words parse to empty queries and are left out).
@@ -286,33 +352,33 @@ COVERAGE_SQL = """
         WHERE i.id = ANY(%s)"""
 
 
-def similarities(*, ids: list[int], vector: str, version: ModelVersion) -> dict[int, float]:
-    with connection.cursor() as cursor:
-        cursor.execute(SIMILARITY_SQL, [vector, vector, vector, version.id, ids])
+def similarities(*, ids: list[int], vector, version: ModelVersion) -> dict[int, float]:
+    with search_cursor() as cursor:
+        cursor.execute(SIMILARITY_SQL, {"query": halfvec(vector), "version": version.id, "ids": ids}, prepare=True)
         return {image_id: float(value) for image_id, value in cursor.fetchall() if value is not None}
 
 
 def keyword_coverage(*, ids: list[int], keywords: KeywordQuery) -> dict[int, float]:
     """Share of the query's (non-stop) words each image matches."""
-    with connection.cursor() as cursor:
-        cursor.execute(COVERAGE_SQL, [list(keywords.terms), ids])
+    with search_cursor() as cursor:
+        cursor.execute(COVERAGE_SQL, [list(keywords.terms), ids], prepare=True)
         return {image_id: matched / counted for image_id, matched, counted in cursor.fetchall() if counted}
 
 
-def judge_hits(hits: list[Hit], *, text: str, vector: str | None, judged_ids: tuple[int, ...], version: ModelVersion) -> None:
+def judge_hits(hits: list[Hit], *, text: str, vector: np.ndarray | None, judged_ids: tuple[int, ...], version: ModelVersion) -> None:
     """Fill each hit's similarity, relevance and label. A text-space similarity is read
     against the version's calibration; without one (keyword mode) relevance is the share
     of the query's words matched. Judged hits and hits matching every word are close."""
-    ids = [hit.image.id for hit in hits]
+    ids = [hit.image_id for hit in hits]
     keywords = KeywordQuery.parse(text)
     coverage = keyword_coverage(ids=ids, keywords=keywords) if keywords.terms and ids else {}
     similar = similarities(ids=ids, vector=vector, version=version) if vector is not None and ids else {}
     calibration = calibration_for(version)
     judged = set(judged_ids)
     for hit in hits:
-        hit.judged = hit.image.id in judged
-        hit.similarity = similar.get(hit.image.id)
-        words = coverage.get(hit.image.id, 0.0)
+        hit.judged = hit.image_id in judged
+        hit.similarity = similar.get(hit.image_id)
+        words = coverage.get(hit.image_id, 0.0)
         if hit.similarity is not None:
             hit.relevance = calibration.relevance(hit.similarity)
             hit.label = calibration.label(hit.similarity)
@@ -356,33 +422,43 @@ def image_search(
     if len(text) > settings.GLIMPSE_SEARCH_MAX_QUERY_CHARS:
         raise InvalidQuery(f"the query is {len(text)} characters; the limit is {settings.GLIMPSE_SEARCH_MAX_QUERY_CHARS}")
     version = version or version_active()
-    space = space_for(version)
     if vector is None and features is None and mode != "keyword":
-        raw_vector = space_for(version_base()).embed_texts([text])[0]
-        vector = space.texts_from_base(raw_vector[None, :])[0]
+        raw_vector, vector = query_text_vectors(text=text, version=version)
     if raw_vector is None and vector is not None and version.kind == ModelVersion.Kind.BRIDGE:
         raw_vector = vector
     vector = None if vector is None else vector_literal(vector)
     features = None if features is None else vector_literal(features)
     judged_ids = ()
     if text and raw_vector is not None and mode != "keyword":
-        judged_ids = tuple(judged_list(raw_vector=vector_literal(raw_vector), filters=filters))
+        judged_ids = tuple(judged_list(raw_vector=raw_vector, filters=filters))
     ranking = fused_ranking(
-        mode=mode, vector=vector, features=features, text=text, version=version, filters=filters, exclude_id=exclude_id, judged_ids=judged_ids
+        mode=mode,
+        vector=vector,
+        features=features,
+        text=text,
+        version=version,
+        filters=filters,
+        exclude_id=exclude_id,
+        judged_ids=judged_ids,
+        depth=offset + limit,
     )
     collapsed = 0
     if collapse_distance:
         before = len(ranking)
         ranking = collapse_near_duplicates(ranking, version=version, distance=collapse_distance)
         collapsed = before - len(ranking)
-    images = Image.objects.in_bulk([image_id for image_id, _ in ranking])
-    hits = [Hit(image=images[image_id], score=score) for image_id, score in ranking if image_id in images]
+    hits = [Hit(image_id=image_id, score=score) for image_id, score in ranking]
     if text:
         # The calibration is of words against pictures; picture queries rank without a cut-off.
         judge_hits(hits, text=text, vector=vector, judged_ids=judged_ids, version=version)
     passed = hits if include_distant else [hit for hit in hits if hit.label != "distant"]
     nearest_only = bool(hits) and not passed
     page = (hits if nearest_only else passed)[offset : offset + limit]
+    # Only the page's images are read: the rest of the pool is counted, never shown.
+    images = Image.objects.in_bulk([hit.image_id for hit in page])
+    page = [hit for hit in page if hit.image_id in images]  # an image deleted since it was ranked
+    for hit in page:
+        hit.image = images[hit.image_id]
     return Results(
         hits=page,
         total=len(passed),
@@ -392,7 +468,7 @@ def image_search(
         offset=offset,
         limit=limit,
         collapsed=collapsed,
-        image_ids=[hit.image.id for hit in page],
+        image_ids=[hit.image_id for hit in page],
         distant=len(hits) - len(passed),
         nearest_only=nearest_only,
     )

@@ -1,12 +1,12 @@
-from django.db import connection, transaction
+from django.db import transaction
 
-from search.selectors import configure_index_scans, fused_ranking_sql
+from search.selectors import configure_index_scans, fused_ranking_sql, search_cursor
 
 
 def ranking_plan(**query) -> str:
     """EXPLAIN of the search's ranking statement, as the search runs it."""
     sql, params = fused_ranking_sql(**query)
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(), search_cursor() as cursor:
         configure_index_scans(cursor)
         # A handful of test rows is cheaper to scan and sort than to walk an index; take
         # those choices away from the planner, as a catalog of real size does.

@@ -1,0 +1,170 @@
+"""The query path: binary vector parameters, index use whatever the share of rows that
+have a column, ef_search from the page depth, the query-vector cache, the query log."""
+import re
+from datetime import datetime, timezone
+
+import django_rq
+import numpy as np
+import pytest
+from django.db import connection
+from pgvector import HalfVector
+
+from catalog.models import Image
+from embeddings.indexes import index_name
+from embeddings.models import ModelVersion
+from search.judgments import JUDGED_QUERIES_JOB, JUDGED_QUERIES_QUEUE, judgment_record
+from search.query_vectors import QueryVectorCache
+from search.selectors import Filters, configure_index_scans, ef_search_for, fused_ranking, fused_ranking_sql, image_search, search_cursor
+from tests.conftest import unit
+
+QUERY = unit(1, 0, 0)
+CREATED = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def test_binary_parameters_rank_exactly_as_text_literals(make_images, version):
+    make_images(
+        [
+            {"title": "a", "image_vector": unit(1, 0.1)},
+            {"title": "b", "image_vector": unit(1, 0.5), "text_vector": unit(1, 0.2)},
+            {"title": "c", "image_vector": unit(0, 1), "text_vector": unit(1, 0.9)},
+            {"title": "d", "image_vector": unit(-1, 0.1)},
+            {"title": "e", "image_vector": unit(1, 0.3, 0.3)},
+        ]
+    )
+    literal = "[" + ",".join(repr(float(value)) for value in QUERY) + "]"
+    for column in ("image_vector", "text_vector"):
+        with connection.cursor() as cursor:  # Django's cursor: the literal in the SQL text
+            cursor.execute(
+                f"SELECT image_id, {column} <=> %s::halfvec FROM embeddings_imageembedding"
+                f" WHERE version_id = %s AND {column} IS NOT NULL ORDER BY 2, 1",
+                [literal, version.id],
+            )
+            by_literal = cursor.fetchall()
+        with search_cursor() as cursor:
+            cursor.execute(
+                f"SELECT image_id, {column} <=> %s FROM embeddings_imageembedding"
+                f" WHERE version_id = %s AND {column} IS NOT NULL ORDER BY 2, 1",
+                [HalfVector(QUERY), version.id],
+            )
+            assert cursor.fetchall() == by_literal
+    titles = dict(Image.objects.values_list("id", "title"))
+    ranking = fused_ranking(mode="semantic", vector=QUERY, text="", version=version, filters=Filters())
+    # image ranks a1 e2 b3 c4 d5, text ranks b1 c2: b 1/63 + 1/61, c 1/64 + 1/62, a 1/61, e 1/62, d 1/65
+    assert [titles[image_id] for image_id, _ in ranking] == ["b", "c", "a", "e", "d"]
+
+
+def test_the_query_vector_is_sent_once_per_statement(version):
+    sql, params = fused_ranking_sql(mode="hybrid", vector=QUERY, features=unit(0, 1), text="cat", version=version, filters=Filters())
+    vectors = [param for param in params if type(param).__name__ == "HalfVector"]
+    assert len(vectors) == 2  # the text-space vector and the CNN features, each once
+    assert sql.count("%s::halfvec") == 2 and "(SELECT vector FROM query)" in sql
+
+
+@pytest.mark.parametrize(("offset", "limit", "expected"), [(0, 20, 40), (20, 20, 40), (40, 20, 60), (80, 20, 100)])
+def test_ef_search_follows_the_page_depth(make_images, version, offset, limit, expected):
+    make_images([{"title": f"n{n}", "image_vector": unit(1, n / 10)} for n in range(3)])
+    assert ef_search_for(offset + limit) == expected
+    image_search(vector=QUERY, mode="semantic", offset=offset, limit=limit)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('hnsw.ef_search'), current_setting('hnsw.iterative_scan')")
+        assert cursor.fetchone() == (str(expected), "relaxed_order")
+
+
+def sparse_catalog(version: ModelVersion, *, size: int, described: int) -> None:
+    """`size` images with image vectors and CNN features; `described` of them (spread
+    through the table) with a description vector, the others with borrowed words."""
+    rng = np.random.default_rng(0)
+    Image.objects.bulk_create(
+        Image(file=f"images/{n}.png", thumbnail=f"thumbnails/{n}.webp", title=f"image {n}", content_hash=f"{n:064x}", width=1, height=1)
+        for n in range(size)
+    )
+    ids = list(Image.objects.order_by("id").values_list("id", flat=True))
+    every = size // described
+
+    def unit_rows(count: int, width: int) -> np.ndarray:
+        rows = rng.normal(size=(count, width)).astype(np.float32)
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    images, texts, features = unit_rows(size, 384), unit_rows(size, 384), unit_rows(size, 1280)
+    with search_cursor() as cursor:
+        with cursor.copy(
+            "COPY embeddings_imageembedding (image_id, version_id, image_vector, text_vector, neighbour_vector, feature_vector, created_at)"
+            " FROM STDIN WITH (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["int8", "int8", "halfvec", "halfvec", "halfvec", "halfvec", "timestamptz"])
+            for position, image_id in enumerate(ids):
+                has_text = position % every == 0
+                copy.write_row(
+                    (
+                        image_id,
+                        version.id,
+                        HalfVector(images[position]),
+                        HalfVector(texts[position]) if has_text else None,
+                        None if has_text else HalfVector(texts[position]),
+                        HalfVector(features[position]),
+                        CREATED,
+                    )
+                )
+        cursor.execute("ANALYZE embeddings_imageembedding")
+        cursor.execute("ANALYZE catalog_image")
+
+
+def test_every_ranked_list_walks_its_index_when_one_percent_of_images_are_described(version, db):
+    sparse_catalog(version, size=3000, described=30)
+    sql, params = fused_ranking_sql(mode="hybrid", vector=QUERY, text="zebra", version=version, filters=Filters())
+    with search_cursor() as cursor:
+        configure_index_scans(cursor, depth=20)
+        # No planner settings forced: the plan the planner picks for a catalog of this shape.
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    used = set(re.findall(r"Index Scan using (\w+)", plan))
+    # A text query's lists; the description vectors are the 1 % (a table scan before).
+    for column in ("image_vector", "text_vector", "neighbour_vector"):
+        assert index_name(column, version) in used, plan
+    assert "Seq Scan on embeddings_imageembedding" not in plan
+
+
+def test_the_query_cache_is_bounded_and_emptied_by_a_version_switch():
+    cache = QueryVectorCache(size=2)
+    vectors = (unit(1), unit(0, 1))
+    cache.put(version_id=1, text="cat", vectors=vectors)  # before any lookup: no version yet, not kept
+    assert cache.get(version_id=1, text="cat") is None
+    cache.put(version_id=1, text="cat", vectors=vectors)
+    assert cache.get(version_id=1, text="cat") is vectors
+    cache.put(version_id=1, text="dog", vectors=vectors)
+    cache.get(version_id=1, text="cat")  # cat is now the most recently used
+    cache.put(version_id=1, text="bird", vectors=vectors)
+    assert list(cache.entries) == ["cat", "bird"]  # dog, the least recently used, went
+    assert cache.get(version_id=2, text="cat") is None  # another version: everything goes
+    assert cache.entries == {} and cache.version_id == 2
+    cache.put(version_id=1, text="cat", vectors=vectors)  # a late write for the old version
+    assert cache.get(version_id=2, text="cat") is None
+    assert (cache.hits, cache.misses) == (2, 3)
+
+
+@pytest.mark.slow
+def test_repeated_and_paginated_queries_do_not_encode_again_until_the_version_changes(make_images, version):
+    from search.query_vectors import CACHE
+
+    make_images([{"title": f"n{n}", "image_vector": unit(1, n / 30)} for n in range(30)])
+    CACHE.clear()
+    first = image_search(text="a red   apple", mode="semantic", limit=10, include_distant=True)
+    second = image_search(text="a red apple", mode="semantic", limit=10, offset=10, include_distant=True)
+    assert (CACHE.hits, CACHE.misses) == (1, 1)
+    assert not set(first.image_ids) & set(second.image_ids)
+    ModelVersion.objects.filter(id=version.id).update(state=ModelVersion.State.RETIRED)
+    switched = ModelVersion.objects.create(number=2, kind=ModelVersion.Kind.BRIDGE, state=ModelVersion.State.ACTIVE, image_model="m", text_model="t")
+    image_search(text="a red apple", mode="semantic", limit=10)
+    assert (CACHE.misses, CACHE.version_id) == (2, switched.id)
+
+
+def test_a_new_judged_query_is_embedded_by_a_queued_job_not_by_searches(make_images, curator, queue, django_capture_on_commit_callbacks):
+    image = make_images([{"title": "kitten", "image_vector": unit(1)}])[0]
+    with django_capture_on_commit_callbacks(execute=True):
+        judgment_record(curator=curator, image_id=image.id, grade=3, query_text="kitten")
+    queued = django_rq.get_queue(JUDGED_QUERIES_QUEUE).jobs
+    assert [job.func_name for job in queued] == [JUDGED_QUERIES_JOB]
+    with django_capture_on_commit_callbacks(execute=True):
+        judgment_record(curator=curator, image_id=image.id, grade=2, query_text="kitten")  # a regrade: the query is known
+        judgment_record(curator=curator, image_id=image.id, grade=3, query_text="cat", query_text_vector=unit(1))
+    assert len(django_rq.get_queue(JUDGED_QUERIES_QUEUE).jobs) == 1
