@@ -80,7 +80,7 @@ def faiss_index(version_id: int):
     register_vector(raw)
     with psycopg.Cursor(raw) as cursor:  # Django's cursors bind on the client, in text
         cursor.execute("SELECT image_vector::vector FROM embeddings_imageembedding WHERE version_id = %s ORDER BY id", [version_id], binary=True)
-        vectors = np.stack([vector for (vector,) in cursor.fetchall()]).astype(np.float32)
+        vectors = np.stack([vector.to_numpy() for (vector,) in cursor.fetchall()]).astype(np.float32)
     faiss.omp_set_num_threads(1)
     index = faiss.IndexHNSWFlat(vectors.shape[1], 16, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = 64

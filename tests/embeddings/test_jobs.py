@@ -40,12 +40,12 @@ def test_ingest_queues_a_job_that_a_worker_turns_into_vectors(queue, version, dj
     assert [row.image_id for row in rows] == [image.id for image in report.created]
     assert set(Image.objects.values_list("embedding_status", flat=True)) == {"ready"}
     for row in rows:
-        assert np.isclose(np.linalg.norm(row.image_vector), 1, atol=1e-5)
+        assert np.isclose(np.linalg.norm(row.image_vector), 1, atol=1e-3)  # stored in half precision
     # The untitled image has no text, so no description vector.
     assert [row.text_vector is None for row in rows] == [False, False, False, True]
     # ... so it borrows the description vectors of the drawings nearest to it, and only it.
     assert [row.neighbour_vector is None for row in rows] == [True, True, True, False]
-    assert np.isclose(np.linalg.norm(rows[3].neighbour_vector), 1, atol=1e-5)
+    assert np.isclose(np.linalg.norm(rows[3].neighbour_vector), 1, atol=1e-3)
 
 
 @pytest.mark.django_db

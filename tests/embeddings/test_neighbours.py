@@ -12,6 +12,10 @@ from search.selectors import Filters, fused_ranking, vector_literal
 from tests.conftest import unit
 
 
+# Stored vectors are halfvec: 11 significant bits, and computed from stored vectors.
+HALF_PRECISION = 1e-3
+
+
 def feature(*weights: float) -> np.ndarray:
     vector = np.zeros(FEATURE_DIMENSIONS, dtype=np.float32)
     vector[: len(weights)] = weights
@@ -54,10 +58,10 @@ def test_only_images_without_text_borrow_and_the_vectors_are_exact(pond, version
     assert stored(frog) is None and stored(lily) is None
     # Equally near both: half of each description, then half borrowed, half its own bridge vector.
     expected = normalized(0.5 * normalized(unit(1) + unit(0, 1)) + 0.5 * unit(0.1, 0, 1))
-    np.testing.assert_allclose(stored(between), expected, atol=1e-6)
+    np.testing.assert_allclose(stored(between), expected, atol=HALF_PRECISION)
     # Cosine 1 to the frog and 0 to the lily: weights 1 : e^-20.
     borrowed = normalized(unit(1) + math.exp(-20) * unit(0, 1))
-    np.testing.assert_allclose(stored(twin), normalized(0.5 * borrowed + 0.5 * unit(0.2, 0, 0, 0, 0, 1)), atol=1e-6)
+    np.testing.assert_allclose(stored(twin), normalized(0.5 * borrowed + 0.5 * unit(0.2, 0, 0, 0, 0, 1)), atol=HALF_PRECISION)
 
 
 def test_described_images_point_back_to_the_bare_ones_near_them(pond, version):
@@ -74,7 +78,7 @@ def test_the_sweep_fills_what_is_missing_once(pond, version):
     ImageEmbedding.objects.filter(image=frog).update(text_vector=unit(1))
     assert neighbour_sweep(version=version) == 3
     assert neighbour_sweep(version=version) == 0
-    np.testing.assert_allclose(stored(lily), normalized(0.5 * unit(1) + 0.5 * unit(0, 0, 0, 0, 1)), atol=1e-6)
+    np.testing.assert_allclose(stored(lily), normalized(0.5 * unit(1) + 0.5 * unit(0, 0, 0, 0, 1)), atol=HALF_PRECISION)
 
 
 def test_borrowed_words_rank_bare_images_as_their_own_list(pond, version):
