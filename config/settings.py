@@ -190,7 +190,7 @@ GLIMPSE_EMBED_BATCH_SIZE = int(os.environ.get("GLIMPSE_EMBED_BATCH_SIZE", 32))
 # Search.
 GLIMPSE_SEARCH_MAX_QUERY_CHARS = 200
 GLIMPSE_SEARCH_MAX_LIMIT = 100
-GLIMPSE_HNSW_EF_SEARCH = int(os.environ.get("GLIMPSE_HNSW_EF_SEARCH", 40))
+GLIMPSE_HNSW_EF_SEARCH = int(os.environ.get("GLIMPSE_HNSW_EF_SEARCH", 100))
 # A judged query lends its relevant images to a new query whose text-tower vector is at
 # least this similar (cosine).
 GLIMPSE_JUDGED_QUERY_SIMILARITY = float(os.environ.get("GLIMPSE_JUDGED_QUERY_SIMILARITY", 0.9))

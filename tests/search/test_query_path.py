@@ -61,7 +61,8 @@ def test_the_query_vector_is_sent_once_per_statement(version):
 
 
 @pytest.mark.parametrize(("offset", "limit", "expected"), [(0, 20, 40), (20, 20, 40), (40, 20, 60), (80, 20, 100)])
-def test_ef_search_follows_the_page_depth(make_images, version, offset, limit, expected):
+def test_ef_search_follows_the_page_depth(make_images, version, settings, offset, limit, expected):
+    settings.GLIMPSE_HNSW_EF_SEARCH = 40
     make_images([{"title": f"n{n}", "image_vector": unit(1, n / 10)} for n in range(3)])
     assert ef_search_for(offset + limit) == expected
     image_search(vector=QUERY, mode="semantic", offset=offset, limit=limit)
