@@ -14,7 +14,8 @@ from catalog.exceptions import InvalidImage
 from catalog.imaging import decode
 from catalog.models import Image
 
-from .exceptions import VersionStateError
+from .bulk import embeddings_upsert
+from .exceptions import InvalidVector, VersionStateError
 from .indexes import scan_index_until_enough, version_indexes_drop
 from .models import ImageEmbedding, ModelVersion
 from .neighbours import NEIGHBOURS, borrowed_text_vector, neighbour_vector
@@ -113,23 +114,23 @@ def images_embed(*, image_ids: list[int], version: ModelVersion | None = None) -
         raw_by_position = dict(zip(texted, raw_texts))
         for target in targets:
             rows += version_rows(version=target, image_ids=ids, base=base_vectors, raw_texts=raw_by_position)
-    with transaction.atomic():
-        ImageEmbedding.objects.bulk_create(
-            rows,
-            update_conflicts=True,
-            unique_fields=["image", "version"],
-            update_fields=["image_vector", "text_vector", "feature_vector", "neighbour_vector", "created_at"],
-        )
-        ids = [image.id for image in readable]
-        for target in targets:
-            # The batch's bare images borrow words now; bare images near its described ones
-            # may have found closer words in them.
-            neighbour_vectors_refresh(version=target, image_ids=ids + bare_images_near(version=target, image_ids=ids))
-        if active is not None:
-            Image.objects.filter(id__in=[image.id for image in readable]).update(
-                embedding_status=Image.EmbeddingStatus.READY, embedding_error=""
-            )
-        mark_failed(active, report.failed)
+    try:
+        with transaction.atomic():
+            embeddings_upsert(rows=rows)
+            ids = [image.id for image in readable]
+            for target in targets:
+                # The batch's bare images borrow words now; bare images near its described ones
+                # may have found closer words in them.
+                neighbour_vectors_refresh(version=target, image_ids=ids + bare_images_near(version=target, image_ids=ids))
+            if active is not None:
+                Image.objects.filter(id__in=[image.id for image in readable]).update(
+                    embedding_status=Image.EmbeddingStatus.READY, embedding_error=""
+                )
+            mark_failed(active, report.failed)
+    except InvalidVector as error:
+        # Checked before anything is written: the batch's images fail with the reason.
+        mark_failed(active, {image.id: f"the encoder gave an invalid vector: {error}" for image in images})
+        raise
     report.embedded = [image.id for image in readable]
     return report
 
