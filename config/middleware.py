@@ -1,9 +1,12 @@
 import logging
+from contextlib import nullcontext
 
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
+from django.urls import Resolver404, resolve
 
 from config import supervision
+from config.routers import replica_reads
 
 logger = logging.getLogger("glimpse")
 
@@ -45,3 +48,23 @@ class ServiceUnavailableMiddleware:
             response = HttpResponse(PAGE.format(reason=reason), status=503)
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
+
+
+class ReplicaReadsMiddleware:
+    """GET and HEAD requests to the search pages and API read from a replica (config/routers.py)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        with replica_reads() if self.reads_search(request) else nullcontext():
+            return self.get_response(request)
+
+    @staticmethod
+    def reads_search(request) -> bool:
+        if request.method not in ("GET", "HEAD"):
+            return False
+        try:
+            return resolve(request.path_info).namespace == "search"
+        except Resolver404:
+            return False

@@ -26,10 +26,10 @@ def env_flag(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={value!r}: use 1 or 0")
 
 
-def database_from_url(url: str) -> dict:
+def database_from_url(url: str, *, variable: str = "DATABASE_URL") -> dict:
     parsed = urlparse(url)
     if parsed.scheme not in ("postgres", "postgresql"):
-        raise ImproperlyConfigured(f"DATABASE_URL must be a postgresql:// URL, not {parsed.scheme}://")
+        raise ImproperlyConfigured(f"{variable} must hold postgresql:// URLs, not {parsed.scheme}://")
     query = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
     return {
         "ENGINE": "django.db.backends.postgresql",
@@ -109,6 +109,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.ServiceUnavailableMiddleware",
+    "config.middleware.ReplicaReadsMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -132,6 +133,13 @@ TEMPLATES = [
 DATABASES = {
     "default": database_from_url(os.environ.get("DATABASE_URL") or services.embedded_database_url(DATA_DIR)),
 }
+# Read replicas of that server, e.g. "postgresql://glimpse@replica-1/glimpse,postgresql://glimpse@replica-2/glimpse":
+# the search pages and API read from them, everything else uses the primary (config/routers.py).
+GLIMPSE_READ_REPLICAS = []
+for number, url in enumerate(env_list("DATABASE_REPLICA_URLS"), start=1):
+    DATABASES[f"replica_{number}"] = database_from_url(url, variable="DATABASE_REPLICA_URLS")
+    GLIMPSE_READ_REPLICAS.append(f"replica_{number}")
+DATABASE_ROUTERS = ["config.routers.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Embedded servers are started again by whichever process finds them dead; external ones are waited for.
 GLIMPSE_EMBEDDED_DATABASE = not os.environ.get("DATABASE_URL")

@@ -8,9 +8,10 @@ from datetime import date
 
 import numpy as np
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connections, transaction
 
 from catalog.models import Image
+from config.routers import read_database
 from embeddings.models import ModelVersion
 from embeddings.selectors import version_active, version_base
 from embeddings.spaces import space_for
@@ -170,7 +171,7 @@ JUDGED_LIST_SQL = """
 def judged_list(*, raw_vector: str, filters: Filters) -> list[int]:
     where, where_params = filter_sql(filters)
     distance = 1 - settings.GLIMPSE_JUDGED_QUERY_SIMILARITY
-    with connection.cursor() as cursor:
+    with connections[read_database()].cursor() as cursor:
         cursor.execute(JUDGED_LIST_SQL.format(where=where), [raw_vector, raw_vector, distance, *where_params, CANDIDATES])
         return [image_id for image_id, _ in cursor.fetchall()]
 
@@ -239,7 +240,8 @@ def fused_ranking(**query) -> list[tuple[int, float]]:
     sql, params = fused_ranking_sql(**query)
     if not sql:
         return []
-    with transaction.atomic(), connection.cursor() as cursor:
+    database = read_database()
+    with transaction.atomic(using=database), connections[database].cursor() as cursor:
         configure_index_scans(cursor)
         cursor.execute(sql, params)
         return [(image_id, float(score)) for image_id, score in cursor.fetchall()]
@@ -287,14 +289,14 @@ COVERAGE_SQL = """
 
 
 def similarities(*, ids: list[int], vector: str, version: ModelVersion) -> dict[int, float]:
-    with connection.cursor() as cursor:
+    with connections[read_database()].cursor() as cursor:
         cursor.execute(SIMILARITY_SQL, [vector, vector, vector, version.id, ids])
         return {image_id: float(value) for image_id, value in cursor.fetchall() if value is not None}
 
 
 def keyword_coverage(*, ids: list[int], keywords: KeywordQuery) -> dict[int, float]:
     """Share of the query's (non-stop) words each image matches."""
-    with connection.cursor() as cursor:
+    with connections[read_database()].cursor() as cursor:
         cursor.execute(COVERAGE_SQL, [list(keywords.terms), ids])
         return {image_id: matched / counted for image_id, matched, counted in cursor.fetchall() if counted}
 
