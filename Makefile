@@ -55,6 +55,7 @@ stop: install
 	$(MANAGE) services stop
 
 bench: install
+	$(PY) -m pip install --quiet --editable '.[test,bench]'
 	$(PY) bench/embed_throughput.py $(DEMO)
 	$(PY) bench/search_latency.py
 
