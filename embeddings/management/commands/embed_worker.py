@@ -28,7 +28,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, burst: bool, no_sweep: bool, queues: list[str] | None, name: str | None, **options):
-        served = [django_rq.get_queue(name) for name in queues or [QUEUE, TRAINING_QUEUE]]
+        served = [django_rq.get_queue(queue) for queue in queues or [QUEUE, TRAINING_QUEUE]]
         supervision.redis_wait(client=served[0].connection)
         if name and any(worker.name == name for worker in OutageProofWorker.all(connection=served[0].connection)):
             raise CommandError(f"a worker named {name!r} is already running; give each machine's workers their own names")
