@@ -4,7 +4,6 @@ from datetime import timedelta
 
 import django_rq
 import numpy as np
-import torch
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
@@ -83,7 +82,7 @@ def images_embed(*, image_ids: list[int], version: ModelVersion | None = None) -
     bridge = space_for(base)
     report = EmbedReport()
     images = list(Image.objects.filter(id__in=image_ids).order_by("id"))
-    pixels: list[torch.Tensor] = []
+    pixels: list[np.ndarray] = []
     readable: list[Image] = []
     for image in images:
         try:
@@ -99,7 +98,7 @@ def images_embed(*, image_ids: list[int], version: ModelVersion | None = None) -
             report.failed[image.id] = f"cannot read the stored file {image.file.name}: {error.strerror or error}"
 
     try:
-        base_vectors = bridge.embed_image_batch(torch.stack(pixels)) if pixels else None
+        base_vectors = bridge.embed_image_batch(np.stack(pixels)) if pixels else None
         texted = [position for position, image in enumerate(readable) if image.text]
         raw_texts = bridge.embed_texts([readable[position].text for position in texted])
     except Exception as error:
