@@ -3,7 +3,6 @@
 torch is imported only when a torch tower or training asks for a device: settings, the
 web process's keyword searches and the exported CPU backends never need it.
 """
-import functools
 import logging
 import os
 from dataclasses import dataclass, replace
@@ -28,7 +27,6 @@ def device_type() -> str:
     return device().type
 
 
-@functools.cache
 def device():
     import torch
 

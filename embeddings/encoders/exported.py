@@ -195,7 +195,7 @@ class ExportedImageEncoder:
     def __init__(self, folder: Path, config: dict, *, backend: str, cache: Path, batch_size: int = 32):
         self.run = RUNTIMES[backend](folder / "model.onnx", cache)
         self.backend = backend
-        self.preprocess = Preprocessing(**config["preprocessing"])
+        self.preprocess = Preprocessing.from_dict(config["preprocessing"])
         self.batch_size = batch_size
 
     def encode(self, batch: np.ndarray) -> ImageOutputs:

@@ -62,6 +62,10 @@ class Preprocessing:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, stored: dict) -> "Preprocessing":
+        return cls(**{**stored, "mean": tuple(stored["mean"]), "std": tuple(stored["std"])})
+
     def __call__(self, image: PILImage.Image) -> np.ndarray:
         """RGB PIL image -> normalised (3, size, size) float32: padded on white to a square, then resized."""
         if image.mode != "RGB":
