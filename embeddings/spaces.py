@@ -20,6 +20,13 @@ class ImageVectors:
     text_space: np.ndarray  # (n, 384): comparable with text queries
     features: np.ndarray  # (n, 1280): the CNN's pooled features, for picture-to-picture search
 
+    @classmethod
+    def concatenate(cls, parts: list["ImageVectors"]) -> "ImageVectors":
+        return cls(
+            text_space=np.concatenate([part.text_space for part in parts]),
+            features=np.concatenate([part.features for part in parts]),
+        )
+
 
 class BridgeSpace:
     def preprocess(self, image: PILImage.Image) -> np.ndarray:

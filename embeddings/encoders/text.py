@@ -47,12 +47,15 @@ class Tokens:
 
 
 def encode_in_batches(texts: list[str], *, tokens: Tokens, batch_size: int, dimensions: int, run) -> np.ndarray:
-    """Tokenise and run `run(token arrays) -> unit vectors` batch by batch; texts of similar
-    length travel together in practice, so padding to each batch's longest stays short."""
-    chunks = [run(tokens(texts[start : start + batch_size])) for start in range(0, len(texts), batch_size)]
-    if not chunks:
-        return np.zeros((0, dimensions), dtype=np.float32)
-    return np.concatenate(chunks).astype(np.float32, copy=False)
+    """Tokenise and run `run(token arrays) -> unit vectors` batch by batch, shortest texts
+    first: each batch pads to its longest text, so sorting saves the padded positions
+    (a job's descriptions run from a word to 128 tokens)."""
+    order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
+    vectors = np.zeros((len(texts), dimensions), dtype=np.float32)
+    for start in range(0, len(texts), batch_size):
+        chosen = order[start : start + batch_size]
+        vectors[chosen] = run(tokens([texts[index] for index in chosen]))
+    return vectors
 
 
 class TextEncoder:
