@@ -192,6 +192,14 @@ GLIMPSE_THUMBNAIL_SIZE = 256
 GLIMPSE_IMAGE_MODEL = os.environ.get("GLIMPSE_IMAGE_MODEL", "tf_efficientnet_lite0")
 GLIMPSE_TEXT_MODEL = os.environ.get("GLIMPSE_TEXT_MODEL", "sentence-transformers/all-MiniLM-L6-v2")
 GLIMPSE_DEVICE = os.environ.get("GLIMPSE_DEVICE", "auto")
+# What runs the towers' forward passes: torch, or their ONNX export in ONNX Runtime or
+# OpenVINO (CPU only); auto is OpenVINO on a CPU and torch on CUDA.
+GLIMPSE_INFERENCE_BACKEND = os.environ.get("GLIMPSE_INFERENCE_BACKEND", "auto")
+if GLIMPSE_INFERENCE_BACKEND not in ("auto", "torch", "onnxruntime", "openvino"):
+    raise ImproperlyConfigured(f"GLIMPSE_INFERENCE_BACKEND={GLIMPSE_INFERENCE_BACKEND!r}: use auto, torch, onnxruntime or openvino")
+# Images per forward pass on a GPU (a CPU uses 32); a GPU worker also wants jobs at least
+# this large: GLIMPSE_EMBED_BATCH_SIZE.
+GLIMPSE_CUDA_BATCH_SIZE = int(os.environ.get("GLIMPSE_CUDA_BATCH_SIZE", 256))
 GLIMPSE_MODEL_CACHE = DATA_DIR / "models"
 GLIMPSE_EMBED_BATCH_SIZE = int(os.environ.get("GLIMPSE_EMBED_BATCH_SIZE", 32))
 

@@ -1,10 +1,10 @@
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 import django_rq
 import numpy as np
-import torch
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
@@ -28,6 +28,9 @@ QUEUE = "embeddings"
 JOB = "embeddings.jobs.embed_images"
 TRAINING_QUEUE = "training"
 BACKFILL_JOB = "embeddings.jobs.backfill_version"
+# Images per forward pass while the next ones decode: small enough that decoding overlaps
+# the encoder for most of a job, large enough for the backends' batching to pay.
+OVERLAP_CHUNK = 8
 
 
 @dataclass
@@ -84,29 +87,37 @@ def images_embed(*, image_ids: list[int], version: ModelVersion | None = None) -
     bridge = space_for(base)
     report = EmbedReport()
     images = list(Image.objects.filter(id__in=image_ids).order_by("id"))
-    pixels: list[torch.Tensor] = []
     readable: list[Image] = []
-    for image in images:
-        try:
-            with image.file.open("rb") as handle:
-                rgb = decode(
-                    handle.read(), max_pixels=settings.GLIMPSE_MAX_PIXELS, max_aspect_ratio=settings.GLIMPSE_MAX_ASPECT_RATIO
-                ).rgb
-            pixels.append(bridge.preprocess(rgb))
-            readable.append(image)
-        except InvalidImage as error:
-            report.failed[image.id] = f"cannot decode the stored file: {error}"
-        except OSError as error:
-            report.failed[image.id] = f"cannot read the stored file {image.file.name}: {error.strerror or error}"
+    # Decoding stays on this thread (Pillow's bomb check relies on process-wide warning
+    # filters); the encoder runs each few images on another thread while the next decode,
+    # as ONNX Runtime, OpenVINO and torch all release the GIL.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder") as encoder:
+        encoding: list[Future] = []
+        pixels: list[np.ndarray] = []
+        for position, image in enumerate(images):
+            try:
+                with image.file.open("rb") as handle:
+                    rgb = decode(
+                        handle.read(), max_pixels=settings.GLIMPSE_MAX_PIXELS, max_aspect_ratio=settings.GLIMPSE_MAX_ASPECT_RATIO
+                    ).rgb
+                pixels.append(bridge.preprocess(rgb))
+                readable.append(image)
+            except InvalidImage as error:
+                report.failed[image.id] = f"cannot decode the stored file: {error}"
+            except OSError as error:
+                report.failed[image.id] = f"cannot read the stored file {image.file.name}: {error.strerror or error}"
+            if pixels and (len(pixels) == OVERLAP_CHUNK or position == len(images) - 1):
+                encoding.append(encoder.submit(bridge.embed_image_batch, np.stack(pixels)))
+                pixels = []
 
-    try:
-        base_vectors = bridge.embed_image_batch(torch.stack(pixels)) if pixels else None
-        texted = [position for position, image in enumerate(readable) if image.text]
-        raw_texts = bridge.embed_texts([readable[position].text for position in texted])
-    except Exception as error:
-        reason = f"the encoder failed on this batch: {type(error).__name__}: {error}"
-        mark_failed(active, {image.id: reason for image in images})
-        raise
+        try:
+            base_vectors = ImageVectors.concatenate([chunk.result() for chunk in encoding]) if encoding else None
+            texted = [position for position, image in enumerate(readable) if image.text]
+            raw_texts = bridge.embed_texts([readable[position].text for position in texted])
+        except Exception as error:
+            reason = f"the encoder failed on this batch: {type(error).__name__}: {error}"
+            mark_failed(active, {image.id: reason for image in images})
+            raise
 
     rows = []
     if base_vectors is not None:

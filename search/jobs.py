@@ -1,20 +1,25 @@
-"""RQ jobs for learning from judgments (training queue)."""
+"""RQ jobs for learning from judgments (training queue).
+
+They import the training module when they run: the admin and the scheduler import this
+one, and training brings torch, which they never need."""
 import logging
 
 from django.conf import settings
-
-from .training import new_judgments_since_last_training, training_run
 
 logger = logging.getLogger("glimpse.training")
 
 
 def train_version(seed: int = 0) -> dict:
+    from .training import training_run
+
     version = training_run(seed=seed)
     return {"version": version.number, "released": version.metrics.get("released", False), "notes": version.notes}
 
 
 def train_when_enough_judgments() -> dict:
     """The scheduled check: train only when enough new judgments have arrived."""
+    from .training import new_judgments_since_last_training
+
     waiting = new_judgments_since_last_training()
     if waiting < settings.GLIMPSE_TRAIN_AFTER_JUDGMENTS:
         return {"trained": False, "new_judgments": waiting}
