@@ -1,14 +1,17 @@
 """The JSON API. Its requests are validated by the schemas below, which also are its
 OpenAPI schema (/api/openapi.json, browsable at /api/docs); the search itself is the
 site's (search/services.py), so both answer the same query the same way."""
+import json
 from datetime import date, datetime
 from typing import Annotated, Literal
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
+from django.shortcuts import render
 from ninja import File, Form, NinjaAPI, Query, Schema, UploadedFile
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.openapi.docs import Swagger
 from ninja.security import SessionAuth
 from pydantic import Field, StringConstraints
 
@@ -136,9 +139,19 @@ class CuratorSession(SessionAuth):
         return super().__call__(request)
 
 
+class Docs(Swagger):
+    """Swagger UI from the app's own static files (no CDN: sites behind firewalls), whose
+    "Try it out" sends the CSRF token, so that a signed-in curator can record judgments."""
+
+    def render_page(self, request, api, **kwargs):
+        settings = {**self.settings, "url": self.get_openapi_url(api, kwargs)}
+        return render(request, self.template, {"swagger_settings": json.dumps(settings), "api": api, "add_csrf": True})
+
+
 api = NinjaAPI(
     title="Glimpse",
     version="1",
+    docs=Docs(),
     description="Image search by words, by picture and by example. Errors share one shape: "
     '`{"error": {"code": …, "message": …, "field": …}}`.',
     urls_namespace="api",

@@ -63,6 +63,7 @@ def test_the_interactive_docs_work_offline(client, db):
     page = response.content.decode()
     assert "/static/ninja/swagger-ui-bundle.js" in page and "/static/ninja/swagger-ui.css" in page
     assert "cdn" not in page.lower() and "https://" not in page
+    assert 'data-api-csrf="true"' in page and response.cookies["csrftoken"].value  # "Try it out" can judge
     assert client.get("/static/ninja/swagger-ui-bundle.js").status_code == 200
 
 
