@@ -43,15 +43,14 @@ class ApiErrorMiddleware:
         response = self.get_response(request)
         if not api_request(request) or response.status_code < 400 or response.get("Content-Type", "").startswith("application/json"):
             return response
+        if response.status_code == 404:
+            return api_error(404, f"there is no API endpoint at {request.path_info}")
         if response.status_code == 405:
             allowed = response.get("Allow", "")
-            replaced = api_error(405, f"{request.method} is not allowed here; use {allowed}")
-            replaced["Allow"] = allowed
-        elif response.status_code == 404:
-            replaced = api_error(404, f"there is no API endpoint at {request.path_info}")
-        else:
-            replaced = api_error(response.status_code, response.reason_phrase)
-        return replaced
+            refused = api_error(405, f"{request.method} is not allowed here; use {allowed}")
+            refused["Allow"] = allowed
+            return refused
+        return api_error(response.status_code, response.reason_phrase)
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Glimpse is briefly unavailable</title></head>

@@ -29,18 +29,18 @@ ImageId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 NO_NUL = r"^[^\x00]*$"
 
 
-def text(max_length: int, **field):
+def text_field(max_length: int, **field):
     return Annotated[str, StringConstraints(strip_whitespace=True, max_length=max_length, pattern=NO_NUL), Field(**field)]
 
 
 class SearchParams(Schema):
-    q: text(settings.GLIMPSE_SEARCH_MAX_QUERY_CHARS, description="words to search for; with a picture, both are ranked together") = ""
+    q: text_field(settings.GLIMPSE_SEARCH_MAX_QUERY_CHARS, description="words to search for; with a picture, both are ranked together") = ""
     like: ImageId = Field(None, description="more like this image (its id)")
     mode: Literal[MODES] = Field(
         None, description="hybrid (default): vectors and full text fused; semantic: vectors only; keyword: full text only, words only"
     )
-    category: text(200, description="a category path; `animals` holds `animals/housecats`") = ""
-    tag: text(100, description="comma-separated tags, all of which an image must have") = ""
+    category: text_field(200, description="a category path; `animals` holds `animals/housecats`") = ""
+    tag: text_field(100, description="comma-separated tags, all of which an image must have") = ""
     created_from: date = Field(None, description="added on or after this day")
     created_to: date = Field(None, description="added on or before this day")
     collapse: bool = Field(False, description="hide near-duplicates of a higher-ranked result")
@@ -92,7 +92,7 @@ class SearchResults(Schema):
 
 
 class JudgmentIn(Schema):
-    query: text(settings.GLIMPSE_SEARCH_MAX_QUERY_CHARS, min_length=1, description="the query the result answered")
+    query: text_field(settings.GLIMPSE_SEARCH_MAX_QUERY_CHARS, min_length=1, description="the query the result answered")
     image: ImageId
     grade: Literal[0, 1, 2, 3] = Field(description="0 irrelevant, 1 partly relevant, 2 relevant, 3 perfect")
 
@@ -144,8 +144,8 @@ class Docs(Swagger):
     "Try it out" sends the CSRF token, so that a signed-in curator can record judgments."""
 
     def render_page(self, request, api, **kwargs):
-        settings = {**self.settings, "url": self.get_openapi_url(api, kwargs)}
-        return render(request, self.template, {"swagger_settings": json.dumps(settings), "api": api, "add_csrf": True})
+        options = {**self.settings, "url": self.get_openapi_url(api, kwargs)}
+        return render(request, self.template, {"swagger_settings": json.dumps(options), "api": api, "add_csrf": True})
 
 
 api = NinjaAPI(
