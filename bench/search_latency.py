@@ -125,7 +125,7 @@ def main():
         from embeddings.services import images_embed
         from django.conf import settings
 
-        from search.selectors import CANDIDATES, Filters, fused_ranking, image_search, vector_literal
+        from search.selectors import Filters, fused_ranking, image_search, search_depth, vector_literal
 
         ids = import_folder(options.demo)
         for start in range(0, len(ids), 32):
@@ -178,7 +178,7 @@ def main():
         with connection.cursor() as cursor:
             cursor.execute("SELECT current_setting('server_version'), extversion FROM pg_extension WHERE extname = 'vector'")
             server, pgvector = cursor.fetchone()
-        print(f"PostgreSQL {server}, pgvector {pgvector}, HNSW m=16 ef_construction=64, ef_search={max(settings.GLIMPSE_HNSW_EF_SEARCH, CANDIDATES)}, {CANDIDATES} candidates per list, {options.queries} queries per row")
+        print(f"PostgreSQL {server}, pgvector {pgvector}, HNSW m=16 ef_construction=64, ef_search={max(settings.GLIMPSE_HNSW_EF_SEARCH, search_depth())}, {search_depth()} candidates per list, {options.queries} queries per row")
         print(table(["query", "p50 ms", "p95 ms", "recall@10"], rows))
 
 

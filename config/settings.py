@@ -93,6 +93,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "django_rq",
+    # Its templates and static files: the API docs load Swagger UI from here, not from a CDN.
+    "ninja",
     "catalog",
     "embeddings",
     "search",
@@ -100,6 +102,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.ApiErrorMiddleware",
     # Static files from STATIC_ROOT (collectstatic) in any server, development included.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -207,6 +210,10 @@ GLIMPSE_EMBED_BATCH_SIZE = int(os.environ.get("GLIMPSE_EMBED_BATCH_SIZE", 32))
 GLIMPSE_SEARCH_MAX_QUERY_CHARS = 200
 GLIMPSE_SEARCH_MAX_LIMIT = 100
 GLIMPSE_HNSW_EF_SEARCH = int(os.environ.get("GLIMPSE_HNSW_EF_SEARCH", 100))
+# Candidates each ranked list contributes, and so how deep result pages go.
+GLIMPSE_SEARCH_DEPTH = int(os.environ.get("GLIMPSE_SEARCH_DEPTH", 100))
+if not GLIMPSE_SEARCH_DEPTH >= 1:
+    raise ImproperlyConfigured(f"GLIMPSE_SEARCH_DEPTH={GLIMPSE_SEARCH_DEPTH}: use a positive number of results, like 100")
 # A judged query lends its relevant images to a new query whose text-tower vector is at
 # least this similar (cosine).
 GLIMPSE_JUDGED_QUERY_SIMILARITY = float(os.environ.get("GLIMPSE_JUDGED_QUERY_SIMILARITY", 0.9))

@@ -21,9 +21,20 @@ from .relevance import calibration_for
 
 MODES = ("hybrid", "semantic", "keyword")
 RRF_K = 60
-# Each ranked list contributes this many candidates; pages are cut from the fused list,
-# so a fixed pool keeps page 2 consistent with page 1.
-CANDIDATES = 100
+
+
+def search_depth() -> int:
+    """How many candidates each ranked list contributes, and how deep pages go: pages are
+    cut from the fused list, so a fixed pool keeps page 2 consistent with page 1."""
+    return settings.GLIMPSE_SEARCH_DEPTH
+
+
+def depth_check(*, offset: int) -> int:
+    """The search depth, or InvalidQuery when a page would start beyond it."""
+    depth = search_depth()
+    if not 0 <= offset < depth:
+        raise InvalidQuery(f"results go {depth} deep; ask for an earlier page")
+    return depth
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,10 @@ class Results:
     image_ids: list[int] = field(default_factory=list)
     distant: int = 0  # candidates under the version's relevance cut-off, hidden
     nearest_only: bool = False  # nothing passed the cut-off; the hits are the nearest anyway
+
+    @property
+    def has_next(self) -> bool:
+        return self.offset + self.limit < self.total
 
 
 def vector_literal(vector) -> str:
@@ -172,7 +187,7 @@ def judged_list(*, raw_vector: str, filters: Filters) -> list[int]:
     where, where_params = filter_sql(filters)
     distance = 1 - settings.GLIMPSE_JUDGED_QUERY_SIMILARITY
     with connections[read_database()].cursor() as cursor:
-        cursor.execute(JUDGED_LIST_SQL.format(where=where), [raw_vector, raw_vector, distance, *where_params, CANDIDATES])
+        cursor.execute(JUDGED_LIST_SQL.format(where=where), [raw_vector, raw_vector, distance, *where_params, search_depth()])
         return [image_id for image_id, _ in cursor.fetchall()]
 
 
@@ -200,11 +215,11 @@ def ranked_lists(
             columns.append(("feature_vector", features))
     for column, query in columns:
         lists.append(vector_list_sql(column, where))
-        params += [query, version.id, *where_params, query, CANDIDATES]
+        params += [query, version.id, *where_params, query, search_depth()]
     keywords = KeywordQuery.parse(text)
     if mode in ("hybrid", "keyword") and keywords.terms:
         lists.append(KEYWORD_LIST_SQL.format(where=where))
-        params += [*keywords.params(), *where_params, CANDIDATES]
+        params += [*keywords.params(), *where_params, search_depth()]
     return lists, params
 
 
@@ -232,7 +247,7 @@ def fused_ranking_sql(*, mode, vector, text, version, filters, features=None, ex
 def configure_index_scans(cursor) -> None:
     """Per transaction: filtered searches keep scanning the index until enough rows pass."""
     cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-    cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(settings.GLIMPSE_HNSW_EF_SEARCH, CANDIDATES))])
+    cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(settings.GLIMPSE_HNSW_EF_SEARCH, search_depth()))])
 
 
 def fused_ranking(**query) -> list[tuple[int, float]]:
@@ -350,8 +365,7 @@ def image_search(
         raise InvalidQuery(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
     if not 1 <= limit <= settings.GLIMPSE_SEARCH_MAX_LIMIT:
         raise InvalidQuery(f"limit must be between 1 and {settings.GLIMPSE_SEARCH_MAX_LIMIT}")
-    if offset < 0 or offset + limit > CANDIDATES:
-        raise InvalidQuery(f"results go {CANDIDATES} deep; ask for an earlier page")
+    depth = depth_check(offset=offset)
     text = " ".join(text.split())
     if not text and vector is None and features is None:
         raise InvalidQuery("type something to search for")
@@ -359,7 +373,7 @@ def image_search(
         raise InvalidQuery(f"the query is {len(text)} characters; the limit is {settings.GLIMPSE_SEARCH_MAX_QUERY_CHARS}")
     version = version or version_active()
     space = space_for(version)
-    if vector is None and features is None and mode != "keyword":
+    if vector is None and text and mode != "keyword":
         raw_vector = space_for(version_base()).embed_texts([text])[0]
         vector = space.texts_from_base(raw_vector[None, :])[0]
     if raw_vector is None and vector is not None and version.kind == ModelVersion.Kind.BRIDGE:
@@ -380,14 +394,15 @@ def image_search(
     images = Image.objects.in_bulk([image_id for image_id, _ in ranking])
     hits = [Hit(image=images[image_id], score=score) for image_id, score in ranking if image_id in images]
     if text:
-        # The calibration is of words against pictures; picture queries rank without a cut-off.
         judge_hits(hits, text=text, vector=vector, judged_ids=judged_ids, version=version)
-    passed = hits if include_distant else [hit for hit in hits if hit.label != "distant"]
+    # The calibration is of words against pictures; a query with a picture ranks without a cut-off.
+    passed = hits if include_distant or features is not None else [hit for hit in hits if hit.label != "distant"]
     nearest_only = bool(hits) and not passed
-    page = (hits if nearest_only else passed)[offset : offset + limit]
+    # The fused lists hold more than `depth` images; only the first `depth` are reachable.
+    page = (hits if nearest_only else passed)[offset : min(offset + limit, depth)]
     return Results(
         hits=page,
-        total=len(passed),
+        total=min(len(passed), depth),
         mode=mode,
         version=version,
         latency_ms=(time.perf_counter() - started) * 1000,

@@ -24,7 +24,7 @@ from .evaluation import judged_metrics, rank_in_memory
 from .judgments import judged_text_queries
 from .models import RelevanceJudgment
 from .relevance import Calibration, calibration_from_similarities, judged_similarities
-from .selectors import CANDIDATES, Filters, fused_ranking, vector_literal
+from .selectors import Filters, fused_ranking, search_depth, vector_literal
 
 logger = logging.getLogger("glimpse.training")
 
@@ -74,7 +74,7 @@ class Catalog:
 
     def rankings(self, space, queries: list[str], raw_queries: np.ndarray) -> dict[str, list[int]]:
         images, texts = self.vectors(space)
-        ranked = rank_in_memory(space.texts_from_base(raw_queries), images, texts, self.has_text, depth=CANDIDATES)
+        ranked = rank_in_memory(space.texts_from_base(raw_queries), images, texts, self.has_text, depth=search_depth())
         return {query: self.ids[order].tolist() for query, order in zip(queries, ranked)}
 
 

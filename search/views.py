@@ -1,18 +1,16 @@
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpResponseRedirect, JsonResponse
+from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from catalog.models import Image
 from embeddings.exceptions import NoActiveVersion
 
-from .exceptions import InvalidJudgment, InvalidQuery, JudgmentNotAllowed
+from .exceptions import InvalidJudgment, InvalidQuery, JudgmentNotAllowed, QueryImageNotFound
 from .judgments import PERMISSION, current_grades, judgment_record
 from .forms import JudgeForm, SearchForm
-from .selectors import CANDIDATES
 from .services import search_run
 
 PAGE_SIZE = 24
@@ -23,19 +21,22 @@ def search_page(request):
     submitted = bool(request.GET or request.FILES)
     form = SearchForm(request.GET if submitted else None, request.FILES or None)
     context = {"form": form, "results": None, "error": "", "categories": categories()}
+    status = 400
     if submitted:
         if form.is_valid():
             try:
-                context["results"] = search_run(form=form, default_limit=PAGE_SIZE)
+                context["results"] = search_run(query=form.search_query(default_limit=PAGE_SIZE))
             except (InvalidQuery, NoActiveVersion) as error:
                 context["error"] = str(error)
+            except QueryImageNotFound as error:
+                context["error"], status = str(error), 404
         else:
             context["error"] = form.first_error()
         if form.is_valid() and context["results"]:
             results = context["results"]
             page = form.cleaned_data.get("page") or 1
             context["page"] = page
-            context["has_next"] = results.offset + results.limit < min(results.total, CANDIDATES)
+            context["has_next"] = results.has_next
             context["query_string"] = request.GET.copy()
             context["query_string"].pop("page", None)
             query = form.cleaned_data.get("q") or ""
@@ -45,47 +46,7 @@ def search_page(request):
                 context["grades"] = grades
                 for hit in results.hits:
                     hit.image.my_grade = grades.get(hit.image.id)
-    return render(request, "search/page.html", context, status=400 if context["error"] else 200)
-
-
-@csrf_exempt
-@require_http_methods(["GET", "HEAD", "POST"])
-def search_api(request):
-    form = SearchForm(request.POST if request.method == "POST" else request.GET, request.FILES or None)
-    if not form.is_valid():
-        return JsonResponse({"error": form.first_error()}, status=400)
-    try:
-        results = search_run(form=form, default_limit=20)
-    except (InvalidQuery, NoActiveVersion) as error:
-        return JsonResponse({"error": str(error)}, status=400)
-    return JsonResponse(
-        {
-            "query": form.cleaned_data.get("q") or "",
-            "mode": results.mode,
-            "version": results.version.number,
-            "total": results.total,
-            "distant": results.distant,
-            "nearest_only": results.nearest_only,
-            "offset": results.offset,
-            "latency_ms": round(results.latency_ms, 2),
-            "results": [
-                {
-                    "id": hit.image.id,
-                    "title": hit.image.title,
-                    "score": round(hit.score, 6),
-                    "relevance": None if hit.relevance is None else round(hit.relevance, 2),
-                    "match": hit.label,
-                    "similarity": None if hit.similarity is None else round(hit.similarity, 4),
-                    "judged": hit.judged,
-                    "category": hit.image.category,
-                    "tags": hit.image.tags,
-                    "thumbnail": request.build_absolute_uri(hit.image.thumbnail.url),
-                    "image": request.build_absolute_uri(hit.image.file.url),
-                }
-                for hit in results.hits
-            ],
-        }
-    )
+    return render(request, "search/page.html", context, status=status if context["error"] else 200)
 
 
 def categories() -> list[str]:

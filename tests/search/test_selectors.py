@@ -11,7 +11,7 @@ from search.exceptions import InvalidQuery
 from search.judgments import judged_queries_embed, judgment_record
 from search.models import JudgedQuery
 from search.relevance import calibration_from_similarities
-from search.selectors import CANDIDATES, Filters, image_search, judged_list, vector_literal
+from search.selectors import Filters, image_search, judged_list, vector_literal
 from tests.conftest import unit
 from tests.plans import ranking_plan
 
@@ -134,7 +134,7 @@ def test_images_without_vectors_for_the_version_are_not_ranked(make_images):
         ({"text": "x" * 201}, "the query is 201 characters; the limit is 200"),
         ({"text": "a", "mode": "fuzzy"}, "unknown mode 'fuzzy'"),
         ({"text": "a", "limit": 0}, "limit must be between 1 and 100"),
-        ({"text": "a", "offset": CANDIDATES}, "results go 100 deep"),
+        ({"text": "a", "offset": 100}, "results go 100 deep"),
     ],
 )
 def test_bad_queries_raise_a_readable_error(db, kwargs, message):
