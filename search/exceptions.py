@@ -8,3 +8,7 @@ class JudgmentNotAllowed(PermissionError):
 
 class InvalidJudgment(ValueError):
     """The judgment cannot be recorded as given; the message says why."""
+
+
+class TooFewJudgments(ValueError):
+    """A training run could not be measured, so never released; the message says what is missing."""
