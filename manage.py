@@ -10,7 +10,11 @@ def main():
         os.environ["GLIMPSE_START_SERVICES"] = "0"
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    try:
+        execute_from_command_line(sys.argv)
+    except KeyboardInterrupt:
+        # Ctrl-C is how a long command (an import, embed_catalog) is stopped: no traceback.
+        sys.exit(130)
 
 
 if __name__ == "__main__":
