@@ -16,3 +16,7 @@ class UploadTooLarge(InvalidQuery):
 
 class QueryImageNotFound(LookupError):
     """"More like this" names an image that does not exist."""
+
+
+class TooFewJudgments(ValueError):
+    """A training run could not be measured, so never released; the message says what is missing."""

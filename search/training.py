@@ -21,6 +21,7 @@ from embeddings.training.heads import HeadWeights
 from embeddings.training.trainer import TrainingOptions, TrainingSet, heads_train
 
 from .evaluation import judged_metrics, rank_in_memory
+from .exceptions import TooFewJudgments
 from .judgments import judged_text_queries
 from .models import RelevanceJudgment
 from .relevance import Calibration, calibration_from_similarities, judged_similarities
@@ -209,3 +210,16 @@ def new_judgments_since_last_training() -> int:
     if last:
         judgments = judgments.filter(created_at__gt=last.created_at)
     return judgments.count()
+
+
+def training_check(*, seed: int = 0) -> None:
+    """Refuse a run at once when none of the judged queries would be held out: its version
+    could not be compared with the active one, so it could never be released."""
+    share = settings.GLIMPSE_HELD_OUT_SHARE
+    queries = judged_text_queries()
+    if not any(is_held_out(query, seed=seed, share=share) for query in queries):
+        raise TooFewJudgments(
+            f"Not trained: the judgments cover {len(queries)} text quer{'y' if len(queries) == 1 else 'ies'} and none of them "
+            f"falls in the held-out {share:.0%} that a new version is measured on, so it could never be released. "
+            "Judge the results of more queries first."
+        )
