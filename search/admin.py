@@ -10,6 +10,9 @@ from .jobs import train_version
 from .judgments import judgment_record
 from .models import QueryLog, RelevanceJudgment
 
+# The index links to the analytics page (search/dashboard.py).
+admin.site.index_template = "admin/analytics/admin_index.html"
+
 
 def regrade(grade: int):
     @admin.action(description=f"Regrade selected as {grade} (keeps history)")
