@@ -13,8 +13,17 @@ from embeddings.models import ModelVersion
 from embeddings.selectors import version_active
 
 # Feature-cosine distance under which two images count as near duplicates (as the
-# result list's collapse does).
+# result list's collapse does); the default of analytics_near_duplicate_pairs().
 NEAR_DUPLICATE_DISTANCE = 0.02
+MATERIALIZED = ("analytics_near_duplicates", "analytics_undescribed_neighbours")
+
+
+def analytics_refresh() -> None:
+    """Recompute the materialised views (the ones that walk HNSW graphs) for the active version.
+    CONCURRENTLY, so the dashboard keeps reading the previous rows while it runs."""
+    with connection.cursor() as cursor:
+        for view in MATERIALIZED:
+            cursor.execute(f"REFRESH MATERIALIZED VIEW CONCURRENTLY {view}")
 
 
 @dataclass(frozen=True)
@@ -64,16 +73,13 @@ def queries_unjudged(*, limit: int = 20) -> Table:
     )
 
 
-def duplicates_near(*, version: ModelVersion | None = None, max_distance: float = NEAR_DUPLICATE_DISTANCE, limit: int = 50) -> Table:
-    version = version or version_active()
+def duplicates_near(*, limit: int = 50) -> Table:
+    """Pairs of the active version whose CNN features are within NEAR_DUPLICATE_DISTANCE,
+    as of the last `analytics_refresh`."""
     return table_read(
-        """
-        SELECT pair.image_id, one.title, pair.duplicate_id, other.title AS duplicate_title, pair.distance
-        FROM analytics_near_duplicate_pairs(%s, %s) pair
-        JOIN catalog_image one ON one.id = pair.image_id
-        JOIN catalog_image other ON other.id = pair.duplicate_id
-        ORDER BY pair.distance, pair.image_id, pair.duplicate_id LIMIT %s""",
-        [version.id, max_distance, limit],
+        "SELECT image_id, title, duplicate_id, duplicate_title, distance, refreshed_at FROM analytics_near_duplicates"
+        " ORDER BY distance, image_id, duplicate_id LIMIT %s",
+        [limit],
     )
 
 
@@ -97,18 +103,14 @@ def category_overlaps(*, version: ModelVersion | None = None, limit: int = 30) -
     )
 
 
-def undescribed_neighbours(*, version: ModelVersion | None = None, neighbours: int = 5, limit: int = 100) -> Table:
-    """Images with no title, description or tags, each with its visually nearest described
-    images (the ones its neighbour vector borrows from), for a curator to describe."""
-    version = version or version_active()
+def undescribed_neighbours(*, limit: int = 100) -> Table:
+    """Images with no title, description or tags, each with its 5 visually nearest described
+    images (the ones its neighbour vector borrows from), for a curator to describe; active
+    version, as of the last `analytics_refresh`."""
     return table_read(
-        """
-        SELECT near.image_id, near.rank, near.neighbour_id, neighbour.title AS neighbour_title,
-               neighbour.description AS neighbour_description, array_to_string(neighbour.tags, ', ') AS neighbour_tags, near.similarity
-        FROM analytics_undescribed_neighbour_list(%s, %s) near
-        JOIN catalog_image neighbour ON neighbour.id = near.neighbour_id
-        ORDER BY near.image_id, near.rank LIMIT %s""",
-        [version.id, neighbours, limit],
+        "SELECT image_id, rank, neighbour_id, neighbour_title, neighbour_description, array_to_string(neighbour_tags, ', ') AS neighbour_tags,"
+        " similarity, refreshed_at FROM analytics_undescribed_neighbours ORDER BY image_id, rank LIMIT %s",
+        [limit],
     )
 
 

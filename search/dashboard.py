@@ -18,6 +18,7 @@ from .svg import chart
 # Columns holding an image id, linked to the image's admin page.
 IMAGE_COLUMNS = {"image_id", "duplicate_id", "neighbour_id"}
 SHOWN_ROWS = 25
+REFRESHED = "Computed hourly by the scheduler, or now with `manage.py analytics_refresh` (refreshed_at)."
 
 
 def drift_histogram() -> Table:
@@ -77,12 +78,12 @@ PANELS = [
           note="Searches are first pages; latency covers every request. No close match: text searches where nothing passed the relevance cut-off."),
     Panel("top-queries", "Top queries", analytics.queries_top),
     Panel("unjudged-queries", "Asked, never judged", analytics.queries_unjudged, note="The most asked text queries without a current judgment: where curators should look next."),
-    Panel("near-duplicates", "Near duplicates", analytics.duplicates_near, note=f"Pairs whose CNN features are within cosine distance {analytics.NEAR_DUPLICATE_DISTANCE} (active version)."),
+    Panel("near-duplicates", "Near duplicates", analytics.duplicates_near, note=f"Pairs whose CNN features are within cosine distance {analytics.NEAR_DUPLICATE_DISTANCE} (active version). {REFRESHED}"),
     Panel("category-outliers", "Far from their category", analytics.category_outliers,
           note="Images farthest from their category's centroid, in standard deviations of the category (categories of 5 or more): likely miscategorised."),
     Panel("category-overlap", "Categories that overlap", analytics.category_overlaps, note="Cosine similarity of category centroids."),
     Panel("undescribed", "Images without words, and their nearest described images", analytics.undescribed_neighbours,
-          note="What each bare image borrows its neighbour vector from; a start for its description."),
+          note=f"What each bare image borrows its neighbour vector from; a start for its description. {REFRESHED}"),
     Panel("versions", "Model versions", analytics.version_metrics, charts=version_charts, note="Each trained version's held-out metrics, on the judged queries held out for its own run."),
     Panel("drift", "Vector drift between versions", drift_histogram, charts=drift_charts, show_rows=False),
     Panel("drift-images", "Images that moved most", drift_images),

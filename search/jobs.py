@@ -3,6 +3,7 @@ import logging
 
 from django.conf import settings
 
+from .analytics import analytics_refresh
 from .training import new_judgments_since_last_training, training_run
 
 logger = logging.getLogger("glimpse.training")
@@ -19,3 +20,8 @@ def train_when_enough_judgments() -> dict:
     if waiting < settings.GLIMPSE_TRAIN_AFTER_JUDGMENTS:
         return {"trained": False, "new_judgments": waiting}
     return {"trained": True, **train_version()}
+
+
+def refresh_analytics() -> None:
+    """The scheduled recomputation of the analytics views that walk the HNSW graphs."""
+    analytics_refresh()

@@ -5,6 +5,7 @@ from datetime import date, datetime, timezone
 
 import numpy as np
 import pytest
+from django.db import connection
 
 from embeddings.models import FEATURE_DIMENSIONS, ImageEmbedding, ModelVersion
 from search import analytics
@@ -78,9 +79,13 @@ def test_near_duplicates_are_pairs_within_the_distance(make_images, version):
             {"title": "d", "image_vector": unit(0, 1), "feature_vector": feature(0, 1, 0.5)},  # distance 0.106: not a duplicate
         ]
     )
+    assert analytics.duplicates_near().rows == []  # until the materialised view is refreshed
+    analytics.analytics_refresh()
     table = analytics.duplicates_near()
-    assert table.rows == [(a.id, "a", b.id, "b", pytest.approx(cosine_distance(feature(1), close), abs=1e-6))]
-    assert len(analytics.duplicates_near(max_distance=0.2).rows) == 2
+    assert [row[:5] for row in table.rows] == [(a.id, "a", b.id, "b", pytest.approx(cosine_distance(feature(1), close), abs=1e-6))]
+    with connection.cursor() as cursor:  # any version, any distance: the function the view reads
+        cursor.execute("SELECT image_id, duplicate_id FROM analytics_near_duplicate_pairs(%s, 0.2) ORDER BY distance", [version.id])
+        assert cursor.fetchall() == [(a.id, b.id), (c.id, d.id)]
 
 
 def test_category_outliers_are_ranked_by_distance_from_the_centroid(make_images, version):
@@ -122,8 +127,9 @@ def test_bare_images_get_their_nearest_described_images(make_images, version):
             {"image_vector": unit(1), "feature_vector": feature(1, 0.1)},
         ]
     )
-    table = analytics.undescribed_neighbours(neighbours=2)
-    assert table.rows == [
+    analytics.analytics_refresh()
+    table = analytics.undescribed_neighbours()
+    assert [row[:7] for row in table.rows] == [
         (bare.id, 1, near.id, "near", "a red thing", "red", pytest.approx(1 - cosine_distance(feature(1), feature(1, 0.3)), abs=1e-6)),
         (bare.id, 2, far.id, "far", "", "", pytest.approx(1 - cosine_distance(feature(1), feature(0.2, 1)), abs=1e-6)),
         (other_bare.id, 1, near.id, "near", "a red thing", "red", pytest.approx(1 - cosine_distance(feature(1, 0.1), feature(1, 0.3)), abs=1e-6)),
