@@ -49,6 +49,8 @@ BOILERPLATE_TITLE = re.compile(r"^part of the flat icon collection", re.I)
 INK_TOLERANCE = 24  # per-channel difference from the dominant colour that counts as ink
 MIN_INK = 0.005  # images with less ink than this share of pixels are near blank
 OPENMOJI_SIDE = 72  # OpenMoji SVGs use a 72×72 viewBox
+# A few PNG renditions are about 20,000 × 30,000 px: trusted files, shrunk on reading.
+Image.MAX_IMAGE_PIXELS = 1_000_000_000
 EMOJI_LICENCES = {"openmoji": "CC-BY-SA-4.0", "noto": "Apache-2.0", "twemoji": "CC-BY-4.0"}
 
 DC = "{http://purl.org/dc/elements/1.1/}"
