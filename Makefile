@@ -7,7 +7,7 @@ MANAGE := $(PY) manage.py
 DEMO := catalog/fixtures/openclipart-demo
 HOST ?= 127.0.0.1:8000
 
-.PHONY: install demo test test-fast serve worker scheduler stop bench clean
+.PHONY: install demo test test-fast serve worker scheduler stop bench datasets clean
 
 install: $(VENV)/.installed
 
@@ -63,6 +63,12 @@ bench: install
 	$(PY) -m pip install --quiet --editable '.[test,bench]'
 	$(PY) bench/embed_throughput.py $(DEMO)
 	$(PY) bench/search_latency.py
+
+# The evaluation sets (openclipart from Debian, emoji from npm) for evaluate_retrieval and the benches.
+DATA ?= .glimpse/data
+datasets: install
+	$(PY) -m pip install --quiet --editable '.[test,datasets]'
+	$(PY) bench/datasets.py --data $(DATA)
 
 clean: stop
 	rm -rf .glimpse

@@ -2,7 +2,8 @@
 from rq import cron
 
 from embeddings.jobs import sweep
-from search.jobs import train_when_enough_judgments
+from search.jobs import refresh_analytics, train_when_enough_judgments
 
 cron.register(sweep, queue_name="embeddings", interval=300)
 cron.register(train_when_enough_judgments, queue_name="training", interval=900, job_timeout=6 * 3600)
+cron.register(refresh_analytics, queue_name="training", interval=3600)

@@ -20,6 +20,9 @@ from .training import training_check
 # Query text shown in the query-log list; the whole of it is in the cell's title.
 QUERY_CHARS_LISTED = 60
 
+# The index links to the analytics page (search/dashboard.py).
+admin.site.index_template = "admin/analytics/admin_index.html"
+
 
 def regrade(grade: int):
     @admin.action(description=f"Regrade selected as {grade} (keeps history)")

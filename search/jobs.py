@@ -6,6 +6,8 @@ import logging
 
 from django.conf import settings
 
+from .analytics import analytics_refresh
+
 logger = logging.getLogger("glimpse.training")
 
 
@@ -24,3 +26,8 @@ def train_when_enough_judgments() -> dict:
     if waiting < settings.GLIMPSE_TRAIN_AFTER_JUDGMENTS:
         return {"trained": False, "new_judgments": waiting}
     return {"trained": True, **train_version()}
+
+
+def refresh_analytics() -> None:
+    """The scheduled recomputation of the analytics views that walk the HNSW graphs."""
+    analytics_refresh()

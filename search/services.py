@@ -100,6 +100,7 @@ def search_run(*, query: SearchQuery) -> Results:
         filters={key: str(value) for key, value in dataclasses.asdict(query.filters).items() if value},
         result_ids=results.image_ids,
         total=results.total,
+        nearest_only=results.nearest_only,
         offset=results.offset,
         latency_ms=results.latency_ms,
         version=version,
