@@ -194,11 +194,14 @@ GLIMPSE_HNSW_EF_SEARCH = int(os.environ.get("GLIMPSE_HNSW_EF_SEARCH", 100))
 # A judged query lends its relevant images to a new query whose text-tower vector is at
 # least this similar (cosine).
 GLIMPSE_JUDGED_QUERY_SIMILARITY = float(os.environ.get("GLIMPSE_JUDGED_QUERY_SIMILARITY", 0.9))
-# Until a version is calibrated on judgments (search/relevance.py): measured under the
-# bridge on openclipart's captions, each a query for its own image against all others.
+# Until a version is calibrated on judgments (search/relevance.py), per kind of vector:
+# measured under the bridge on openclipart, each caption a query for its own image against
+# all others; "image" its bridge vectors, "text" its descriptions and keywords, "neighbour"
+# the borrowed vectors of the bare half of a catalog whose other half keeps its captions.
 GLIMPSE_RELEVANCE_DEFAULT = {
-    "quantiles": (-0.031, 0.112, 0.139, 0.16, 0.178, 0.196, 0.222, 0.248, 0.284, 0.349, 0.876),
-    "cutoff": 0.171,
+    "image": {"quantiles": (-0.031, 0.112, 0.139, 0.16, 0.178, 0.196, 0.222, 0.248, 0.284, 0.349, 0.876), "cutoff": 0.171},
+    "text": {"quantiles": (-0.031, 0.112, 0.139, 0.16, 0.178, 0.196, 0.222, 0.248, 0.284, 0.349, 0.876), "cutoff": 0.171},
+    "neighbour": {"quantiles": (-0.031, 0.112, 0.139, 0.16, 0.178, 0.196, 0.222, 0.248, 0.284, 0.349, 0.876), "cutoff": 0.171},
 }
 
 # Learning from judgments: a trained version is released only when its held-out nDCG@10
