@@ -273,6 +273,22 @@ def test_each_kind_of_vector_is_cut_at_its_own_similarity(make_images, version):
     assert sorted(titles(shown)) == ["borrowed 0.37", "bridge 0.29", "description 0.60"] and shown.distant == 2
 
 
+def test_before_any_judgment_each_kind_has_its_own_default_cut_off(make_images):
+    # The defaults (evaluation data): bridge 0.171, description 0.259, borrowed 0.329. One
+    # cosine of 0.25 is a related picture through the bridge and unrelated words elsewhere.
+    make_images(
+        [
+            {"title": "bridge 0.25", "image_vector": unit(0.26, 1)},
+            {"title": "description 0.25", "image_vector": unit(0, 1), "text_vector": unit(0.26, 1)},
+            {"title": "borrowed 0.25", "image_vector": unit(0, 1), "neighbour_vector": unit(0.26, 1)},
+            {"title": "description 0.30", "image_vector": unit(0, 1), "text_vector": unit(0.32, 1)},
+        ]
+    )
+    results = image_search(text="猫", vector=QUERY, mode="semantic")
+    assert sorted(titles(results)) == ["bridge 0.25", "description 0.30"] and results.distant == 2
+    assert {hit.image.title: hit.label for hit in results.hits} == {"bridge 0.25": "close", "description 0.30": "related"}
+
+
 def test_a_kind_without_its_own_calibration_falls_back_to_the_default(make_images, version, settings):
     settings.GLIMPSE_RELEVANCE_DEFAULT = {
         "image": {"quantiles": [0.1] * 11, "cutoff": 0.1},
