@@ -233,6 +233,19 @@ BARE_NEAR_SQL = """
         AND described.text_vector IS NOT NULL AND described.feature_vector IS NOT NULL"""
 
 
+def described_neighbours(*, version: ModelVersion, image_ids: list[int]) -> dict[int, list[tuple[int, float]]]:
+    """{bare image id: [(described image id, feature cosine)], nearest first}: whose words
+    each of `image_ids` that has none borrows (the same in every version of one catalog)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        scan_index_until_enough(cursor, depth=NEIGHBOURS)
+        cursor.execute(NEAREST_DESCRIBED_SQL, {"depth": NEIGHBOURS, "version": version.id, "ids": sorted(set(image_ids))})
+        found = cursor.fetchall()
+    near: dict[int, list[tuple[int, float]]] = {}
+    for _, image_id, neighbour_id, similarity in found:
+        near.setdefault(image_id, []).append((neighbour_id, float(similarity)))
+    return near
+
+
 def neighbour_vectors_refresh(*, version: ModelVersion, image_ids: list[int]) -> int:
     """Store borrowed text vectors (embeddings/neighbours.py) for those of `image_ids` that
     have no text of their own in `version`; returns how many were written.

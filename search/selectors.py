@@ -17,7 +17,8 @@ from embeddings.selectors import version_active, version_base
 from embeddings.spaces import space_for
 
 from .exceptions import InvalidQuery
-from .relevance import calibration_for
+from .evaluation import RELEVANT_GRADE
+from .relevance import KINDS, calibration_for
 
 MODES = ("hybrid", "semantic", "keyword")
 RRF_K = 60
@@ -52,7 +53,7 @@ class Filters:
 class Hit:
     image: Image
     score: float
-    similarity: float | None = None  # the query's cosine with the image's best text-space vector
+    similarity: float | None = None  # the query's best cosine over the image's text-space vectors
     relevance: float | None = None  # 0–1, see search/relevance.py
     label: str = ""  # close / related / distant
     judged: bool = False  # a curator graded it relevant for this or a close query
@@ -160,35 +161,48 @@ class KeywordQuery:
         return [" or ".join(self.terms), " ".join(f"-{term}" for term in self.excluded), list(self.terms)]
 
 
-# Images that curators graded relevant (mean grade ≥ 2) for judged queries whose text is
-# within `distance` of this one, the closest query's first: judgments count at once,
-# before any training.
+# Every image that curators graded for judged queries whose text is within `distance` of
+# this one, with its mean grade (the best over those queries), the closest query's first:
+# judgments count at once, before any training.
 JUDGED_LIST_SQL = """
-        SELECT image_id, row_number() OVER (ORDER BY similarity DESC, grade DESC, image_id) AS rank FROM (
-            SELECT image_id, max(similarity) AS similarity, max(grade) AS grade FROM (
-                SELECT j.image_id, q.similarity, avg(j.grade) AS grade
-                FROM (
-                    SELECT query_key, 1 - (vector <=> %s::vector) AS similarity
-                    FROM search_judgedquery WHERE vector <=> %s::vector <= %s
-                ) q
-                JOIN search_relevancejudgment j ON j.query_key = q.query_key AND j.is_current
-                JOIN catalog_image i ON i.id = j.image_id
-                WHERE true{where}
-                GROUP BY q.query_key, q.similarity, j.image_id
-                HAVING avg(j.grade) >= 2
-            ) per_query
-            GROUP BY image_id
-            ORDER BY similarity DESC, grade DESC, image_id
-            LIMIT %s
-        ) candidates"""
+        SELECT image_id, max(similarity) AS similarity, max(grade) AS grade FROM (
+            SELECT j.image_id, q.similarity, avg(j.grade) AS grade
+            FROM (
+                SELECT query_key, 1 - (vector <=> %s::vector) AS similarity
+                FROM search_judgedquery WHERE vector <=> %s::vector <= %s
+            ) q
+            JOIN search_relevancejudgment j ON j.query_key = q.query_key AND j.is_current
+            JOIN catalog_image i ON i.id = j.image_id
+            WHERE true{where}
+            GROUP BY q.query_key, q.similarity, j.image_id
+        ) per_query
+        GROUP BY image_id
+        ORDER BY similarity DESC, grade DESC, image_id"""
 
 
-def judged_list(*, raw_vector: str, filters: Filters) -> list[int]:
+@dataclass(frozen=True)
+class JudgedImages:
+    """What close judged queries say about this one. Every image graded at least partly
+    relevant is lent, by grade, as one ranked list (partly relevant ones included: for most
+    queries a curator finds no exact match, and they are what the judgments hold); images
+    graded 0 by every close query are left out of the results."""
+
+    lent: tuple[int, ...] = ()
+    relevant: frozenset[int] = frozenset()  # graded ≥ 2: shown as judged
+    rejected: frozenset[int] = frozenset()
+
+
+def judged_list(*, raw_vector: str, filters: Filters) -> JudgedImages:
     where, where_params = filter_sql(filters)
     distance = 1 - settings.GLIMPSE_JUDGED_QUERY_SIMILARITY
     with connections[read_database()].cursor() as cursor:
-        cursor.execute(JUDGED_LIST_SQL.format(where=where), [raw_vector, raw_vector, distance, *where_params, search_depth()])
-        return [image_id for image_id, _ in cursor.fetchall()]
+        cursor.execute(JUDGED_LIST_SQL.format(where=where), [raw_vector, raw_vector, distance, *where_params])
+        rows = cursor.fetchall()
+    return JudgedImages(
+        lent=tuple(image_id for image_id, _, grade in rows if grade >= 1)[: search_depth()],
+        relevant=frozenset(image_id for image_id, _, grade in rows if grade >= RELEVANT_GRADE),
+        rejected=frozenset(image_id for image_id, _, grade in rows if grade == 0),
+    )
 
 
 JUDGED_RANKS_SQL = """
@@ -284,10 +298,9 @@ def collapse_near_duplicates(ranking: list[tuple[int, float]], *, version: Model
     return kept
 
 
+# One column per kind of vector (search/relevance.py KINDS), null where the image has none.
 SIMILARITY_SQL = """
-        SELECT image_id, greatest(
-            1 - (image_vector <=> %s::vector), 1 - (text_vector <=> %s::vector), 1 - (neighbour_vector <=> %s::vector)
-        )
+        SELECT image_id, 1 - (image_vector <=> %s::vector), 1 - (text_vector <=> %s::vector), 1 - (neighbour_vector <=> %s::vector)
         FROM embeddings_imageembedding WHERE version_id = %s AND image_id = ANY(%s)"""
 
 # How many of the query's words and phrases each image contains, and how many count
@@ -303,10 +316,14 @@ COVERAGE_SQL = """
         WHERE i.id = ANY(%s)"""
 
 
-def similarities(*, ids: list[int], vector: str, version: ModelVersion) -> dict[int, float]:
+def similarities(*, ids: list[int], vector: str, version: ModelVersion) -> dict[int, dict[str, float]]:
+    """{image id: {kind: the query's cosine with that vector}} for the kinds each image has."""
     with connections[read_database()].cursor() as cursor:
         cursor.execute(SIMILARITY_SQL, [vector, vector, vector, version.id, ids])
-        return {image_id: float(value) for image_id, value in cursor.fetchall() if value is not None}
+        return {
+            image_id: {kind: float(value) for kind, value in zip(KINDS, values) if value is not None}
+            for image_id, *values in cursor.fetchall()
+        }
 
 
 def keyword_coverage(*, ids: list[int], keywords: KeywordQuery) -> dict[int, float]:
@@ -317,8 +334,8 @@ def keyword_coverage(*, ids: list[int], keywords: KeywordQuery) -> dict[int, flo
 
 
 def judge_hits(hits: list[Hit], *, text: str, vector: str | None, judged_ids: tuple[int, ...], version: ModelVersion) -> None:
-    """Fill each hit's similarity, relevance and label. A text-space similarity is read
-    against the version's calibration; without one (keyword mode) relevance is the share
+    """Fill each hit's similarity, relevance and label. Each text-space similarity is read
+    against the version's calibration for its kind of vector; without one (keyword mode) relevance is the share
     of the query's words matched. Judged hits and hits matching every word are close."""
     ids = [hit.image.id for hit in hits]
     keywords = KeywordQuery.parse(text)
@@ -328,11 +345,11 @@ def judge_hits(hits: list[Hit], *, text: str, vector: str | None, judged_ids: tu
     judged = set(judged_ids)
     for hit in hits:
         hit.judged = hit.image.id in judged
-        hit.similarity = similar.get(hit.image.id)
+        kinds = similar.get(hit.image.id)
         words = coverage.get(hit.image.id, 0.0)
-        if hit.similarity is not None:
-            hit.relevance = calibration.relevance(hit.similarity)
-            hit.label = calibration.label(hit.similarity)
+        if kinds:
+            hit.similarity = max(kinds.values())
+            hit.relevance, hit.label = calibration.judge(kinds)
         elif vector is None and coverage:
             hit.relevance, hit.label = words, "related"
         if hit.judged or words == 1.0:
@@ -380,12 +397,13 @@ def image_search(
         raw_vector = vector
     vector = None if vector is None else vector_literal(vector)
     features = None if features is None else vector_literal(features)
-    judged_ids = ()
+    judged = JudgedImages()
     if text and raw_vector is not None and mode != "keyword":
-        judged_ids = tuple(judged_list(raw_vector=vector_literal(raw_vector), filters=filters))
+        judged = judged_list(raw_vector=vector_literal(raw_vector), filters=filters)
     ranking = fused_ranking(
-        mode=mode, vector=vector, features=features, text=text, version=version, filters=filters, exclude_id=exclude_id, judged_ids=judged_ids
+        mode=mode, vector=vector, features=features, text=text, version=version, filters=filters, exclude_id=exclude_id, judged_ids=judged.lent
     )
+    ranking = [(image_id, score) for image_id, score in ranking if image_id not in judged.rejected]
     collapsed = 0
     if collapse_distance:
         before = len(ranking)
@@ -394,7 +412,7 @@ def image_search(
     images = Image.objects.in_bulk([image_id for image_id, _ in ranking])
     hits = [Hit(image=images[image_id], score=score) for image_id, score in ranking if image_id in images]
     if text:
-        judge_hits(hits, text=text, vector=vector, judged_ids=judged_ids, version=version)
+        judge_hits(hits, text=text, vector=vector, judged_ids=tuple(judged.relevant), version=version)
     # The calibration is of words against pictures; a query with a picture ranks without a cut-off.
     passed = hits if include_distant or features is not None else [hit for hit in hits if hit.label != "distant"]
     nearest_only = bool(hits) and not passed

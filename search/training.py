@@ -14,8 +14,9 @@ from django.db.models import Max
 
 from embeddings import encoders
 from embeddings.models import ImageEmbedding, ModelVersion
+from embeddings.neighbours import borrowed_text_vector, neighbour_vector
 from embeddings.selectors import version_active, version_base
-from embeddings.services import version_start_release
+from embeddings.services import described_neighbours, version_start_release
 from embeddings.spaces import HeadsSpace, ImageVectors, space_for
 from embeddings.training.heads import HeadWeights
 from embeddings.training.trainer import TrainingOptions, TrainingSet, heads_train
@@ -24,7 +25,7 @@ from .evaluation import judged_metrics, rank_in_memory
 from .exceptions import TooFewJudgments
 from .judgments import judged_text_queries
 from .models import RelevanceJudgment
-from .relevance import Calibration, calibration_from_similarities, judged_similarities
+from .relevance import Calibrations, calibrations_from_similarities, judged_similarities
 from .selectors import Filters, fused_ranking, search_depth, vector_literal
 
 logger = logging.getLogger("glimpse.training")
@@ -59,16 +60,31 @@ class Catalog:
         images = space.from_base(ImageVectors(text_space=self.bridge, features=self.features)).text_space
         return images, space.texts_from_base(self.texts)
 
-    def calibration(self, space, judged: dict[str, dict[int, float]], raw: np.ndarray, *, source: str) -> Calibration | None:
-        """The version's relevance calibration from every judged query (search/relevance.py)."""
+    def calibration(self, space, judged: dict[str, dict[int, float]], raw: np.ndarray, *, source: str) -> Calibrations | None:
+        """The version's relevance calibration per kind of vector from every judged query
+        (search/relevance.py); a judged bare image's neighbour vector is computed here as
+        the version would store it, from its nearest described images."""
         images, texts = self.vectors(space)
         rows = {image_id: self.row_of[image_id] for grades in judged.values() for image_id in grades if image_id in self.row_of}
-        return calibration_from_similarities(
-            *judged_similarities(
+        near = described_neighbours(version=version_base(), image_ids=[image_id for image_id, row in rows.items() if not self.has_text[row]])
+        return calibrations_from_similarities(
+            judged_similarities(
                 query_vectors=space.texts_from_base(raw) if len(raw) else raw,
                 judged=list(judged.values()),
-                image_vectors={image_id: images[row] for image_id, row in rows.items()},
-                text_vectors={image_id: texts[row] for image_id, row in rows.items() if self.has_text[row]},
+                vectors={
+                    "image": {image_id: images[row] for image_id, row in rows.items()},
+                    "text": {image_id: texts[row] for image_id, row in rows.items() if self.has_text[row]},
+                    "neighbour": {
+                        image_id: neighbour_vector(
+                            borrowed=borrowed_text_vector(
+                                similarities=np.array([similarity for _, similarity in pairs]),
+                                text_vectors=texts[[self.row_of[neighbour_id] for neighbour_id, _ in pairs]],
+                            ),
+                            image_vector=images[rows[image_id]],
+                        )
+                        for image_id, pairs in near.items()
+                    },
+                },
             ),
             source=source,
         )

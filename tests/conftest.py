@@ -38,7 +38,7 @@ def make_images(db):
         contents = distinct_pngs(len(specs) + make.counter)[make.counter :]
         make.counter += len(specs)
         items = [
-            ImageInput(content=content, **{key: value for key, value in spec.items() if key not in ("image_vector", "text_vector", "feature_vector")})
+            ImageInput(content=content, **{key: value for key, value in spec.items() if key not in ("image_vector", "text_vector", "feature_vector", "neighbour_vector")})
             for spec, content in zip(specs, contents)
         ]
         report = images_create(items=items)
@@ -51,6 +51,7 @@ def make_images(db):
                 image_vector=spec["image_vector"],
                 text_vector=spec.get("text_vector"),
                 feature_vector=spec.get("feature_vector"),
+                neighbour_vector=spec.get("neighbour_vector"),
             )
             for image, spec in zip(report.created, specs)
             if "image_vector" in spec
