@@ -5,6 +5,8 @@ started them: web, workers and tests attach to the same instances, and a second 
 finds them running. A server that died is started again, with a message, by whichever
 process calls these first (config.supervision calls them when a connection fails); the
 folder lock makes processes that notice together start one server, not two.
+PostgreSQL is sized for the machine at every start (server_settings), and its HNSW
+indexes are read into the OS cache after each (re)start.
 """
 import fcntl
 import os
