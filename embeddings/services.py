@@ -89,9 +89,12 @@ def images_embed(*, image_ids: list[int], version: ModelVersion | None = None) -
     images = list(Image.objects.filter(id__in=image_ids).order_by("id"))
     readable: list[Image] = []
     # Decoding stays on this thread (Pillow's bomb check relies on process-wide warning
-    # filters); the encoder runs each few images on another thread while the next decode,
-    # as ONNX Runtime, OpenVINO and torch all release the GIL.
+    # filters); the encoders run on another while the files decode, as ONNX Runtime,
+    # OpenVINO and torch all release the GIL: first the descriptions, known before any
+    # file is read, then each few images.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder") as encoder:
+        described = [image for image in images if image.text]
+        describing = encoder.submit(bridge.embed_texts, [image.text for image in described])
         encoding: list[Future] = []
         pixels: list[np.ndarray] = []
         for position, image in enumerate(images):
@@ -111,9 +114,10 @@ def images_embed(*, image_ids: list[int], version: ModelVersion | None = None) -
                 pixels = []
 
         try:
+            raw_text_of = dict(zip((image.id for image in described), describing.result()))
             base_vectors = ImageVectors.concatenate([chunk.result() for chunk in encoding]) if encoding else None
             texted = [position for position, image in enumerate(readable) if image.text]
-            raw_texts = bridge.embed_texts([readable[position].text for position in texted])
+            raw_texts = [raw_text_of[readable[position].id] for position in texted]
         except Exception as error:
             reason = f"the encoder failed on this batch: {type(error).__name__}: {error}"
             mark_failed(active, {image.id: reason for image in images})

@@ -108,6 +108,7 @@ def text_encoder():
 
 
 def image_encoder_on(backend: str):
+    """A new image tower on `backend` (uncached: benches and tests compare backends side by side)."""
     name = settings.GLIMPSE_IMAGE_MODEL
     weights = image_weights_file()
     if backend == "torch":
@@ -130,6 +131,7 @@ def image_encoder_on(backend: str):
 
 
 def text_encoder_on(backend: str):
+    """A new text tower on `backend` (uncached, like image_encoder_on)."""
     from .text import Tokens
 
     name = settings.GLIMPSE_TEXT_MODEL

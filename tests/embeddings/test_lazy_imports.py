@@ -52,7 +52,7 @@ def test_settings_apps_check_and_every_command_load_without_model_libraries():
     assert run_python(EVERY_COMMAND) == []
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # keeps the migration-made version 1
 def test_a_keyword_search_is_served_without_model_libraries(make_images):
     make_images([{"title": "Red apple", "image_vector": unit(1, 0.1)}, {"title": "Guitar", "image_vector": unit(0, 1)}])
     status, titles, imported = run_python(
