@@ -4,7 +4,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from embeddings.models import FEATURE_DIMENSIONS
+from embeddings.models import FEATURE_DIMENSIONS, ModelVersion
 from search.forms import SearchForm
 from search.models import QueryLog, RelevanceJudgment
 from tests.conftest import unit
@@ -211,6 +211,17 @@ def test_an_unknown_path_or_method_gets_the_same_shape(client, db):
     assert wrong.status_code == 405 and set(wrong["Allow"].split(", ")) == {"GET", "HEAD", "POST"}
     assert error(wrong)["code"] == "method_not_allowed" and error(wrong)["message"].startswith("DELETE is not allowed here; use ")
     assert client.get(JUDGMENTS).status_code == 405
+
+
+def test_with_no_active_model_version_the_search_is_unavailable(client, catalog):
+    ModelVersion.objects.update(state=ModelVersion.State.RETIRED)
+    response = client.get(SEARCH, {"q": "apple", "mode": "keyword"})
+    assert response.status_code == 503
+    assert error(response) == {
+        "code": "unavailable",
+        "message": "no model version is active; run `manage.py migrate`, which creates version 1",
+        "field": None,
+    }
 
 
 def test_head_answers_like_get_without_a_body(client, catalog):
