@@ -2,6 +2,7 @@
 OpenAPI schema (/api/openapi.json, browsable at /api/docs); the search itself is the
 site's (search/services.py), so both answer the same query the same way."""
 import json
+import re
 from datetime import date, datetime
 from typing import Annotated, Literal
 
@@ -13,7 +14,8 @@ from ninja import File, Form, NinjaAPI, Query, Schema, UploadedFile
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.openapi.docs import Swagger
 from ninja.security import SessionAuth
-from pydantic import Field, StringConstraints
+from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 from config.middleware import api_error
 from embeddings.exceptions import NoActiveVersion
@@ -24,8 +26,25 @@ from .judgments import judgment_record
 from .selectors import MODES, Results, search_depth
 from .services import SearchQuery, search_run
 
+
+def spelled(pattern: str, what: str) -> BeforeValidator:
+    """Query and form values arrive as text: take only the schema's spelling of them, not
+    pydantic's lax extras (a day from "0", a flag from "yes", a number from "1_0")."""
+    compiled = re.compile(pattern, re.IGNORECASE | re.ASCII)
+
+    def check(value):
+        if isinstance(value, str) and not compiled.fullmatch(value):
+            raise PydanticCustomError("spelling", f"use {what}")
+        return value
+
+    return BeforeValidator(check)
+
+
+Day = Annotated[date, spelled(r"\d{4}-\d{2}-\d{2}", "a day as YYYY-MM-DD")]
+Flag = Annotated[bool, spelled(r"true|false", "true or false")]
+Whole = Annotated[int, spelled(r"-?\d+", "a whole number")]
 # Ids are PostgreSQL bigints; text is stored in PostgreSQL, which refuses NUL characters.
-ImageId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+ImageId = Annotated[Whole, Field(ge=1, le=2**63 - 1)]
 NO_NUL = r"^[^\x00]*$"
 
 
@@ -41,12 +60,12 @@ class SearchParams(Schema):
     )
     category: text_field(200, description="a category path; `animals` holds `animals/housecats`") = ""
     tag: text_field(100, description="comma-separated tags, all of which an image must have") = ""
-    created_from: date = Field(None, description="added on or after this day")
-    created_to: date = Field(None, description="added on or before this day")
-    collapse: bool = Field(False, description="hide near-duplicates of a higher-ranked result")
-    distant: bool = Field(False, description="also show results under the relevance cut-off")
-    page: int = Field(1, ge=1, description="pages go `depth` results deep")
-    limit: int = Field(20, ge=1, le=settings.GLIMPSE_SEARCH_MAX_LIMIT, description="results per page")
+    created_from: Day = Field(None, description="added on or after this day")
+    created_to: Day = Field(None, description="added on or before this day")
+    collapse: Flag = Field(False, description="hide near-duplicates of a higher-ranked result")
+    distant: Flag = Field(False, description="also show results under the relevance cut-off")
+    page: Whole = Field(1, ge=1, description="pages go `depth` results deep")
+    limit: Whole = Field(20, ge=1, le=settings.GLIMPSE_SEARCH_MAX_LIMIT, description="results per page")
 
     def search_query(self, *, picture: UploadedFile | None = None) -> SearchQuery:
         return SearchQuery(
@@ -92,9 +111,12 @@ class SearchResults(Schema):
 
 
 class JudgmentIn(Schema):
+    # JSON has types of its own: "12" is not an image id, nor true a grade.
+    model_config = ConfigDict(strict=True)
+
     query: text_field(settings.GLIMPSE_SEARCH_MAX_QUERY_CHARS, min_length=1, description="the query the result answered")
     image: ImageId
-    grade: Literal[0, 1, 2, 3] = Field(description="0 irrelevant, 1 partly relevant, 2 relevant, 3 perfect")
+    grade: int = Field(ge=0, le=3, description="0 irrelevant, 1 partly relevant, 2 relevant, 3 perfect")
 
 
 class JudgmentOut(Schema):

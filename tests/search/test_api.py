@@ -4,7 +4,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from embeddings.models import FEATURE_DIMENSIONS
+from embeddings.models import FEATURE_DIMENSIONS, ModelVersion
 from search.forms import SearchForm
 from search.models import QueryLog, RelevanceJudgment
 from tests.conftest import unit
@@ -187,13 +187,17 @@ def test_an_upload_that_is_not_a_picture_is_a_400(client, db):
 @pytest.mark.parametrize(
     "params, field, message",
     [
-        ({"q": "a", "limit": "many"}, "limit", "limit: Input should be a valid integer, unable to parse string as an integer"),
+        ({"q": "a", "limit": "many"}, "limit", "limit: use a whole number"),
+        ({"q": "a", "limit": "1_0"}, "limit", "limit: use a whole number"),
+        ({"q": "a", "collapse": "yes"}, "collapse", "collapse: use true or false"),
         ({"q": "a", "limit": 1000}, "limit", "limit: Input should be less than or equal to 100"),
         ({"q": "a", "page": 0}, "page", "page: Input should be greater than or equal to 1"),
         ({"q": "a", "mode": "fuzzy"}, "mode", "mode: Input should be 'hybrid', 'semantic' or 'keyword'"),
         ({"q": "x" * 201}, "q", "q: String should have at most 200 characters"),
         ({"q": "a\x00b"}, "q", "q: String should match pattern '^[^\\x00]*$'"),
-        ({"q": "a", "created_from": "yesterday"}, "created_from", "created_from: Input should be a valid date or datetime, input is too short"),
+        ({"q": "a", "created_from": "yesterday"}, "created_from", "created_from: use a day as YYYY-MM-DD"),
+        ({"q": "a", "created_to": "0"}, "created_to", "created_to: use a day as YYYY-MM-DD"),  # not 1970-01-01
+        ({"q": "a", "created_to": "2026-02-30"}, "created_to", "created_to: Input should be a valid date or datetime, day value is outside expected range"),
         ({"like": 2**63}, "like", "like: Input should be less than or equal to 9223372036854775807"),
     ],
 )
@@ -211,6 +215,17 @@ def test_an_unknown_path_or_method_gets_the_same_shape(client, db):
     assert wrong.status_code == 405 and set(wrong["Allow"].split(", ")) == {"GET", "HEAD", "POST"}
     assert error(wrong)["code"] == "method_not_allowed" and error(wrong)["message"].startswith("DELETE is not allowed here; use ")
     assert client.get(JUDGMENTS).status_code == 405
+
+
+def test_with_no_active_model_version_the_search_is_unavailable(client, catalog):
+    ModelVersion.objects.update(state=ModelVersion.State.RETIRED)
+    response = client.get(SEARCH, {"q": "apple", "mode": "keyword"})
+    assert response.status_code == 503
+    assert error(response) == {
+        "code": "unavailable",
+        "message": "no model version is active; run `manage.py migrate`, which creates version 1",
+        "field": None,
+    }
 
 
 def test_head_answers_like_get_without_a_body(client, catalog):
@@ -254,8 +269,10 @@ def test_judgments_need_a_signed_in_curator_and_the_csrf_token(client, catalog, 
     [
         ({"query": "apple", "image": 99999, "grade": 2}, 400, "invalid_judgment", None, "image 99999 does not exist"),
         ({"query": "   ", "image": "{red}", "grade": 2}, 422, "invalid_field", "query", "query: String should have at least 1 character"),
-        ({"query": "apple", "image": "{red}", "grade": 7}, 422, "invalid_field", "grade", "grade: Input should be 0, 1, 2 or 3"),
+        ({"query": "apple", "image": "{red}", "grade": 7}, 422, "invalid_field", "grade", "grade: Input should be less than or equal to 3"),
         ({"query": "apple", "grade": 2}, 422, "invalid_field", "image", "image: Field required"),
+        ({"query": "apple", "image": "{red}", "grade": True}, 422, "invalid_field", "grade", "grade: Input should be a valid integer"),
+        ({"query": "apple", "image": "12", "grade": 2}, 422, "invalid_field", "image", "image: Input should be a valid integer"),
     ],
 )
 def test_a_bad_judgment_is_refused_and_nothing_is_recorded(client, catalog, curator, payload, status, code, field, message):
