@@ -73,9 +73,12 @@ class Panel:
     show_rows: bool = True
 
 
+# Plots first, then the lists.
 PANELS = [
     Panel("search-days", "Search health, last 30 days", analytics.search_days, charts=search_days_charts, show_rows=False,
           note="Searches are first pages; latency covers every request. No close match: text searches where nothing passed the relevance cut-off."),
+    Panel("versions", "Model versions", analytics.version_metrics, charts=version_charts, note="Each trained version's held-out metrics, on the judged queries held out for its own run."),
+    Panel("drift", "Vector drift between versions", drift_histogram, charts=drift_charts, show_rows=False),
     Panel("top-queries", "Top queries", analytics.queries_top),
     Panel("unjudged-queries", "Asked, never judged", analytics.queries_unjudged, note="The most asked text queries without a current judgment: where curators should look next."),
     Panel("near-duplicates", "Near duplicates", analytics.duplicates_near, note=f"Pairs whose CNN features are within cosine distance {analytics.NEAR_DUPLICATE_DISTANCE} (active version). {REFRESHED}"),
@@ -84,8 +87,6 @@ PANELS = [
     Panel("category-overlap", "Categories that overlap", analytics.category_overlaps, note="Cosine similarity of category centroids."),
     Panel("undescribed", "Images without words, and their nearest described images", analytics.undescribed_neighbours,
           note=f"What each bare image borrows its neighbour vector from; a start for its description. {REFRESHED}"),
-    Panel("versions", "Model versions", analytics.version_metrics, charts=version_charts, note="Each trained version's held-out metrics, on the judged queries held out for its own run."),
-    Panel("drift", "Vector drift between versions", drift_histogram, charts=drift_charts, show_rows=False),
     Panel("drift-images", "Images that moved most", drift_images),
 ]
 PANELS_BY_SLUG = {panel.slug: panel for panel in PANELS}

@@ -90,6 +90,7 @@ def test_the_detail_page(client, catalog):
 def test_text_and_picture_queries_use_the_real_encoders(client, catalog):
     body = client.get(API, {"q": "apple", "mode": "hybrid"}).json()
     assert {result["title"] for result in body["results"][:2]} == {"Red apple", "Green apple"}
+    assert QueryLog.objects.get(kind="text").nearest_only is body["nearest_only"]  # what the analytics count
     upload = client.post(API, {"image": _upload()})
     assert upload.status_code == 200 and upload.json()["mode"] == "semantic"
     assert QueryLog.objects.filter(kind="image").get().image_hash
