@@ -76,12 +76,22 @@ def frozen_outputs_restore(dataset: Path, ids: list[int]) -> set[int]:
 
 
 def frozen_outputs_save(dataset: Path) -> None:
+    """Add this run's frozen-tower outputs to the cache (a run on the first N rows keeps the rest)."""
     from embeddings.selectors import version_base
 
-    rows = list(version_base().embeddings.values_list("image__content_hash", "image_vector", "feature_vector"))
+    rows = {row[0]: row[1:] for row in version_base().embeddings.values_list("image__content_hash", "image_vector", "feature_vector")}
     path = cache_path(dataset)
+    if path.exists():
+        cache = np.load(path)
+        for content_hash, bridge, features in zip(cache["hashes"], cache["bridge"], cache["features"]):
+            rows.setdefault(str(content_hash), (bridge, features))
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, hashes=np.array([row[0] for row in rows]), bridge=np.stack([row[1] for row in rows]).astype(np.float32), features=np.stack([row[2] for row in rows]).astype(np.float32))
+    np.savez(
+        path,
+        hashes=np.array(list(rows)),
+        bridge=np.stack([row[0] for row in rows.values()]).astype(np.float32),
+        features=np.stack([row[1] for row in rows.values()]).astype(np.float32),
+    )
 
 
 def main():
