@@ -134,14 +134,24 @@ TEMPLATES = [
 ]
 
 # Off only for `manage.py services` (set in manage.py): looking at or stopping the embedded
-# servers must not start them first. The URLs then name where they would listen.
+# servers must not start them first; their URLs then only name where they listen.
 GLIMPSE_START_SERVICES = env_flag("GLIMPSE_START_SERVICES", default=True)
 
+
+def embedded_database() -> str:
+    if GLIMPSE_START_SERVICES:
+        return services.embedded_database_url(DATA_DIR)
+    return f"postgresql://postgres@/{services.DATABASE_NAME}?host={DATA_DIR / 'postgres'}"
+
+
+def embedded_redis() -> str:
+    if GLIMPSE_START_SERVICES:
+        return services.embedded_redis_url(DATA_DIR)
+    return f"unix://{services.redis_paths(DATA_DIR)[1]}?db=0"
+
+
 DATABASES = {
-    "default": database_from_url(
-        os.environ.get("DATABASE_URL")
-        or (services.embedded_database_url(DATA_DIR) if GLIMPSE_START_SERVICES else f"postgresql://postgres@/{services.DATABASE_NAME}?host={DATA_DIR / 'postgres'}")
-    ),
+    "default": database_from_url(os.environ.get("DATABASE_URL") or embedded_database()),
 }
 # Read replicas of that server, e.g. "postgresql://glimpse@replica-1/glimpse,postgresql://glimpse@replica-2/glimpse":
 # the search pages and API read from them, everything else uses the primary (config/routers.py).
@@ -154,9 +164,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Embedded servers are started again by whichever process finds them dead; external ones are waited for.
 GLIMPSE_EMBEDDED_DATABASE = not os.environ.get("DATABASE_URL")
 
-REDIS_URL = os.environ.get("REDIS_URL") or (
-    services.embedded_redis_url(DATA_DIR) if GLIMPSE_START_SERVICES else f"unix://{services.redis_paths(DATA_DIR)[1]}?db=0"
-)
+REDIS_URL = os.environ.get("REDIS_URL") or embedded_redis()
 GLIMPSE_EMBEDDED_REDIS = not os.environ.get("REDIS_URL")
 # Services already queue jobs from transaction.on_commit; enqueue at once when asked.
 RQ = {"COMMIT_MODE": "auto"}

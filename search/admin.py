@@ -18,7 +18,7 @@ from .models import QueryLog, RelevanceJudgment
 from .training import training_check
 
 # Query text shown in the query-log list; the whole of it is in the cell's title.
-QUERY_CHARS_LISTED = 60
+QUERY_CHARS_LISTED = 40
 
 # The index links to the analytics page (search/dashboard.py).
 admin.site.index_template = "admin/analytics/admin_index.html"
@@ -78,7 +78,7 @@ class QueryLogAdmin(admin.ModelAdmin):
 
     @admin.display(description="latency", ordering="latency_ms")
     def latency(self, log: QueryLog):
-        return f"{log.latency_ms:.0f} ms"
+        return f"{log.latency_ms:.0f}\N{NO-BREAK SPACE}ms"  # never split over two lines
 
     @admin.display(description="version", ordering="version__number")
     def version_number(self, log: QueryLog):

@@ -56,7 +56,7 @@ def test_the_query_log_rounds_latency_and_trims_long_queries(admin_client, versi
     QueryLog.objects.create(kind=QueryLog.Kind.TEXT, text=long_query, mode="hybrid", total=3, latency_ms=23.4567, version=version)
     listing = admin_client.get(reverse("admin:search_querylog_changelist")).content.decode()
     cells = dict(re.findall(r'<td class="field-(\w+)[^"]*">(.*?)</td>', listing))
-    assert cells["latency"] == "23 ms" and cells["version_number"] == "v1"
+    assert cells["latency"] == "23\xa0ms" and cells["version_number"] == "v1"
     shown = re.fullmatch(r'<span title="([^"]*)">([^<]*)</span>', cells["query"])
     assert shown.group(1) == long_query
-    assert len(shown.group(2)) == 60 and shown.group(2).endswith("…")
+    assert len(shown.group(2)) == 40 and shown.group(2).endswith("…")
