@@ -23,6 +23,7 @@ WORDS = ["apple", "cat", "guitar", "car", "dog", "bird", "flower", "tree", "hous
          "telephone", "book", "clock", "sun", "star", "heart", "pizza", "banana", "orange", "fish", "music", "flag", "map",
          "red apple", "black cat", "old car", "zebra crossing", "quantum chromodynamics"]
 MAX_BYTES = 300_000
+MAX_HEIGHT = 2400  # the plots and the first lists
 
 
 def main():
@@ -89,17 +90,21 @@ def main():
             shot = page.screenshot(full_page=True)
             browser.close()
         server.terminate()
-    from PIL import Image as PILImage
+        picture_write(shot, options.out)  # before the teardown, which has nothing to add
 
-    picture = PILImage.open(io.BytesIO(shot)).convert("RGB")
-    picture = picture.crop((0, 0, picture.width, min(picture.height, 2600)))
+
+def picture_write(shot: bytes, out: Path) -> None:
+    from PIL import Image
+
+    picture = Image.open(io.BytesIO(shot)).convert("RGB")
+    picture = picture.crop((0, 0, picture.width, min(picture.height, MAX_HEIGHT)))
     for colours in (128, 64, 32):
         buffer = io.BytesIO()
         picture.quantize(colors=colours).save(buffer, "PNG", optimize=True)
         if buffer.tell() <= MAX_BYTES:
             break
-    options.out.write_bytes(buffer.getvalue())
-    print(f"{options.out}: {picture.width}×{picture.height}, {buffer.tell() / 1000:.0f} kB")
+    out.write_bytes(buffer.getvalue())
+    print(f"{out}: {picture.width}×{picture.height}, {buffer.tell() / 1000:.0f} kB")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ a version's HNSW graph (near duplicates, neighbours of bare images) are plpgsql
 functions that put the version id into their statement as a constant: the indexes are
 partial (`WHERE version_id = N`), and the planner uses one only when it can prove the
 predicate, which a column reference from a view cannot do. Even so they walk the graph
-once per image (about 10 s and 3 s for 10,000 images on 2 busy cores,
+once per image (about 12 s and 3 s for 10,000 images on 2 busy cores,
 bench/analytics_views.py), too slow for a page, so their active-version results are
 materialised views, refreshed by `manage.py analytics_refresh` and hourly by the
 scheduler; each records when it was computed.

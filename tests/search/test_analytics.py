@@ -224,3 +224,13 @@ def test_the_dashboard_is_for_staff_only(client, visitor):
         response = client.get(url)
         assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
         client.logout()
+
+
+def test_the_refresh_command_says_what_it_refreshed(make_images, version):
+    from django.core.management import call_command
+
+    make_images([{"title": "a", "image_vector": unit(1), "feature_vector": feature(1)}, {"title": "b", "image_vector": unit(1), "feature_vector": feature(1, 0.01)}])
+    output = io.StringIO()
+    call_command("analytics_refresh", stdout=output)
+    assert output.getvalue().startswith("refreshed analytics_near_duplicates, analytics_undescribed_neighbours in ")
+    assert len(analytics.duplicates_near().rows) == 1
