@@ -108,6 +108,6 @@ class ReplicaReadsMiddleware:
         if request.method not in ("GET", "HEAD"):
             return False
         try:
-            return resolve(request.path_info).namespace == "search"
+            return resolve(request.path_info).namespace in ("search", "api")
         except Resolver404:
             return False

@@ -13,9 +13,8 @@ from embeddings.services import TRAINING_QUEUE
 
 from .exceptions import TooFewJudgments
 from .jobs import train_version
-from .judgments import judgment_record
+from .judgments import judgment_record, training_check
 from .models import QueryLog, RelevanceJudgment
-from .training import training_check
 
 # Query text shown in the query-log list; the whole of it is in the cell's title.
 QUERY_CHARS_LISTED = 40

@@ -3,7 +3,6 @@
 search supplies the judgments; embeddings trains and stores the heads. Held-out
 judgments are split by query (never by row), so a query's images are all on one side.
 """
-import hashlib
 import logging
 from dataclasses import asdict
 
@@ -22,8 +21,7 @@ from embeddings.training.heads import HeadWeights
 from embeddings.training.trainer import TrainingOptions, TrainingSet, heads_train
 
 from .evaluation import judged_metrics, rank_in_memory
-from .exceptions import TooFewJudgments
-from .judgments import judged_text_queries
+from .judgments import is_held_out, judged_text_queries
 from .models import RelevanceJudgment
 from .relevance import Calibrations, calibrations_from_similarities, judged_similarities
 from .selectors import Filters, fused_ranking, search_depth, vector_literal
@@ -33,11 +31,6 @@ logger = logging.getLogger("glimpse.training")
 HARD_NEGATIVES_PER_QUERY = 20
 # Images graded this or better are training targets, in proportion to their grade.
 PARTIAL_GRADE = 1
-
-
-def is_held_out(query: str, *, seed: int, share: float) -> bool:
-    digest = hashlib.sha256(f"{seed}:{query.lower()}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") / 2**32 < share
 
 
 class Catalog:
@@ -226,16 +219,3 @@ def new_judgments_since_last_training() -> int:
     if last:
         judgments = judgments.filter(created_at__gt=last.created_at)
     return judgments.count()
-
-
-def training_check(*, seed: int = 0) -> None:
-    """Refuse a run at once when none of the judged queries would be held out: its version
-    could not be compared with the active one, so it could never be released."""
-    share = settings.GLIMPSE_HELD_OUT_SHARE
-    queries = judged_text_queries()
-    if not any(is_held_out(query, seed=seed, share=share) for query in queries):
-        raise TooFewJudgments(
-            f"Not trained: the judgments cover {len(queries)} text quer{'y' if len(queries) == 1 else 'ies'} and none of them "
-            f"falls in the held-out {share:.0%} that a new version is measured on, so it could never be released. "
-            "Judge the results of more queries first."
-        )

@@ -84,7 +84,7 @@ def results_url(back: str) -> str:
     for name in form.fields:
         if name in params:
             kept.setlist(name, params.getlist(name))
-    return f"{home}?{kept.urlencode()}"
+    return f"{home}?{kept.urlencode()}" if kept else home
 
 
 @require_http_methods(["POST"])

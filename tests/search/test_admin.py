@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from search.judgments import judgment_record
 from search.models import QueryLog
-from search.training import is_held_out
+from search.judgments import is_held_out
 from tests.conftest import unit
 
 TRAIN = "admin:embeddings_modelversion_train"

@@ -7,7 +7,8 @@ from embeddings.selectors import version_active
 from embeddings.training.heads import HeadWeights
 from embeddings.training.trainer import TrainingOptions
 from search.judgments import judgment_record
-from search.training import is_held_out, new_judgments_since_last_training, training_run
+from search.judgments import is_held_out
+from search.training import new_judgments_since_last_training, training_run
 
 pytestmark = pytest.mark.slow
 
