@@ -18,6 +18,9 @@ LETTERS = re.compile(r"[^\W\d_]+")
 # are taken to be glued even when they cannot be split, and dropped.
 GLUED_FROM, GLUED_SURELY_FROM = 12, 16
 MIN_PART = 3
+# Words an export tool added to a whole collection's keywords, not the artists': openclipart
+# tags 190 drawings of every subject with "hash" (beside the `hash(0x…)` ones).
+TOOL_WORDS = frozenset({"hash"})
 
 
 def words_of(text: str) -> list[str]:
@@ -49,7 +52,7 @@ def tags_clean(keywords: Iterable[str], *, vocabulary: set[str]) -> list[str]:
     tags: list[str] = []
     for keyword in keywords:
         tag = " ".join(keyword.replace("_", " ").lower().split())
-        if not tag or not tag.isprintable() or not all(WORD.fullmatch(word) for word in tag.split(" ")):
+        if not tag or tag in TOOL_WORDS or not tag.isprintable() or not all(WORD.fullmatch(word) for word in tag.split(" ")):
             continue
         cleaned = [tag]
         if LETTERS.fullmatch(tag) and len(tag) >= GLUED_FROM and tag not in vocabulary:
