@@ -4,6 +4,7 @@ import pytest
 
 from catalog.models import Image
 from catalog.services import ImageInput, images_create
+from config import services
 from embeddings.models import DIMENSIONS, ImageEmbedding, ModelVersion
 from embeddings.services import QUEUE
 from tests.images import distinct_pngs
@@ -76,3 +77,13 @@ def curator(db, django_user_model):
 @pytest.fixture
 def visitor(db, django_user_model):
     return django_user_model.objects.create_user("visitor", password="pw")
+
+
+@pytest.fixture
+def data_dir(tmp_path_factory):
+    """A data folder of its own for embedded servers; they are stopped after the test."""
+    folder = tmp_path_factory.mktemp("svc")
+    yield folder
+    services.stop_embedded_redis(folder)
+    if (folder / "postgres" / "postmaster.pid").exists():
+        services.stop_embedded_database(folder)

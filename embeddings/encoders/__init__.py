@@ -118,16 +118,24 @@ def image_encoder_on(backend: str):
         return ImageEncoder(timm_model(name, weights), device=device())
     from . import exported
 
-    loaded = None
-    if weights is None:
-        loaded = timm_model(name, None)
-        digest = exported.module_digest(loaded)
-    else:
-        digest = exported.file_digest(weights)
-    folder = exported.export_folder(settings.GLIMPSE_MODEL_CACHE, model_name=name, weights_digest=digest)
+    folder, loaded = export_target(name, weights, load=lambda: timm_model(name, None))
     config = exported.exported(folder, lambda path: exported.export_image_tower(loaded or timm_model(name, weights))(path))
     logger.info("loading image tower %s with %s on the CPU", name, backend)
     return exported.ExportedImageEncoder(folder, config, backend=backend, cache=settings.GLIMPSE_MODEL_CACHE)
+
+
+def export_target(name: str, weights: Path | None, *, load):
+    """A tower's export folder, keyed by the digest of its weights file or, when there is
+    none, of the module `load` builds; and that module, when it had to be built."""
+    from . import exported
+
+    loaded = None
+    if weights is None:
+        loaded = load()
+        digest = exported.module_digest(loaded)
+    else:
+        digest = exported.file_digest(weights)
+    return exported.export_folder(settings.GLIMPSE_MODEL_CACHE, model_name=name, weights_digest=digest), loaded
 
 
 def text_encoder_on(backend: str):
@@ -144,14 +152,8 @@ def text_encoder_on(backend: str):
         return TextEncoder(transformers_model(name, location), tokens, device=device())
     from . import exported
 
-    loaded = None
     weights = next((Path(location, file) for file in ("model.safetensors", "pytorch_model.bin") if Path(location, file).exists()), None)
-    if weights is None:
-        loaded = transformers_model(name, location)
-        digest = exported.module_digest(loaded)
-    else:
-        digest = exported.file_digest(weights)
-    folder = exported.export_folder(settings.GLIMPSE_MODEL_CACHE, model_name=name, weights_digest=digest)
+    folder, loaded = export_target(name, weights, load=lambda: transformers_model(name, location))
     config = exported.exported(folder, lambda path: exported.export_text_tower(loaded or transformers_model(name, location), tokens)(path))
     logger.info("loading text tower %s with %s on the CPU", name, backend)
     return exported.ExportedTextEncoder(folder, config, tokens, backend=backend, cache=settings.GLIMPSE_MODEL_CACHE)

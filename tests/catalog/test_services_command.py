@@ -13,15 +13,6 @@ from config import services
 MANAGE = str(Path(__file__).resolve().parents[2] / "manage.py")
 
 
-@pytest.fixture
-def data_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("svc")
-    yield folder
-    services.stop_embedded_redis(folder)
-    if (folder / "postgres" / "postmaster.pid").exists():
-        services.stop_embedded_database(folder)
-
-
 def run(*args: str, data_dir: Path) -> str:
     env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
     done = subprocess.run(

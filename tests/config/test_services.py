@@ -12,15 +12,6 @@ import redis
 from config import services
 
 
-@pytest.fixture
-def data_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("svc")
-    yield folder
-    services.stop_embedded_redis(folder)
-    if (folder / "postgres" / "postmaster.pid").exists():
-        services.stop_embedded_database(folder)
-
-
 def postmaster_pid(data_dir) -> int:
     return int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
 
