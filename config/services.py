@@ -32,15 +32,22 @@ def say(message: str) -> None:
 
 
 @contextmanager
-def folder_lock(folder: Path):
-    """Serialise start-up between processes that share the data folder."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".start.lock", "w") as handle:
+def file_lock(path: Path):
+    """Hold an exclusive lock on `path` (created if missing) against other processes."""
+    with open(path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def folder_lock(folder: Path):
+    """Serialise start-up between processes that share the data folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with file_lock(folder / ".start.lock"):
+        yield
 
 
 def pid_exists(pid: int) -> bool:

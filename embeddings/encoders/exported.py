@@ -12,7 +12,6 @@ finds the folder, which appears whole because it is written under a temporary na
 renamed. A folder whose model no longer matches the checksum in its config (a disk
 error, an interrupted copy) is exported again with a warning.
 """
-import fcntl
 import hashlib
 import json
 import logging
@@ -20,11 +19,12 @@ import os
 import shutil
 import warnings
 from collections.abc import Callable
-from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+
+from config.services import file_lock
 
 from .image import ImageOutputs, Preprocessing
 from .text import TOKEN_INPUTS, Tokens, encode_in_batches
@@ -62,16 +62,6 @@ def module_digest(module) -> str:
 
 def export_folder(cache: Path, *, model_name: str, weights_digest: str) -> Path:
     return cache / "exported" / f"{model_name.replace('/', '--')}-{weights_digest[:16]}-{exporter_version()}"
-
-
-@contextmanager
-def file_lock(path: Path):
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def verified(folder: Path) -> dict:
