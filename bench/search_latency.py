@@ -174,7 +174,7 @@ def main():
         from embeddings import encoders
         from embeddings.selectors import version_active
         from embeddings.services import images_embed
-        from search.selectors import Filters, image_search
+        from search.selectors import Filters, image_search, search_depth
 
         ids = import_folder(options.demo)
         for start in range(0, len(ids), 32):
@@ -247,7 +247,7 @@ def main():
             server, pgvector, shared_buffers = cursor.fetchone()
         print(
             f"PostgreSQL {server}, pgvector {pgvector}, {column_type('image_vector')} columns, shared_buffers {shared_buffers}, "
-            f"HNSW m=16 ef_construction=64, ef_search setting {settings.GLIMPSE_HNSW_EF_SEARCH}, {options.queries} queries per row"
+            f"HNSW m=16 ef_construction=64, ef_search floor {settings.GLIMPSE_HNSW_EF_SEARCH}, {search_depth()} candidates per list, {options.queries} queries per row"
         )
         print(table(["query", "p50 ms", "p95 ms", "p99 ms", "p99/p50", "recall@10", "API p50 / (encode p50 + FAISS p50)"], rows))
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .exceptions import UnreadableFile
-from .imaging import megabytes
+from .imaging import megabytes, size_over_limit
 
 KINDS = {
     stat.S_ISDIR: "a folder",
@@ -43,7 +43,7 @@ def read_regular_file(path: Path, *, max_bytes: int) -> bytes:
     with open_regular_file(path) as handle:
         size = os.fstat(handle.fileno()).st_size
         if size > max_bytes:
-            raise UnreadableFile(f"the file is {megabytes(size)}; the limit is {megabytes(max_bytes)}")
+            raise UnreadableFile(size_over_limit(size, max_bytes))
         try:
             content = handle.read(max_bytes + 1)
         except OSError as error:

@@ -63,6 +63,13 @@ def megabytes(size: int) -> str:
     return f"{size / 1024 / 1024:.1f} MB"
 
 
+def size_over_limit(size: int, limit: int) -> str:
+    """Sizes that differ when printed: in bytes too where rounding would make them equal."""
+    if megabytes(size) != megabytes(limit):
+        return f"the file is {megabytes(size)}; the limit is {megabytes(limit)}"
+    return f"the file is {megabytes(size)} ({size:,} bytes); the limit is {limit:,} bytes"
+
+
 def used_range(bands: Iterator[PILImage.Image]) -> tuple[float, float]:
     """Lowest and highest finite value over all bands of a 16/32-bit or float image."""
     low, high = np.inf, -np.inf
@@ -183,7 +190,7 @@ def decode(content: bytes, *, max_pixels: int, max_aspect_ratio: float) -> Decod
 
 def check_image(content: bytes, *, max_bytes: int, max_pixels: int, max_aspect_ratio: float) -> CheckedImage:
     if len(content) > max_bytes:
-        raise InvalidImage(f"the file is {megabytes(len(content))}; the limit is {megabytes(max_bytes)}")
+        raise InvalidImage(size_over_limit(len(content), max_bytes))
     decoded = decode(content, max_pixels=max_pixels, max_aspect_ratio=max_aspect_ratio)
     return CheckedImage(
         content=content,

@@ -1,13 +1,59 @@
 import logging
+from contextlib import nullcontext
 
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
+from django.urls import Resolver404, resolve
 
 from config import supervision
+from config.routers import replica_reads
 
 logger = logging.getLogger("glimpse")
 
 RETRY_AFTER_SECONDS = 5
+
+# The JSON API's one error shape: {"error": {"code": …, "message": …, "field": … or null}}.
+ERROR_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    422: "invalid_field",
+    500: "server_error",
+    503: "unavailable",
+}
+
+
+def api_error(status: int, message: str, *, code: str = "", field: str | None = None) -> JsonResponse:
+    code = code or ERROR_CODES.get(status, "error")
+    return JsonResponse({"error": {"code": code, "message": message, "field": field}}, status=status)
+
+
+def api_request(request) -> bool:
+    return request.path_info.startswith("/api/")
+
+
+class ApiErrorMiddleware:
+    """Errors under /api/ that Django or the API library answer by themselves (an unknown
+    path, a method the endpoint lacks, a server error) get the API's one JSON error shape."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if not api_request(request) or response.status_code < 400 or response.get("Content-Type", "").startswith("application/json"):
+            return response
+        if response.status_code == 404:
+            return api_error(404, f"there is no API endpoint at {request.path_info}")
+        if response.status_code == 405:
+            allowed = response.get("Allow", "")
+            refused = api_error(405, f"{request.method} is not allowed here; use {allowed}")
+            refused["Allow"] = allowed
+            return refused
+        return api_error(response.status_code, response.reason_phrase)
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Glimpse is briefly unavailable</title></head>
@@ -39,9 +85,29 @@ class ServiceUnavailableMiddleware:
         else:
             return None
         logger.warning("%s %s: 503, %s (%s)", request.method, request.path, reason, supervision.first_line(exception))
-        if request.path_info.startswith("/api/"):
-            response = JsonResponse({"error": f"{reason} Try again in a few seconds."}, status=503)
+        if api_request(request):
+            response = api_error(503, f"{reason} Try again in a few seconds.")
         else:
             response = HttpResponse(PAGE.format(reason=reason), status=503)
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
+
+
+class ReplicaReadsMiddleware:
+    """GET and HEAD requests to the search pages and API read from a replica (config/routers.py)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        with replica_reads() if self.reads_search(request) else nullcontext():
+            return self.get_response(request)
+
+    @staticmethod
+    def reads_search(request) -> bool:
+        if request.method not in ("GET", "HEAD"):
+            return False
+        try:
+            return resolve(request.path_info).namespace in ("search", "api")
+        except Resolver404:
+            return False

@@ -26,10 +26,10 @@ def env_flag(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={value!r}: use 1 or 0")
 
 
-def database_from_url(url: str) -> dict:
+def database_from_url(url: str, *, variable: str = "DATABASE_URL") -> dict:
     parsed = urlparse(url)
     if parsed.scheme not in ("postgres", "postgresql"):
-        raise ImproperlyConfigured(f"DATABASE_URL must be a postgresql:// URL, not {parsed.scheme}://")
+        raise ImproperlyConfigured(f"{variable} must hold postgresql:// URLs, not {parsed.scheme}://")
     query = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
     return {
         "ENGINE": "django.db.backends.postgresql",
@@ -93,6 +93,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "django_rq",
+    # Its templates and static files: the API docs load Swagger UI from here, not from a CDN.
+    "ninja",
     "catalog",
     "embeddings",
     "search",
@@ -100,6 +102,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.ApiErrorMiddleware",
     # Static files from STATIC_ROOT (collectstatic) in any server, development included.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -109,6 +112,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.ServiceUnavailableMiddleware",
+    "config.middleware.ReplicaReadsMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -129,14 +133,38 @@ TEMPLATES = [
     },
 ]
 
+# Off only for `manage.py services` (set in manage.py): looking at or stopping the embedded
+# servers must not start them first; their URLs then only name where they listen.
+GLIMPSE_START_SERVICES = env_flag("GLIMPSE_START_SERVICES", default=True)
+
+
+def embedded_database() -> str:
+    if GLIMPSE_START_SERVICES:
+        return services.embedded_database_url(DATA_DIR)
+    return f"postgresql://postgres@/{services.DATABASE_NAME}?host={DATA_DIR / 'postgres'}"
+
+
+def embedded_redis() -> str:
+    if GLIMPSE_START_SERVICES:
+        return services.embedded_redis_url(DATA_DIR)
+    return f"unix://{services.redis_paths(DATA_DIR)[1]}?db=0"
+
+
 DATABASES = {
-    "default": database_from_url(os.environ.get("DATABASE_URL") or services.embedded_database_url(DATA_DIR)),
+    "default": database_from_url(os.environ.get("DATABASE_URL") or embedded_database()),
 }
+# Read replicas of that server, e.g. "postgresql://glimpse@replica-1/glimpse,postgresql://glimpse@replica-2/glimpse":
+# the search pages and API read from them, everything else uses the primary (config/routers.py).
+GLIMPSE_READ_REPLICAS = []
+for number, url in enumerate(env_list("DATABASE_REPLICA_URLS"), start=1):
+    DATABASES[f"replica_{number}"] = database_from_url(url, variable="DATABASE_REPLICA_URLS")
+    GLIMPSE_READ_REPLICAS.append(f"replica_{number}")
+DATABASE_ROUTERS = ["config.routers.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Embedded servers are started again by whichever process finds them dead; external ones are waited for.
 GLIMPSE_EMBEDDED_DATABASE = not os.environ.get("DATABASE_URL")
 
-REDIS_URL = os.environ.get("REDIS_URL") or services.embedded_redis_url(DATA_DIR)
+REDIS_URL = os.environ.get("REDIS_URL") or embedded_redis()
 GLIMPSE_EMBEDDED_REDIS = not os.environ.get("REDIS_URL")
 # Services already queue jobs from transaction.on_commit; enqueue at once when asked.
 RQ = {"COMMIT_MODE": "auto"}
@@ -184,6 +212,14 @@ GLIMPSE_THUMBNAIL_SIZE = 256
 GLIMPSE_IMAGE_MODEL = os.environ.get("GLIMPSE_IMAGE_MODEL", "tf_efficientnet_lite0")
 GLIMPSE_TEXT_MODEL = os.environ.get("GLIMPSE_TEXT_MODEL", "sentence-transformers/all-MiniLM-L6-v2")
 GLIMPSE_DEVICE = os.environ.get("GLIMPSE_DEVICE", "auto")
+# What runs the towers' forward passes: torch, or their ONNX export in ONNX Runtime or
+# OpenVINO (CPU only); auto is OpenVINO on a CPU and torch on CUDA.
+GLIMPSE_INFERENCE_BACKEND = os.environ.get("GLIMPSE_INFERENCE_BACKEND", "auto")
+if GLIMPSE_INFERENCE_BACKEND not in ("auto", "torch", "onnxruntime", "openvino"):
+    raise ImproperlyConfigured(f"GLIMPSE_INFERENCE_BACKEND={GLIMPSE_INFERENCE_BACKEND!r}: use auto, torch, onnxruntime or openvino")
+# Images per forward pass on a GPU (a CPU uses 32); a GPU worker also wants jobs at least
+# this large: GLIMPSE_EMBED_BATCH_SIZE.
+GLIMPSE_CUDA_BATCH_SIZE = int(os.environ.get("GLIMPSE_CUDA_BATCH_SIZE", 256))
 GLIMPSE_MODEL_CACHE = DATA_DIR / "models"
 GLIMPSE_EMBED_BATCH_SIZE = int(os.environ.get("GLIMPSE_EMBED_BATCH_SIZE", 32))
 
@@ -191,14 +227,23 @@ GLIMPSE_EMBED_BATCH_SIZE = int(os.environ.get("GLIMPSE_EMBED_BATCH_SIZE", 32))
 GLIMPSE_SEARCH_MAX_QUERY_CHARS = 200
 GLIMPSE_SEARCH_MAX_LIMIT = 100
 GLIMPSE_HNSW_EF_SEARCH = int(os.environ.get("GLIMPSE_HNSW_EF_SEARCH", 100))
+# Candidates each ranked list contributes, and so how deep result pages go.
+GLIMPSE_SEARCH_DEPTH = int(os.environ.get("GLIMPSE_SEARCH_DEPTH", 100))
+if not GLIMPSE_SEARCH_DEPTH >= 1:
+    raise ImproperlyConfigured(f"GLIMPSE_SEARCH_DEPTH={GLIMPSE_SEARCH_DEPTH}: use a positive number of results, like 100")
 # A judged query lends its relevant images to a new query whose text-tower vector is at
 # least this similar (cosine).
 GLIMPSE_JUDGED_QUERY_SIMILARITY = float(os.environ.get("GLIMPSE_JUDGED_QUERY_SIMILARITY", 0.9))
-# Until a version is calibrated on judgments (search/relevance.py): measured under the
-# bridge on openclipart's captions, each a query for its own image against all others.
+# Until a version is calibrated on judgments (search/relevance.py), per kind of vector:
+# measured under the bridge on openclipart, each caption a query for its own image against
+# all others; "text" against the images' descriptions and keywords (the caption itself is
+# never stored), "neighbour" against the borrowed vectors of the bare half of a catalog
+# whose other half keeps its captions. (The same measure puts the image kind's cut-off at
+# 0.233; 0.171 is kept from before there were kinds.)
 GLIMPSE_RELEVANCE_DEFAULT = {
-    "quantiles": (-0.031, 0.112, 0.139, 0.16, 0.178, 0.196, 0.222, 0.248, 0.284, 0.349, 0.876),
-    "cutoff": 0.171,
+    "image": {"quantiles": (-0.031, 0.112, 0.139, 0.16, 0.178, 0.196, 0.222, 0.248, 0.284, 0.349, 0.876), "cutoff": 0.171},
+    "text": {"quantiles": (-0.013, 0.173, 0.244, 0.319, 0.403, 0.485, 0.557, 0.638, 0.712, 0.808, 1.0), "cutoff": 0.259},
+    "neighbour": {"quantiles": (0.036, 0.242, 0.296, 0.335, 0.369, 0.417, 0.467, 0.525, 0.626, 0.722, 0.924), "cutoff": 0.329},
 }
 
 # Learning from judgments: a trained version is released only when its held-out nDCG@10

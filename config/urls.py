@@ -8,6 +8,9 @@ from django.urls import URLPattern, include, path, re_path
 from django.views.static import serve
 from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
 
+from search import dashboard
+from search.api import api
+
 # django-rq lets any staff user see the queues and empty, requeue or delete jobs.
 # Its dashboard needs this permission (superusers have it; grant it to other staff).
 RQ_PERMISSION = "django_rq.admin"
@@ -36,7 +39,11 @@ rq_urls = (
 
 urlpatterns = [
     path("admin/rq/", include(rq_urls)),
+    path("admin/analytics/", admin.site.admin_view(dashboard.analytics_dashboard), name="analytics"),
+    path("admin/analytics/<slug:slug>.csv", admin.site.admin_view(dashboard.analytics_csv), name="analytics_csv"),
     path("admin/", admin.site.urls),
+    # The JSON API, with its schema at /api/openapi.json and its docs at /api/docs.
+    path("api/", api.urls),
     path("", include("search.urls")),
 ]
 

@@ -6,37 +6,54 @@ from catalog.admin import ImageAdmin
 from catalog.models import Image
 from catalog.services import image_tags_add
 
+from .charts import line_chart_svg
 from .exceptions import NoActiveVersion, VersionStateError
 from .models import ModelVersion
 from .selectors import image_suggested_tags
 from .services import version_drop_vectors, version_start_release
 
 
-def curve_svg(curve: list[dict], key: str, *, width: int = 420, height: int = 120) -> str:
-    """A plain SVG line of one curve column (no plotting library in the web process)."""
-    points = [(row["epoch"], row[key]) for row in curve if key in row]
-    if len(points) < 2:
-        return ""
-    low, high = min(value for _, value in points), max(value for _, value in points)
-    span = (high - low) or 1.0
-    last = points[-1][0]
-    coordinates = " ".join(
-        f"{10 + (epoch - 1) / max(last - 1, 1) * (width - 20):.1f},{10 + (1 - (value - low) / span) * (height - 30):.1f}"
-        for epoch, value in points
-    )
-    return (
-        f'<svg width="{width}" height="{height}" role="img" aria-label="{key} per epoch" style="background:#fff;border:1px solid #ddd">'
-        f'<polyline fill="none" stroke="#2456d6" stroke-width="2" points="{coordinates}"/>'
-        f'<text x="10" y="{height - 6}" font-size="11">{key}: {points[0][1]:.4f} → {points[-1][1]:.4f} over {last} epochs</text></svg>'
-    )
+KEPT_BACK = "kept back (never served)"
+
+
+def lifecycle(version: ModelVersion) -> str:
+    """The state as a curator reads it: a retired version that never served was kept back
+    by its held-out comparison (or stopped before release), not retired from service."""
+    if version.state == ModelVersion.State.RETIRED and version.activated_at is None:
+        return KEPT_BACK
+    return version.state
+
+
+def metric(values: dict | None, name: str) -> str:
+    """A held-out figure, or "—" where there is none: a comparison on no query is not a 0."""
+    if not values or not values.get("queries") or values.get(name) is None:
+        return "—"
+    return f"{values[name]:.4f}"
+
+
+class LifecycleFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("active", "active"), ("kept_back", KEPT_BACK), ("retired", "retired"), ("training", "training or backfilling")]
+
+    def queryset(self, request, queryset):
+        retired = queryset.filter(state=ModelVersion.State.RETIRED)
+        return {
+            "active": queryset.filter(state=ModelVersion.State.ACTIVE),
+            "kept_back": retired.filter(activated_at__isnull=True),
+            "retired": retired.filter(activated_at__isnull=False),
+            "training": queryset.filter(state__in=[ModelVersion.State.TRAINING, ModelVersion.State.BACKFILLING]),
+        }.get(self.value(), queryset)
 
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ["number", "kind", "state", "held_out_ndcg", "active_ndcg", "embedding_count", "created_at", "activated_at"]
-    list_filter = ["state", "kind"]
+    list_display = ["number", "kind", "status", "held_out_ndcg", "active_ndcg", "embedding_count", "created_at", "activated_at"]
+    list_filter = [LifecycleFilter, "kind"]
     readonly_fields = [
-        "number", "kind", "state", "image_model", "text_model", "dimensions", "trained_from", "notes",
+        "number", "kind", "status", "image_model", "text_model", "dimensions", "trained_from", "notes",
         "training_curve", "held_out_table", "counts", "created_at", "activated_at", "retired_at", "vectors_dropped",
     ]
     exclude = ["metrics", "weights"]
@@ -48,14 +65,23 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # retire and drop vectors instead; judgments and logs refer to versions
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # Every field is read-only; state changes go through the list's actions.
+        no_saving = {"show_save": False, "show_save_and_continue": False, "show_save_and_add_another": False}
+        return super().change_view(request, object_id, form_url, {**no_saving, **(extra_context or {})})
+
+    @admin.display(description="status", ordering="state")
+    def status(self, version):
+        return lifecycle(version)
+
     @admin.display(description="held-out nDCG@10")
     def held_out_ndcg(self, version):
-        return version.metrics.get("held_out", {}).get("candidate", {}).get("nDCG@10", "—")
+        return metric(version.metrics.get("held_out", {}).get("candidate"), "nDCG@10")
 
     @admin.display(description="active's nDCG@10 then")
     def active_ndcg(self, version):
         held_out = version.metrics.get("held_out", {})
-        return next((value["nDCG@10"] for key, value in held_out.items() if key.startswith("active")), "—")
+        return metric(next((value for key, value in held_out.items() if key.startswith("active")), None), "nDCG@10")
 
     @admin.display(description="vectors")
     def embedding_count(self, version):
@@ -64,7 +90,13 @@ class ModelVersionAdmin(admin.ModelAdmin):
     @admin.display(description="training curve")
     def training_curve(self, version):
         curve = version.metrics.get("curve", [])
-        return mark_safe(curve_svg(curve, "loss") + " " + curve_svg(curve, "held_out_nDCG@10")) if curve else "—"
+        held_out = [(row["epoch"], row["held_out_nDCG@10"]) for row in curve if row.get("held_out_nDCG@10") is not None]
+        charts = [
+            line_chart_svg(held_out, title="held-out nDCG@10 per epoch", x_label="epoch", y_label="nDCG@10", mark_best=True),
+            line_chart_svg([(row["epoch"], row["loss"]) for row in curve if "loss" in row], title="training loss per epoch", x_label="epoch", y_label="loss"),
+        ]
+        drawn = [chart for chart in charts if chart]
+        return mark_safe(" ".join(drawn)) if drawn else "—"
 
     @admin.display(description="held-out judgments")
     def held_out_table(self, version):
@@ -73,7 +105,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             return "—"
         rows = format_html_join(
             "", "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((name, m["nDCG@10"], m["Recall@10"], m["MRR"], m["queries"]) for name, m in held_out.items()),
+            ((name, metric(m, "nDCG@10"), metric(m, "Recall@10"), metric(m, "MRR"), m.get("queries", 0)) for name, m in held_out.items()),
         )
         return format_html("<table><tr><th></th><th>nDCG@10</th><th>Recall@10</th><th>MRR</th><th>queries</th></tr>{}</table>", rows)
 

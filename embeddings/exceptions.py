@@ -4,3 +4,7 @@ class NoActiveVersion(LookupError):
 
 class VersionStateError(ValueError):
     """The version is in the wrong state for what was asked; the message says which."""
+
+
+class InvalidVector(ValueError):
+    """A vector of the wrong shape, or with NaN, infinite or out-of-range values; nothing was written."""

@@ -1,10 +1,10 @@
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 import django_rq
 import numpy as np
-import torch
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
@@ -14,7 +14,8 @@ from catalog.exceptions import InvalidImage
 from catalog.imaging import decode
 from catalog.models import Image
 
-from .exceptions import VersionStateError
+from .bulk import embeddings_upsert
+from .exceptions import InvalidVector, VersionStateError
 from .indexes import scan_index_until_enough, version_indexes_drop
 from .models import ImageEmbedding, ModelVersion
 from .neighbours import NEIGHBOURS, borrowed_text_vector, neighbour_vector
@@ -27,6 +28,9 @@ QUEUE = "embeddings"
 JOB = "embeddings.jobs.embed_images"
 TRAINING_QUEUE = "training"
 BACKFILL_JOB = "embeddings.jobs.backfill_version"
+# Images per forward pass while the next ones decode: small enough that decoding overlaps
+# the encoder for most of a job, large enough for the backends' batching to pay.
+OVERLAP_CHUNK = 8
 
 
 @dataclass
@@ -83,29 +87,41 @@ def images_embed(*, image_ids: list[int], version: ModelVersion | None = None) -
     bridge = space_for(base)
     report = EmbedReport()
     images = list(Image.objects.filter(id__in=image_ids).order_by("id"))
-    pixels: list[torch.Tensor] = []
     readable: list[Image] = []
-    for image in images:
-        try:
-            with image.file.open("rb") as handle:
-                rgb = decode(
-                    handle.read(), max_pixels=settings.GLIMPSE_MAX_PIXELS, max_aspect_ratio=settings.GLIMPSE_MAX_ASPECT_RATIO
-                ).rgb
-            pixels.append(bridge.preprocess(rgb))
-            readable.append(image)
-        except InvalidImage as error:
-            report.failed[image.id] = f"cannot decode the stored file: {error}"
-        except OSError as error:
-            report.failed[image.id] = f"cannot read the stored file {image.file.name}: {error.strerror or error}"
+    # Decoding stays on this thread (Pillow's bomb check relies on process-wide warning
+    # filters); the encoders run on another while the files decode, as ONNX Runtime,
+    # OpenVINO and torch all release the GIL: first the descriptions, known before any
+    # file is read, then each few images.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder") as encoder:
+        described = [image for image in images if image.text]
+        describing = encoder.submit(bridge.embed_texts, [image.text for image in described])
+        encoding: list[Future] = []
+        pixels: list[np.ndarray] = []
+        for position, image in enumerate(images):
+            try:
+                with image.file.open("rb") as handle:
+                    rgb = decode(
+                        handle.read(), max_pixels=settings.GLIMPSE_MAX_PIXELS, max_aspect_ratio=settings.GLIMPSE_MAX_ASPECT_RATIO
+                    ).rgb
+                pixels.append(bridge.preprocess(rgb))
+                readable.append(image)
+            except InvalidImage as error:
+                report.failed[image.id] = f"cannot decode the stored file: {error}"
+            except OSError as error:
+                report.failed[image.id] = f"cannot read the stored file {image.file.name}: {error.strerror or error}"
+            if pixels and (len(pixels) == OVERLAP_CHUNK or position == len(images) - 1):
+                encoding.append(encoder.submit(bridge.embed_image_batch, np.stack(pixels)))
+                pixels = []
 
-    try:
-        base_vectors = bridge.embed_image_batch(torch.stack(pixels)) if pixels else None
-        texted = [position for position, image in enumerate(readable) if image.text]
-        raw_texts = bridge.embed_texts([readable[position].text for position in texted])
-    except Exception as error:
-        reason = f"the encoder failed on this batch: {type(error).__name__}: {error}"
-        mark_failed(active, {image.id: reason for image in images})
-        raise
+        try:
+            raw_text_of = dict(zip((image.id for image in described), describing.result()))
+            base_vectors = ImageVectors.concatenate([chunk.result() for chunk in encoding]) if encoding else None
+            texted = [position for position, image in enumerate(readable) if image.text]
+            raw_texts = [raw_text_of[readable[position].id] for position in texted]
+        except Exception as error:
+            reason = f"the encoder failed on this batch: {type(error).__name__}: {error}"
+            mark_failed(active, {image.id: reason for image in images})
+            raise
 
     rows = []
     if base_vectors is not None:
@@ -113,23 +129,23 @@ def images_embed(*, image_ids: list[int], version: ModelVersion | None = None) -
         raw_by_position = dict(zip(texted, raw_texts))
         for target in targets:
             rows += version_rows(version=target, image_ids=ids, base=base_vectors, raw_texts=raw_by_position)
-    with transaction.atomic():
-        ImageEmbedding.objects.bulk_create(
-            rows,
-            update_conflicts=True,
-            unique_fields=["image", "version"],
-            update_fields=["image_vector", "text_vector", "feature_vector", "neighbour_vector", "created_at"],
-        )
-        ids = [image.id for image in readable]
-        for target in targets:
-            # The batch's bare images borrow words now; bare images near its described ones
-            # may have found closer words in them.
-            neighbour_vectors_refresh(version=target, image_ids=ids + bare_images_near(version=target, image_ids=ids))
-        if active is not None:
-            Image.objects.filter(id__in=[image.id for image in readable]).update(
-                embedding_status=Image.EmbeddingStatus.READY, embedding_error=""
-            )
-        mark_failed(active, report.failed)
+    try:
+        with transaction.atomic():
+            embeddings_upsert(rows=rows)
+            ids = [image.id for image in readable]
+            for target in targets:
+                # The batch's bare images borrow words now; bare images near its described ones
+                # may have found closer words in them.
+                neighbour_vectors_refresh(version=target, image_ids=ids + bare_images_near(version=target, image_ids=ids))
+            if active is not None:
+                Image.objects.filter(id__in=[image.id for image in readable]).update(
+                    embedding_status=Image.EmbeddingStatus.READY, embedding_error=""
+                )
+            mark_failed(active, report.failed)
+    except InvalidVector as error:
+        # Checked before anything is written: the batch's images fail with the reason.
+        mark_failed(active, {image.id: f"the encoder gave an invalid vector: {error}" for image in images})
+        raise
     report.embedded = [image.id for image in readable]
     return report
 
@@ -219,6 +235,19 @@ BARE_NEAR_SQL = """
     ) near
     WHERE described.version_id = %(version)s AND described.image_id = ANY(%(ids)s)
         AND described.text_vector IS NOT NULL AND described.feature_vector IS NOT NULL"""
+
+
+def described_neighbours(*, version: ModelVersion, image_ids: list[int]) -> dict[int, list[tuple[int, float]]]:
+    """{bare image id: [(described image id, feature cosine)], nearest first}: whose words
+    each of `image_ids` that has none borrows (the same in every version of one catalog)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        scan_index_until_enough(cursor, depth=NEIGHBOURS)
+        cursor.execute(NEAREST_DESCRIBED_SQL, {"depth": NEIGHBOURS, "version": version.id, "ids": sorted(set(image_ids))})
+        found = cursor.fetchall()
+    near: dict[int, list[tuple[int, float]]] = {}
+    for _, image_id, neighbour_id, similarity in found:
+        near.setdefault(image_id, []).append((neighbour_id, float(similarity)))
+    return near
 
 
 def neighbour_vectors_refresh(*, version: ModelVersion, image_ids: list[int]) -> int:

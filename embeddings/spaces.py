@@ -9,12 +9,10 @@ backfilling read.
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from PIL import Image as PILImage
 
 from . import encoders
 from .models import ModelVersion
-from .training.heads import HeadWeights
 
 
 @dataclass(frozen=True)
@@ -22,12 +20,19 @@ class ImageVectors:
     text_space: np.ndarray  # (n, 384): comparable with text queries
     features: np.ndarray  # (n, 1280): the CNN's pooled features, for picture-to-picture search
 
+    @classmethod
+    def concatenate(cls, parts: list["ImageVectors"]) -> "ImageVectors":
+        return cls(
+            text_space=np.concatenate([part.text_space for part in parts]),
+            features=np.concatenate([part.features for part in parts]),
+        )
+
 
 class BridgeSpace:
-    def preprocess(self, image: PILImage.Image) -> torch.Tensor:
+    def preprocess(self, image: PILImage.Image) -> np.ndarray:
         return encoders.image_encoder().preprocess(image)
 
-    def embed_image_batch(self, batch: torch.Tensor) -> ImageVectors:
+    def embed_image_batch(self, batch: np.ndarray) -> ImageVectors:
         outputs = encoders.image_encoder().encode(batch)
         return ImageVectors(
             text_space=encoders.bridge_vectors(outputs.probabilities, encoders.class_embeddings()),
@@ -35,7 +40,7 @@ class BridgeSpace:
         )
 
     def embed_images(self, images: list[PILImage.Image]) -> ImageVectors:
-        return self.embed_image_batch(torch.stack([self.preprocess(image) for image in images]))
+        return self.embed_image_batch(np.stack([self.preprocess(image) for image in images]))
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         return encoders.text_encoder().encode(texts)
@@ -48,10 +53,10 @@ class BridgeSpace:
 
 
 class HeadsSpace(BridgeSpace):
-    def __init__(self, heads: HeadWeights):
-        self.heads = heads
+    def __init__(self, heads):
+        self.heads = heads  # training.heads.HeadWeights
 
-    def embed_image_batch(self, batch: torch.Tensor) -> ImageVectors:
+    def embed_image_batch(self, batch: np.ndarray) -> ImageVectors:
         return self.from_base(super().embed_image_batch(batch))
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
@@ -67,4 +72,8 @@ class HeadsSpace(BridgeSpace):
 def space_for(version: ModelVersion) -> BridgeSpace:
     if version.kind == ModelVersion.Kind.BRIDGE:
         return BridgeSpace()
+    # Here, not at the top: the heads module imports torch for training, which a web
+    # process serving keyword searches never needs.
+    from .training.heads import HeadWeights
+
     return HeadsSpace(HeadWeights.from_bytes(version.weights))

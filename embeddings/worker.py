@@ -73,6 +73,14 @@ class OutageProofWorker(SimpleWorker):
                 raise
             super().heartbeat(timeout, pipeline)
 
+    def teardown(self):
+        # Stopped while Redis is away, the worker cannot record its own end there; nothing
+        # is lost (a worker re-queues pending images when it starts), so one line, no traceback.
+        try:
+            super().teardown()
+        except supervision.REDIS_ERRORS as error:
+            say(f"worker stopped without Redis ({supervision.first_line(error)}); the next worker start re-queues pending images")
+
     def requeue_what_redis_lost(self) -> None:
         """rq pops a job, then reads it: a Redis that dies in between takes the job with it.
         The database still knows which images wait for vectors."""

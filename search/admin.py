@@ -1,14 +1,26 @@
 import django_rq
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
+from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.text import Truncator
+from django.views.decorators.http import require_POST
 
 from embeddings.admin import ModelVersionAdmin
 from embeddings.models import ModelVersion
 from embeddings.services import TRAINING_QUEUE
 
+from .exceptions import TooFewJudgments
 from .jobs import train_version
-from .judgments import judgment_record
+from .judgments import judgment_record, training_check
 from .models import QueryLog, RelevanceJudgment
+
+# Query text shown in the query-log list; the whole of it is in the cell's title.
+QUERY_CHARS_LISTED = 40
+
+# The index links to the analytics page (search/dashboard.py).
+admin.site.index_template = "admin/analytics/admin_index.html"
 
 
 def regrade(grade: int):
@@ -53,10 +65,23 @@ class RelevanceJudgmentAdmin(admin.ModelAdmin):
 
 @admin.register(QueryLog)
 class QueryLogAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "kind", "text", "mode", "total", "latency_ms", "version"]
+    list_display = ["created_at", "kind", "query", "mode", "total", "latency", "version_number"]
     list_filter = ["kind", "mode", "version"]
     search_fields = ["text"]
     readonly_fields = [field.name for field in QueryLog._meta.fields]
+    list_select_related = ["version"]
+
+    @admin.display(description="query", ordering="text")
+    def query(self, log: QueryLog):
+        return format_html('<span title="{}">{}</span>', log.text, Truncator(log.text).chars(QUERY_CHARS_LISTED)) if log.text else "—"
+
+    @admin.display(description="latency", ordering="latency_ms")
+    def latency(self, log: QueryLog):
+        return f"{log.latency_ms:.0f}\N{NO-BREAK SPACE}ms"  # never split over two lines
+
+    @admin.display(description="version", ordering="version__number")
+    def version_number(self, log: QueryLog):
+        return f"v{log.version.number}"
 
     def has_add_permission(self, request):
         return False
@@ -66,14 +91,26 @@ class QueryLogAdmin(admin.ModelAdmin):
 
 
 class TrainableModelVersionAdmin(ModelVersionAdmin):
-    """The versions page, plus starting a training run (search supplies the judgments)."""
+    """The versions page, plus a button that starts a training run (search supplies the
+    judgments): a run concerns no existing version, so it is not an action on selected rows."""
 
-    actions = ModelVersionAdmin.actions + ["train_now"]
+    change_list_template = "admin/search/modelversion_change_list.html"
 
-    @admin.action(description="Train a new version from the judgments now")
-    def train_now(self, request, queryset):
-        django_rq.get_queue(TRAINING_QUEUE).enqueue(train_version, job_timeout=6 * 3600)
-        self.message_user(request, "Training queued; the new version appears here when it finishes.", messages.SUCCESS)
+    def get_urls(self):
+        train = self.admin_site.admin_view(require_POST(self.train_now))
+        return [path("train/", train, name="embeddings_modelversion_train"), *super().get_urls()]
+
+    def train_now(self, request):
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        try:
+            training_check()
+        except TooFewJudgments as error:
+            self.message_user(request, str(error), messages.ERROR)
+        else:
+            django_rq.get_queue(TRAINING_QUEUE).enqueue(train_version, job_timeout=6 * 3600)
+            self.message_user(request, "Training queued; the new version appears here when it finishes.", messages.SUCCESS)
+        return redirect(reverse("admin:embeddings_modelversion_changelist"))
 
 
 admin.site.unregister(ModelVersion)

@@ -8,3 +8,15 @@ class JudgmentNotAllowed(PermissionError):
 
 class InvalidJudgment(ValueError):
     """The judgment cannot be recorded as given; the message says why."""
+
+
+class UploadTooLarge(InvalidQuery):
+    """The uploaded query picture is over the size limit."""
+
+
+class QueryImageNotFound(LookupError):
+    """"More like this" names an image that does not exist."""
+
+
+class TooFewJudgments(ValueError):
+    """A training run could not be measured, so never released; the message says what is missing."""

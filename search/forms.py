@@ -3,6 +3,7 @@ from django.conf import settings
 
 from .models import RelevanceJudgment
 from .selectors import MODES, Filters
+from .services import SearchQuery
 
 
 class Form(forms.Form):
@@ -24,23 +25,37 @@ class SearchForm(Form):
     created_to = forms.DateField(required=False)
     collapse = forms.BooleanField(required=False)
     distant = forms.BooleanField(required=False, help_text="also show results under the relevance cut-off")
-    page = forms.IntegerField(required=False, min_value=1, max_value=100)
+    page = forms.IntegerField(required=False, min_value=1)
     limit = forms.IntegerField(required=False, min_value=1, max_value=settings.GLIMPSE_SEARCH_MAX_LIMIT)
 
-    def clean(self):
-        data = super().clean()
-        if not self.errors and not (data.get("q") or data.get("image") or data.get("like")):
-            raise forms.ValidationError("Type something to search for, upload a picture, or pick “more like this”.")
-        return data
-
-    def filters(self) -> Filters:
+    def search_query(self, *, default_limit: int) -> SearchQuery:
         data = self.cleaned_data
-        return Filters(
-            category=(data.get("category") or "").strip("/"),
-            tags=tuple(tag.strip().lower() for tag in (data.get("tag") or "").split(",") if tag.strip()),
-            created_from=data.get("created_from"),
-            created_to=data.get("created_to"),
+        return SearchQuery(
+            text=data.get("q") or "",
+            picture=data.get("image"),
+            like=data.get("like"),
+            mode=data.get("mode") or "",
+            filters=search_filters(
+                category=data.get("category") or "",
+                tag=data.get("tag") or "",
+                created_from=data.get("created_from"),
+                created_to=data.get("created_to"),
+            ),
+            page=data.get("page") or 1,
+            limit=data.get("limit") or default_limit,
+            collapse=bool(data.get("collapse")),
+            include_distant=bool(data.get("distant")),
         )
+
+
+def search_filters(*, category: str, tag: str, created_from, created_to) -> Filters:
+    """Filters as the site and the API take them: a category path, comma-separated tags."""
+    return Filters(
+        category=category.strip("/"),
+        tags=tuple(part.strip().lower() for part in tag.split(",") if part.strip()),
+        created_from=created_from,
+        created_to=created_to,
+    )
 
 
 class JudgeForm(Form):

@@ -1,4 +1,7 @@
-"""RQ jobs for learning from judgments (training queue), and judged queries' vectors (embeddings queue)."""
+"""RQ jobs for learning from judgments (training queue), and judged queries' vectors (embeddings queue).
+
+They import the training module when they run: the admin and the scheduler import this
+one, and training brings torch, which they never need."""
 import logging
 
 from django.conf import settings
@@ -6,23 +9,32 @@ from django.conf import settings
 from embeddings.selectors import version_base
 from embeddings.spaces import space_for
 
+from .analytics import analytics_refresh
 from .judgments import judged_queries_embed
-from .training import new_judgments_since_last_training, training_run
 
 logger = logging.getLogger("glimpse.training")
 
 
 def train_version(seed: int = 0) -> dict:
+    from .training import training_run
+
     version = training_run(seed=seed)
     return {"version": version.number, "released": version.metrics.get("released", False), "notes": version.notes}
 
 
 def train_when_enough_judgments() -> dict:
     """The scheduled check: train only when enough new judgments have arrived."""
+    from .training import new_judgments_since_last_training
+
     waiting = new_judgments_since_last_training()
     if waiting < settings.GLIMPSE_TRAIN_AFTER_JUDGMENTS:
         return {"trained": False, "new_judgments": waiting}
     return {"trained": True, **train_version()}
+
+
+def refresh_analytics() -> None:
+    """The scheduled recomputation of the analytics views that walk the HNSW graphs."""
+    analytics_refresh()
 
 
 def embed_judged_queries() -> dict:

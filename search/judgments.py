@@ -1,18 +1,19 @@
 """Curators' relevance judgments: recording them (with history) and reading the current ones."""
+import hashlib
 import logging
 from collections import defaultdict
 
 import django_rq
-from redis.exceptions import RedisError
-
 import numpy as np
+from django.conf import settings
 from django.db import connection, transaction
+from redis.exceptions import RedisError
 
 from catalog.models import Image
 from embeddings.models import ModelVersion
 from embeddings.selectors import version_active
 
-from .exceptions import InvalidJudgment, JudgmentNotAllowed
+from .exceptions import InvalidJudgment, JudgmentNotAllowed, TooFewJudgments
 from .models import JudgedQuery, RelevanceJudgment
 
 PERMISSION = "search.add_relevancejudgment"
@@ -130,3 +131,21 @@ def judged_queries_embed(*, encode) -> int:
         [JudgedQuery(id=query_id, vector=vector) for (query_id, _), vector in zip(waiting, vectors)], ["vector"]
     )
     return len(waiting)
+
+
+def is_held_out(query: str, *, seed: int, share: float) -> bool:
+    digest = hashlib.sha256(f"{seed}:{query.lower()}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 < share
+
+
+def training_check(*, seed: int = 0) -> None:
+    """Refuse a run at once when none of the judged queries would be held out: its version
+    could not be compared with the active one, so it could never be released."""
+    share = settings.GLIMPSE_HELD_OUT_SHARE
+    queries = judged_text_queries()
+    if not any(is_held_out(query, seed=seed, share=share) for query in queries):
+        raise TooFewJudgments(
+            f"Not trained: the judgments cover {len(queries)} text quer{'y' if len(queries) == 1 else 'ies'} and none of them "
+            f"falls in the held-out {share:.0%} that a new version is measured on, so it could never be released. "
+            "Judge the results of more queries first."
+        )

@@ -23,6 +23,7 @@ class QueryLog(models.Model):
     filters = models.JSONField(default=dict, blank=True)
     result_ids = ArrayField(models.BigIntegerField(), default=list)
     total = models.PositiveIntegerField(default=0)
+    nearest_only = models.BooleanField(default=False, help_text="nothing passed the relevance cut-off; the nearest were shown")
     offset = models.PositiveIntegerField(default=0)
     latency_ms = models.FloatField()
     version = models.ForeignKey("embeddings.ModelVersion", on_delete=models.PROTECT, related_name="+")

@@ -1,12 +1,17 @@
-"""How close a result is, in words a person can read, and the cut-off under which results are hidden.
+"""How close a result is, in words a person can read, and the cut-offs under which results are hidden.
 
-A version is calibrated on the similarities (the query's cosine with the image's best
-vector) of judged results: the cut-off is the similarity that best separates results
-graded relevant (≥ 2) from the others (largest share of relevant above it minus share of
-the others above it), so below it results are rarely relevant; "close" starts at the
-relevant results' median. A result's relevance is the share of relevant results it
-scores above. Until a version has enough relevant judgments, figures measured on the
-evaluation data (`GLIMPSE_RELEVANCE_DEFAULT`) stand in.
+A result matches a text query through up to three text-space vectors, and their cosines
+are not on one scale: the image's bridge vector (words against ImageNet class names)
+rarely passes 0.4 even for the right picture, while a description vector (the text tower
+against itself) gives 0.3 to unrelated words. So each kind of vector has its own
+calibration per version, made from the similarities of judged results: the cut-off is
+the similarity that best separates results graded relevant (≥ 2) from the others
+(largest share of relevant above it minus share of the others above it), so below it
+results are rarely relevant; "close" starts at the relevant results' median. A result's
+relevance is the share of relevant results it scores above, on its best kind; it is
+distant only when every vector it has is under its kind's cut-off. Until a version has
+enough relevant judgments for a kind, figures measured on the evaluation data
+(`GLIMPSE_RELEVANCE_DEFAULT`) stand in.
 """
 from dataclasses import dataclass
 
@@ -19,6 +24,10 @@ from .evaluation import RELEVANT_GRADE
 
 PERCENTS = np.linspace(0, 100, 11)
 MIN_RELEVANT_RESULTS = 20
+# The text-space vectors a result is matched on (embeddings_imageembedding's image_vector,
+# text_vector and neighbour_vector), best to worst label order below.
+KINDS = ("image", "text", "neighbour")
+LABELS = ("close", "related", "distant")
 
 
 @dataclass(frozen=True)
@@ -43,12 +52,35 @@ class Calibration:
         return {"quantiles": list(self.quantiles), "cutoff": self.cutoff, "close": self.close, "source": self.source}
 
 
-def calibration_for(version: ModelVersion) -> Calibration:
-    stored = version.metrics.get("relevance") if version.metrics else None
-    if stored:
-        return Calibration(quantiles=tuple(stored["quantiles"]), cutoff=stored["cutoff"], source=stored["source"])
+@dataclass(frozen=True)
+class Calibrations:
+    """One version's calibration per kind of vector."""
+
+    kinds: dict[str, Calibration]
+
+    def judge(self, similarities: dict[str, float]) -> tuple[float, str]:
+        """(relevance, label) of a result from its similarity per kind: its best kind's."""
+        judged = [(self.kinds[kind].relevance(value), self.kinds[kind].label(value)) for kind, value in similarities.items()]
+        return max(relevance for relevance, _ in judged), min((label for _, label in judged), key=LABELS.index)
+
+    def as_dict(self) -> dict:
+        return {kind: calibration.as_dict() for kind, calibration in self.kinds.items()}
+
+
+def calibration_of(stored: dict, source: str = "") -> Calibration:
+    return Calibration(quantiles=tuple(stored["quantiles"]), cutoff=stored["cutoff"], source=stored.get("source", source))
+
+
+def calibration_for(version: ModelVersion) -> Calibrations:
+    """The version's calibrations; kinds it has too few judgments for fall back to the defaults.
+    A version calibrated before there were kinds has one calibration for all of them."""
     default = settings.GLIMPSE_RELEVANCE_DEFAULT
-    return Calibration(quantiles=tuple(default["quantiles"]), cutoff=default["cutoff"], source="evaluation data")
+    stored = (version.metrics or {}).get("relevance") or {}
+    if "quantiles" in stored:
+        return Calibrations(kinds={kind: calibration_of(stored) for kind in KINDS})
+    return Calibrations(
+        kinds={kind: calibration_of(stored[kind]) if kind in stored else calibration_of(default[kind], "evaluation data") for kind in KINDS}
+    )
 
 
 def calibration_from_similarities(relevant: np.ndarray, others: np.ndarray, *, source: str) -> Calibration | None:
@@ -64,17 +96,22 @@ def calibration_from_similarities(relevant: np.ndarray, others: np.ndarray, *, s
     )
 
 
+def calibrations_from_similarities(similarities: dict[str, tuple[np.ndarray, np.ndarray]], *, source: str) -> Calibrations | None:
+    """The kinds with enough judged results to calibrate (None when there are none)."""
+    kinds = {kind: calibration_from_similarities(relevant, others, source=source) for kind, (relevant, others) in similarities.items()}
+    kinds = {kind: calibration for kind, calibration in kinds.items() if calibration}
+    return Calibrations(kinds=kinds) if kinds else None
+
+
 def judged_similarities(
-    *, query_vectors: np.ndarray, judged: list[dict[int, float]], image_vectors: dict[int, np.ndarray], text_vectors: dict[int, np.ndarray]
-) -> tuple[np.ndarray, np.ndarray]:
-    """(relevant, others): each judged result's similarity under one version, its query's
-    cosine with the better of the image's two text-space vectors (as the search ranks them)."""
-    relevant, others = [], []
+    *, query_vectors: np.ndarray, judged: list[dict[int, float]], vectors: dict[str, dict[int, np.ndarray]]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{kind: (relevant, others)}: each judged result's cosine with its query under one
+    version, for every kind of vector the image has (`vectors`: kind -> image id -> vector)."""
+    split = {kind: ([], []) for kind in vectors}
     for vector, grades in zip(query_vectors, judged):
         for image_id, grade in grades.items():
-            if image_id in image_vectors:
-                best = float(image_vectors[image_id] @ vector)
-                if image_id in text_vectors:
-                    best = max(best, float(text_vectors[image_id] @ vector))
-                (relevant if grade >= RELEVANT_GRADE else others).append(best)
-    return np.array(relevant, dtype=np.float32), np.array(others, dtype=np.float32)
+            for kind, by_image in vectors.items():
+                if image_id in by_image:
+                    split[kind][0 if grade >= RELEVANT_GRADE else 1].append(float(by_image[image_id] @ vector))
+    return {kind: (np.array(relevant, dtype=np.float32), np.array(others, dtype=np.float32)) for kind, (relevant, others) in split.items()}

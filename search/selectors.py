@@ -16,26 +16,39 @@ from datetime import date
 import numpy as np
 import psycopg
 from django.conf import settings
-from django.db import connection
+from django.db import connections
 from pgvector import HalfVector, Vector
 from pgvector.psycopg.halfvec import register_halfvec_info
 from pgvector.psycopg.vector import register_vector_info
 from psycopg.types import TypeInfo
 
 from catalog.models import Image
+from config.routers import read_database
 from embeddings.indexes import index_predicate
 from embeddings.models import ModelVersion
 from embeddings.selectors import version_active
 
 from .exceptions import InvalidQuery
+from .evaluation import RELEVANT_GRADE
 from .query_vectors import query_text_vectors
-from .relevance import calibration_for
+from .relevance import KINDS, calibration_for
 
 MODES = ("hybrid", "semantic", "keyword")
 RRF_K = 60
-# Each ranked list contributes this many candidates; pages are cut from the fused list,
-# so a fixed pool keeps page 2 consistent with page 1.
-CANDIDATES = 100
+
+
+def search_depth() -> int:
+    """How many candidates each ranked list contributes, and how deep pages go: pages are
+    cut from the fused list, so a fixed pool keeps page 2 consistent with page 1."""
+    return settings.GLIMPSE_SEARCH_DEPTH
+
+
+def depth_check(*, offset: int) -> int:
+    """The search depth, or InvalidQuery when a page would start beyond it."""
+    depth = search_depth()
+    if not 0 <= offset < depth:
+        raise InvalidQuery(f"results go {depth} deep; ask for an earlier page")
+    return depth
 
 
 @dataclass(frozen=True)
@@ -54,7 +67,7 @@ class Hit:
     image_id: int
     score: float
     image: Image | None = None  # fetched for the hits on the page only
-    similarity: float | None = None  # the query's cosine with the image's best text-space vector
+    similarity: float | None = None  # the query's best cosine over the image's text-space vectors
     relevance: float | None = None  # 0–1, see search/relevance.py
     label: str = ""  # close / related / distant
     judged: bool = False  # a curator graded it relevant for this or a close query
@@ -74,6 +87,10 @@ class Results:
     distant: int = 0  # candidates under the version's relevance cut-off, hidden
     nearest_only: bool = False  # nothing passed the cut-off; the hits are the nearest anyway
 
+    @property
+    def has_next(self) -> bool:
+        return self.offset + self.limit < self.total
+
 
 def vector_literal(vector) -> np.ndarray:
     """A query vector checked to be one row of finite numbers, as the search functions
@@ -88,27 +105,41 @@ def halfvec(vector) -> HalfVector | None:
     return None if vector is None else HalfVector(vector_literal(vector))
 
 
-# Raw connections whose psycopg adapters know pgvector's types (one catalog query each).
-_typed_connections = weakref.WeakSet()
+# pgvector's type information per raw connection: one catalog query per connection.
+_vector_types: "weakref.WeakKeyDictionary[psycopg.Connection, dict[str, TypeInfo]]" = weakref.WeakKeyDictionary()
+
+
+class PreparedCursor(psycopg.Cursor):
+    """Binds parameters on the server and prepares each statement on its connection, so a
+    repeated search is neither parsed nor planned again; rows come back in binary."""
+
+    def execute(self, query, params=None, *, prepare=True, binary=True):
+        return super().execute(query, params, prepare=prepare, binary=binary)
 
 
 @contextmanager
 def search_cursor():
-    """A cursor on Django's connection that binds parameters on the server, in binary.
+    """A PreparedCursor on the connection reads go to now (a replica inside
+    `replica_reads()`, config/routers.py), inside Django's cursor wrapper: database errors,
+    execute wrappers and query logging behave as for any Django query.
 
     Django's own cursors interpolate parameters into the SQL text on the client, which
-    can neither send a vector in binary nor prepare a statement."""
+    can neither send a vector in binary nor prepare a statement. pgvector's adapters are
+    registered on this cursor only: the ORM's queries on the same connection keep reading
+    vectors Django's way, whether or not a search ran on it before."""
+    connection = connections[read_database()]
     connection.ensure_connection()
     raw = connection.connection
-    if raw not in _typed_connections:
+    types = _vector_types.get(raw)
+    if types is None:
         with raw.cursor() as cursor:
             cursor.execute("SELECT typname, oid, typarray FROM pg_type WHERE typname IN ('vector', 'halfvec') AND pg_type_is_visible(oid)")
-            types = {name: TypeInfo(name, oid, array_oid) for name, oid, array_oid in cursor.fetchall()}
-        register_vector_info(raw, types["vector"])
-        register_halfvec_info(raw, types["halfvec"])
-        _typed_connections.add(raw)
-    with psycopg.Cursor(raw) as cursor:
-        yield cursor
+            types = _vector_types[raw] = {name: TypeInfo(name, oid, array_oid) for name, oid, array_oid in cursor.fetchall()}
+    cursor = PreparedCursor(raw)
+    register_vector_info(cursor, types["vector"])
+    register_halfvec_info(cursor, types["halfvec"])
+    with connection._prepare_cursor(cursor) as wrapped:
+        yield wrapped
 
 
 def filter_sql(filters: Filters) -> tuple[str, list]:
@@ -143,7 +174,7 @@ def vector_list_sql(column: str, where: str, *, version: ModelVersion, query: st
             FROM embeddings_imageembedding e{join}
             WHERE {index_predicate(column, version, alias="e")}{where}
             ORDER BY e.{column} <=> (SELECT {query} FROM query)
-            LIMIT {int(CANDIDATES)}
+            LIMIT {int(search_depth())}
         ) candidates"""
 
 
@@ -191,37 +222,50 @@ class KeywordQuery:
         return [" or ".join(self.terms), " ".join(f"-{term}" for term in self.excluded), list(self.terms)]
 
 
-# Images that curators graded relevant (mean grade ≥ 2) for judged queries whose text is
-# within `distance` of this one, the closest query's first: judgments count at once,
-# before any training.
+# Every image that curators graded for judged queries whose text is within `distance` of
+# this one, with its mean grade (the best over those queries), the closest query's first:
+# judgments count at once, before any training.
 JUDGED_LIST_SQL = """
         WITH query AS MATERIALIZED (SELECT %s::vector AS vector)
-        SELECT image_id, row_number() OVER (ORDER BY similarity DESC, grade DESC, image_id) AS rank FROM (
-            SELECT image_id, max(similarity) AS similarity, max(grade) AS grade FROM (
-                SELECT j.image_id, q.similarity, avg(j.grade) AS grade
-                FROM (
-                    SELECT query_key, 1 - (vector <=> (SELECT vector FROM query)) AS similarity
-                    FROM search_judgedquery WHERE vector <=> (SELECT vector FROM query) <= %s
-                ) q
-                JOIN search_relevancejudgment j ON j.query_key = q.query_key AND j.is_current
-                JOIN catalog_image i ON i.id = j.image_id
-                WHERE true{where}
-                GROUP BY q.query_key, q.similarity, j.image_id
-                HAVING avg(j.grade) >= 2
-            ) per_query
-            GROUP BY image_id
-            ORDER BY similarity DESC, grade DESC, image_id
-            LIMIT %s
-        ) candidates"""
+        SELECT image_id, max(similarity) AS similarity, max(grade) AS grade FROM (
+            SELECT j.image_id, q.similarity, avg(j.grade) AS grade
+            FROM (
+                SELECT query_key, 1 - (vector <=> (SELECT vector FROM query)) AS similarity
+                FROM search_judgedquery WHERE vector <=> (SELECT vector FROM query) <= %s
+            ) q
+            JOIN search_relevancejudgment j ON j.query_key = q.query_key AND j.is_current
+            JOIN catalog_image i ON i.id = j.image_id
+            WHERE true{where}
+            GROUP BY q.query_key, q.similarity, j.image_id
+        ) per_query
+        GROUP BY image_id
+        ORDER BY similarity DESC, grade DESC, image_id"""
 
 
-def judged_list(*, raw_vector, filters: Filters) -> list[int]:
+@dataclass(frozen=True)
+class JudgedImages:
+    """What close judged queries say about this one. Every image graded at least partly
+    relevant is lent, by grade, as one ranked list (partly relevant ones included: for most
+    queries a curator finds no exact match, and they are what the judgments hold); images
+    graded 0 by every close query are left out of the results."""
+
+    lent: tuple[int, ...] = ()
+    relevant: frozenset[int] = frozenset()  # graded ≥ 2: shown as judged
+    rejected: frozenset[int] = frozenset()
+
+
+def judged_list(*, raw_vector, filters: Filters) -> JudgedImages:
     where, where_params = filter_sql(filters)
     # search_judgedquery holds float32 vectors: the text tower's own, compared at full precision.
-    params = [Vector(vector_literal(raw_vector)), 1 - settings.GLIMPSE_JUDGED_QUERY_SIMILARITY, *where_params, CANDIDATES]
+    params = [Vector(vector_literal(raw_vector)), 1 - settings.GLIMPSE_JUDGED_QUERY_SIMILARITY, *where_params]
     with search_cursor() as cursor:
-        cursor.execute(JUDGED_LIST_SQL.format(where=where), params, prepare=True)
-        return [image_id for image_id, _ in cursor.fetchall()]
+        cursor.execute(JUDGED_LIST_SQL.format(where=where), params)
+        rows = cursor.fetchall()
+    return JudgedImages(
+        lent=tuple(image_id for image_id, _, grade in rows if grade >= 1)[: search_depth()],
+        relevant=frozenset(image_id for image_id, _, grade in rows if grade >= RELEVANT_GRADE),
+        rejected=frozenset(image_id for image_id, _, grade in rows if grade == 0),
+    )
 
 
 JUDGED_RANKS_SQL = """
@@ -252,7 +296,7 @@ def ranked_lists(
     keywords = KeywordQuery.parse(text)
     if mode in ("hybrid", "keyword") and keywords.terms:
         lists.append(KEYWORD_LIST_SQL.format(where=where))
-        params += [*keywords.params(), *where_params, CANDIDATES]
+        params += [*keywords.params(), *where_params, search_depth()]
     return lists, params
 
 
@@ -283,22 +327,22 @@ def fused_ranking_sql(*, mode, vector, text, version, filters, features=None, ex
 def ef_search_for(depth: int) -> int:
     """The HNSW candidate list for a page ending at `depth`: at least GLIMPSE_HNSW_EF_SEARCH,
     at least the page's depth; the iterative scan fetches the rest of each list's
-    candidates beyond it. (A floor of 40 lost live rows behind many dead index entries in
-    the tests, so the default floor stays 100.)"""
+    candidates beyond it."""
     return max(settings.GLIMPSE_HNSW_EF_SEARCH, depth)
 
 
-def configure_index_scans(cursor, *, depth: int = CANDIDATES) -> None:
+def configure_index_scans(cursor, *, depth: int | None = None) -> None:
     """Filtered searches keep scanning the index until enough rows pass; ef_search follows
-    the page depth. For the connection's session, in one round trip: a transaction around
-    the search (BEGIN, SET LOCAL, COMMIT) would cost three; every search sets both anyway."""
+    the page depth (the whole search depth when not given). For the connection's session,
+    in one round trip: a transaction around the search (BEGIN, SET LOCAL, COMMIT) would
+    cost three; every search sets both anyway."""
     cursor.execute(
         "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', false), set_config('hnsw.ef_search', %s, false)",
-        [str(ef_search_for(depth))],
+        [str(ef_search_for(search_depth() if depth is None else depth))],
     )
 
 
-def fused_ranking(*, depth: int = CANDIDATES, **query) -> list[tuple[int, float]]:
+def fused_ranking(*, depth: int | None = None, **query) -> list[tuple[int, float]]:
     """[(image_id, rrf score)] best first, for the whole candidate pool; `depth` is how
     far down the pool the caller will page (offset + limit)."""
     sql, params = fused_ranking_sql(**query)
@@ -306,7 +350,7 @@ def fused_ranking(*, depth: int = CANDIDATES, **query) -> list[tuple[int, float]
         return []
     with search_cursor() as cursor:
         configure_index_scans(cursor, depth=depth)
-        cursor.execute(sql, params, prepare=True)
+        cursor.execute(sql, params)
         return [(image_id, float(score)) for image_id, score in cursor.fetchall()]
 
 
@@ -319,7 +363,6 @@ def collapse_near_duplicates(ranking: list[tuple[int, float]], *, version: Model
             "SELECT image_id, coalesce(feature_vector, image_vector) FROM embeddings_imageembedding"
             f" WHERE version_id = {int(version.id)} AND image_id = ANY(%s)",
             [ids],
-            binary=True,
         )
         vectors = dict(cursor.fetchall())
     kept, kept_vectors = [], []
@@ -334,10 +377,9 @@ def collapse_near_duplicates(ranking: list[tuple[int, float]], *, version: Model
     return kept
 
 
+# One column per kind of vector (search/relevance.py KINDS), null where the image has none.
 SIMILARITY_SQL = """
-        SELECT image_id, greatest(
-            1 - (image_vector <=> %(query)s), 1 - (text_vector <=> %(query)s), 1 - (neighbour_vector <=> %(query)s)
-        )
+        SELECT image_id, 1 - (image_vector <=> %(query)s), 1 - (text_vector <=> %(query)s), 1 - (neighbour_vector <=> %(query)s)
         FROM embeddings_imageembedding WHERE version_id = %(version)s AND image_id = ANY(%(ids)s)"""
 
 # How many of the query's words and phrases each image contains, and how many count
@@ -353,22 +395,26 @@ COVERAGE_SQL = """
         WHERE i.id = ANY(%s)"""
 
 
-def similarities(*, ids: list[int], vector, version: ModelVersion) -> dict[int, float]:
+def similarities(*, ids: list[int], vector, version: ModelVersion) -> dict[int, dict[str, float]]:
+    """{image id: {kind: the query's cosine with that vector}} for the kinds each image has."""
     with search_cursor() as cursor:
-        cursor.execute(SIMILARITY_SQL, {"query": halfvec(vector), "version": version.id, "ids": ids}, prepare=True)
-        return {image_id: float(value) for image_id, value in cursor.fetchall() if value is not None}
+        cursor.execute(SIMILARITY_SQL, {"query": halfvec(vector), "version": version.id, "ids": ids})
+        return {
+            image_id: {kind: float(value) for kind, value in zip(KINDS, values) if value is not None}
+            for image_id, *values in cursor.fetchall()
+        }
 
 
 def keyword_coverage(*, ids: list[int], keywords: KeywordQuery) -> dict[int, float]:
     """Share of the query's (non-stop) words each image matches."""
     with search_cursor() as cursor:
-        cursor.execute(COVERAGE_SQL, [list(keywords.terms), ids], prepare=True)
+        cursor.execute(COVERAGE_SQL, [list(keywords.terms), ids])
         return {image_id: matched / counted for image_id, matched, counted in cursor.fetchall() if counted}
 
 
 def judge_hits(hits: list[Hit], *, text: str, vector: np.ndarray | None, judged_ids: tuple[int, ...], version: ModelVersion) -> None:
-    """Fill each hit's similarity, relevance and label. A text-space similarity is read
-    against the version's calibration; without one (keyword mode) relevance is the share
+    """Fill each hit's similarity, relevance and label. Each text-space similarity is read
+    against the version's calibration for its kind of vector; without one (keyword mode) relevance is the share
     of the query's words matched. Judged hits and hits matching every word are close."""
     ids = [hit.image_id for hit in hits]
     keywords = KeywordQuery.parse(text)
@@ -378,11 +424,11 @@ def judge_hits(hits: list[Hit], *, text: str, vector: np.ndarray | None, judged_
     judged = set(judged_ids)
     for hit in hits:
         hit.judged = hit.image_id in judged
-        hit.similarity = similar.get(hit.image_id)
+        kinds = similar.get(hit.image_id)
         words = coverage.get(hit.image_id, 0.0)
-        if hit.similarity is not None:
-            hit.relevance = calibration.relevance(hit.similarity)
-            hit.label = calibration.label(hit.similarity)
+        if kinds:
+            hit.similarity = max(kinds.values())
+            hit.relevance, hit.label = calibration.judge(kinds)
         elif vector is None and coverage:
             hit.relevance, hit.label = words, "related"
         if hit.judged or words == 1.0:
@@ -415,23 +461,22 @@ def image_search(
         raise InvalidQuery(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
     if not 1 <= limit <= settings.GLIMPSE_SEARCH_MAX_LIMIT:
         raise InvalidQuery(f"limit must be between 1 and {settings.GLIMPSE_SEARCH_MAX_LIMIT}")
-    if offset < 0 or offset + limit > CANDIDATES:
-        raise InvalidQuery(f"results go {CANDIDATES} deep; ask for an earlier page")
+    depth = depth_check(offset=offset)
     text = " ".join(text.split())
     if not text and vector is None and features is None:
         raise InvalidQuery("type something to search for")
     if len(text) > settings.GLIMPSE_SEARCH_MAX_QUERY_CHARS:
         raise InvalidQuery(f"the query is {len(text)} characters; the limit is {settings.GLIMPSE_SEARCH_MAX_QUERY_CHARS}")
     version = version or version_active()
-    if vector is None and features is None and mode != "keyword":
+    if vector is None and text and mode != "keyword":
         raw_vector, vector = query_text_vectors(text=text, version=version)
     if raw_vector is None and vector is not None and version.kind == ModelVersion.Kind.BRIDGE:
         raw_vector = vector
     vector = None if vector is None else vector_literal(vector)
     features = None if features is None else vector_literal(features)
-    judged_ids = ()
+    judged = JudgedImages()
     if text and raw_vector is not None and mode != "keyword":
-        judged_ids = tuple(judged_list(raw_vector=raw_vector, filters=filters))
+        judged = judged_list(raw_vector=raw_vector, filters=filters)
     ranking = fused_ranking(
         mode=mode,
         vector=vector,
@@ -440,9 +485,10 @@ def image_search(
         version=version,
         filters=filters,
         exclude_id=exclude_id,
-        judged_ids=judged_ids,
-        depth=offset + limit,
+        judged_ids=judged.lent,
+        depth=min(offset + limit, depth),
     )
+    ranking = [(image_id, score) for image_id, score in ranking if image_id not in judged.rejected]
     collapsed = 0
     if collapse_distance:
         before = len(ranking)
@@ -450,11 +496,12 @@ def image_search(
         collapsed = before - len(ranking)
     hits = [Hit(image_id=image_id, score=score) for image_id, score in ranking]
     if text:
-        # The calibration is of words against pictures; picture queries rank without a cut-off.
-        judge_hits(hits, text=text, vector=vector, judged_ids=judged_ids, version=version)
-    passed = hits if include_distant else [hit for hit in hits if hit.label != "distant"]
+        judge_hits(hits, text=text, vector=vector, judged_ids=tuple(judged.relevant), version=version)
+    # The calibration is of words against pictures; a query with a picture ranks without a cut-off.
+    passed = hits if include_distant or features is not None else [hit for hit in hits if hit.label != "distant"]
     nearest_only = bool(hits) and not passed
-    page = (hits if nearest_only else passed)[offset : offset + limit]
+    # The fused lists hold more than `depth` images; only the first `depth` are reachable.
+    page = (hits if nearest_only else passed)[offset : min(offset + limit, depth)]
     # Only the page's images are read: the rest of the pool is counted, never shown.
     images = Image.objects.in_bulk([hit.image_id for hit in page])
     page = [hit for hit in page if hit.image_id in images]  # an image deleted since it was ranked
@@ -462,7 +509,7 @@ def image_search(
         hit.image = images[hit.image_id]
     return Results(
         hits=page,
-        total=len(passed),
+        total=min(len(passed), depth),
         mode=mode,
         version=version,
         latency_ms=(time.perf_counter() - started) * 1000,

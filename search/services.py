@@ -1,83 +1,125 @@
 import dataclasses
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
 
 from catalog.exceptions import InvalidImage
-from catalog.imaging import check_image
+from catalog.imaging import check_image, size_over_limit
+from catalog.models import Image
 from embeddings.selectors import version_active
 from embeddings.spaces import space_for
 
-from .exceptions import InvalidQuery
-from .forms import SearchForm
+from .exceptions import InvalidQuery, QueryImageNotFound, UploadTooLarge
 from .models import QueryLog
-from .selectors import Results, image_search, stored_vectors
+from .selectors import Filters, Results, depth_check, image_search, stored_vectors
 
 COLLAPSE_DISTANCE = 0.02
 
 
-def search_run(*, form: SearchForm, default_limit: int) -> Results:
-    """Run a validated search form (text, uploaded picture or "more like this") and log it."""
+@dataclass(frozen=True, kw_only=True)
+class SearchQuery:
+    """A search as asked, from the site's form or the API; search_run decides how its parts combine."""
+
+    text: str = ""
+    picture: UploadedFile | None = None
+    like: int | None = None
+    mode: str = ""  # hybrid, or semantic for a picture alone
+    filters: Filters = Filters()
+    page: int = 1
+    limit: int = 20
+    collapse: bool = False
+    include_distant: bool = False
+
+
+def search_mode(*, query: SearchQuery, text: str) -> str:
+    """The mode the query runs in, or InvalidQuery: no part of a query is dropped silently."""
+    has_picture = bool(query.picture or query.like)
+    if not (text or has_picture):
+        raise InvalidQuery("Type something to search for, upload a picture, or pick “more like this”.")
+    if query.picture and query.like:
+        raise InvalidQuery("search by an uploaded picture or by “more like this”, not both at once")
+    if has_picture and query.mode == "keyword":
+        raise InvalidQuery("keyword mode matches words only and cannot use a picture; choose hybrid or semantic, or leave the picture out")
+    if has_picture and not text:
+        return "semantic"  # a picture has no words to match
+    return query.mode or "hybrid"
+
+
+def search_run(*, query: SearchQuery) -> Results:
+    """Run a search (words, an uploaded picture or "more like this", or words with either:
+    their ranked lists are fused in one ranking) and log it."""
     started = time.perf_counter()
-    data = form.cleaned_data
+    text = " ".join(query.text.split())
+    mode = search_mode(query=query, text=text)
+    offset = (query.page - 1) * query.limit
+    depth_check(offset=offset)  # before any model runs
     version = version_active()
-    limit = data.get("limit") or default_limit
-    page = data.get("page") or 1
-    mode = data.get("mode") or "hybrid"
-    text = data.get("q") or ""
     vector = features = None
     log = {"kind": QueryLog.Kind.TEXT, "text": text}
     exclude_id = None
-    if data.get("image"):
-        content = data["image"].read(settings.GLIMPSE_MAX_UPLOAD_BYTES + 1)
-        try:
-            checked = check_image(
-                content,
-                max_bytes=settings.GLIMPSE_MAX_UPLOAD_BYTES,
-                max_pixels=settings.GLIMPSE_MAX_PIXELS,
-                max_aspect_ratio=settings.GLIMPSE_MAX_ASPECT_RATIO,
-            )
-        except InvalidImage as error:
-            raise InvalidQuery(f"the uploaded picture cannot be used: {error}") from None
-        features = space_for(version).embed_images([checked.rgb]).features[0]
-        mode, text = "semantic", ""
-        log = {"kind": QueryLog.Kind.IMAGE, "image_hash": checked.content_hash}
-    elif data.get("like"):
-        stored = stored_vectors(image_id=data["like"], version=version)
+    if query.picture:
+        features, image_hash = uploaded_features(picture=query.picture, version=version)
+        log = {"kind": QueryLog.Kind.IMAGE, "text": text, "image_hash": image_hash}
+    elif query.like:
+        stored = stored_vectors(image_id=query.like, version=version)
         if stored is None:
+            if not Image.objects.filter(id=query.like).exists():
+                raise QueryImageNotFound(f"no image {query.like}")
             raise InvalidQuery("that image has no vectors yet; try again once it is embedded")
         vector, features = stored
         if features is not None:
             # Looks alike, not "is described alike": the bridge vector is weak picture-to-picture.
             vector = None
-        mode, text, exclude_id = "semantic", "", data["like"]
-        log = {"kind": QueryLog.Kind.SIMILAR, "similar_to_id": data["like"]}
+        elif text:
+            raise InvalidQuery(f"image {query.like} has no picture features yet, so it cannot be combined with words; search by either alone")
+        exclude_id = query.like
+        log = {"kind": QueryLog.Kind.SIMILAR, "text": text, "similar_to_id": query.like}
     results = image_search(
         text=text,
         vector=vector,
         features=features,
         mode=mode,
-        filters=form.filters(),
-        limit=limit,
-        offset=(page - 1) * limit,
-        collapse_distance=COLLAPSE_DISTANCE if data.get("collapse") else None,
+        filters=query.filters,
+        limit=query.limit,
+        offset=offset,
+        collapse_distance=COLLAPSE_DISTANCE if query.collapse else None,
         exclude_id=exclude_id,
-        include_distant=bool(data.get("distant")),
+        include_distant=query.include_distant,
         version=version,
     )
     results.latency_ms = (time.perf_counter() - started) * 1000
     query_log_write(
         **log,
         mode=mode,
-        filters={key: str(value) for key, value in dataclasses.asdict(form.filters()).items() if value},
+        filters={key: str(value) for key, value in dataclasses.asdict(query.filters).items() if value},
         result_ids=results.image_ids,
         total=results.total,
+        nearest_only=results.nearest_only,
         offset=results.offset,
         latency_ms=results.latency_ms,
         version=version,
     )
     return results
+
+
+def uploaded_features(*, picture: UploadedFile, version) -> tuple:
+    """(CNN features, content hash) of an uploaded query picture, or why it cannot be used."""
+    limit = settings.GLIMPSE_MAX_UPLOAD_BYTES
+    if picture.size > limit:
+        raise UploadTooLarge(f"the uploaded picture cannot be used: {size_over_limit(picture.size, limit)}")
+    try:
+        checked = check_image(
+            picture.read(limit + 1),
+            max_bytes=limit,
+            max_pixels=settings.GLIMPSE_MAX_PIXELS,
+            max_aspect_ratio=settings.GLIMPSE_MAX_ASPECT_RATIO,
+        )
+    except InvalidImage as error:
+        raise InvalidQuery(f"the uploaded picture cannot be used: {error}") from None
+    return space_for(version).embed_images([checked.rgb]).features[0], checked.content_hash
 
 
 def query_log_write(**fields) -> None:
@@ -88,5 +130,3 @@ def query_log_write(**fields) -> None:
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit = off")
         QueryLog.objects.create(**fields)
-
-

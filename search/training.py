@@ -3,7 +3,6 @@
 search supplies the judgments; embeddings trains and stores the heads. Held-out
 judgments are split by query (never by row), so a query's images are all on one side.
 """
-import hashlib
 import logging
 from dataclasses import asdict
 
@@ -14,28 +13,24 @@ from django.db.models import Max
 
 from embeddings import encoders
 from embeddings.models import ImageEmbedding, ModelVersion
+from embeddings.neighbours import borrowed_text_vector, neighbour_vector
 from embeddings.selectors import version_active, version_base
-from embeddings.services import version_start_release
+from embeddings.services import described_neighbours, version_start_release
 from embeddings.spaces import HeadsSpace, ImageVectors, space_for
 from embeddings.training.heads import HeadWeights
 from embeddings.training.trainer import TrainingOptions, TrainingSet, heads_train
 
 from .evaluation import judged_metrics, rank_in_memory
-from .judgments import judged_text_queries
+from .judgments import is_held_out, judged_text_queries
 from .models import RelevanceJudgment
-from .relevance import Calibration, calibration_from_similarities, judged_similarities
-from .selectors import CANDIDATES, Filters, fused_ranking, vector_literal
+from .relevance import Calibrations, calibrations_from_similarities, judged_similarities
+from .selectors import Filters, fused_ranking, search_depth, vector_literal
 
 logger = logging.getLogger("glimpse.training")
 
 HARD_NEGATIVES_PER_QUERY = 20
 # Images graded this or better are training targets, in proportion to their grade.
 PARTIAL_GRADE = 1
-
-
-def is_held_out(query: str, *, seed: int, share: float) -> bool:
-    digest = hashlib.sha256(f"{seed}:{query.lower()}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") / 2**32 < share
 
 
 class Catalog:
@@ -58,23 +53,38 @@ class Catalog:
         images = space.from_base(ImageVectors(text_space=self.bridge, features=self.features)).text_space
         return images, space.texts_from_base(self.texts)
 
-    def calibration(self, space, judged: dict[str, dict[int, float]], raw: np.ndarray, *, source: str) -> Calibration | None:
-        """The version's relevance calibration from every judged query (search/relevance.py)."""
+    def calibration(self, space, judged: dict[str, dict[int, float]], raw: np.ndarray, *, source: str) -> Calibrations | None:
+        """The version's relevance calibration per kind of vector from every judged query
+        (search/relevance.py); a judged bare image's neighbour vector is computed here as
+        the version would store it, from its nearest described images."""
         images, texts = self.vectors(space)
         rows = {image_id: self.row_of[image_id] for grades in judged.values() for image_id in grades if image_id in self.row_of}
-        return calibration_from_similarities(
-            *judged_similarities(
+        near = described_neighbours(version=version_base(), image_ids=[image_id for image_id, row in rows.items() if not self.has_text[row]])
+        return calibrations_from_similarities(
+            judged_similarities(
                 query_vectors=space.texts_from_base(raw) if len(raw) else raw,
                 judged=list(judged.values()),
-                image_vectors={image_id: images[row] for image_id, row in rows.items()},
-                text_vectors={image_id: texts[row] for image_id, row in rows.items() if self.has_text[row]},
+                vectors={
+                    "image": {image_id: images[row] for image_id, row in rows.items()},
+                    "text": {image_id: texts[row] for image_id, row in rows.items() if self.has_text[row]},
+                    "neighbour": {
+                        image_id: neighbour_vector(
+                            borrowed=borrowed_text_vector(
+                                similarities=np.array([similarity for _, similarity in pairs]),
+                                text_vectors=texts[[self.row_of[neighbour_id] for neighbour_id, _ in pairs]],
+                            ),
+                            image_vector=images[rows[image_id]],
+                        )
+                        for image_id, pairs in near.items()
+                    },
+                },
             ),
             source=source,
         )
 
     def rankings(self, space, queries: list[str], raw_queries: np.ndarray) -> dict[str, list[int]]:
         images, texts = self.vectors(space)
-        ranked = rank_in_memory(space.texts_from_base(raw_queries), images, texts, self.has_text, depth=CANDIDATES)
+        ranked = rank_in_memory(space.texts_from_base(raw_queries), images, texts, self.has_text, depth=search_depth())
         return {query: self.ids[order].tolist() for query, order in zip(queries, ranked)}
 
 

@@ -6,6 +6,5 @@ app_name = "search"
 urlpatterns = [
     path("", views.search_page, name="page"),
     path("image/<int:image_id>", views.image_detail, name="image"),
-    path("api/search", views.search_api, name="api"),
     path("judge", views.judge, name="judge"),
 ]

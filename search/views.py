@@ -1,43 +1,59 @@
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpResponseRedirect, JsonResponse
+from django.http import HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from catalog.models import Image
+from catalog.selectors import categories_top, category_paths, images_recent, tags_for_examples
 from embeddings.exceptions import NoActiveVersion
 
-from .exceptions import InvalidJudgment, InvalidQuery, JudgmentNotAllowed
+from .exceptions import InvalidJudgment, InvalidQuery, JudgmentNotAllowed, QueryImageNotFound
 from .judgments import PERMISSION, current_grades, judgment_record
 from .forms import JudgeForm, SearchForm
-from .selectors import CANDIDATES
+from .previews import upload_preview
 from .services import search_run
 
 PAGE_SIZE = 24
+RECENT_ON_HOME = 12
+EXAMPLES_ON_HOME = 6
+# A results page's query string, passed to the image page for its way back.
+MAX_BACK_CHARS = 2000
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
 def search_page(request):
     submitted = bool(request.GET or request.FILES)
     form = SearchForm(request.GET if submitted else None, request.FILES or None)
-    context = {"form": form, "results": None, "error": "", "categories": categories()}
-    if submitted:
+    context = {"form": form, "results": None, "error": "", "categories": category_paths()}
+    status = 400
+    if not submitted:
+        context["recent"] = images_recent(limit=RECENT_ON_HOME)
+        context["top_categories"] = categories_top()
+        context["examples"] = tags_for_examples(limit=EXAMPLES_ON_HOME)
+    else:
         if form.is_valid():
             try:
-                context["results"] = search_run(form=form, default_limit=PAGE_SIZE)
+                context["results"] = search_run(query=form.search_query(default_limit=PAGE_SIZE))
             except (InvalidQuery, NoActiveVersion) as error:
                 context["error"] = str(error)
+            except QueryImageNotFound as error:
+                context["error"], status = str(error), 404
         else:
             context["error"] = form.first_error()
         if form.is_valid() and context["results"]:
             results = context["results"]
             page = form.cleaned_data.get("page") or 1
             context["page"] = page
-            context["has_next"] = results.offset + results.limit < min(results.total, CANDIDATES)
+            context["has_next"] = results.has_next
             context["query_string"] = request.GET.copy()
             context["query_string"].pop("page", None)
+            context["back"] = request.GET.urlencode()
+            if request.FILES.get("image"):
+                context["query_picture"] = upload_preview(upload=request.FILES["image"])
+            elif form.cleaned_data.get("like"):
+                context["like_image"] = Image.objects.filter(id=form.cleaned_data["like"]).first()
             query = form.cleaned_data.get("q") or ""
             if query and not request.FILES and request.user.has_perm(PERMISSION):
                 context["can_judge"] = True
@@ -45,58 +61,30 @@ def search_page(request):
                 context["grades"] = grades
                 for hit in results.hits:
                     hit.image.my_grade = grades.get(hit.image.id)
-    return render(request, "search/page.html", context, status=400 if context["error"] else 200)
-
-
-@csrf_exempt
-@require_http_methods(["GET", "HEAD", "POST"])
-def search_api(request):
-    form = SearchForm(request.POST if request.method == "POST" else request.GET, request.FILES or None)
-    if not form.is_valid():
-        return JsonResponse({"error": form.first_error()}, status=400)
-    try:
-        results = search_run(form=form, default_limit=20)
-    except (InvalidQuery, NoActiveVersion) as error:
-        return JsonResponse({"error": str(error)}, status=400)
-    return JsonResponse(
-        {
-            "query": form.cleaned_data.get("q") or "",
-            "mode": results.mode,
-            "version": results.version.number,
-            "total": results.total,
-            "distant": results.distant,
-            "nearest_only": results.nearest_only,
-            "offset": results.offset,
-            "latency_ms": round(results.latency_ms, 2),
-            "results": [
-                {
-                    "id": hit.image.id,
-                    "title": hit.image.title,
-                    "score": round(hit.score, 6),
-                    "relevance": None if hit.relevance is None else round(hit.relevance, 2),
-                    "match": hit.label,
-                    "similarity": None if hit.similarity is None else round(hit.similarity, 4),
-                    "judged": hit.judged,
-                    "category": hit.image.category,
-                    "tags": hit.image.tags,
-                    "thumbnail": request.build_absolute_uri(hit.image.thumbnail.url),
-                    "image": request.build_absolute_uri(hit.image.file.url),
-                }
-                for hit in results.hits
-            ],
-        }
-    )
-
-
-def categories() -> list[str]:
-    """Every category and each of its parents ("animals" for "animals/housecats")."""
-    paths = Image.objects.exclude(category="").values_list("category", flat=True).distinct()
-    return sorted({"/".join(parts[:depth]) for parts in (path.split("/") for path in paths) for depth in range(1, len(parts) + 1)})
+    return render(request, "search/page.html", context, status=status if context["error"] else 200)
 
 
 def image_detail(request, image_id: int):
     image = get_object_or_404(Image, id=image_id)
-    return render(request, "search/image.html", {"image": image})
+    back = results_url(request.GET.get("back", ""))
+    return render(request, "search/image.html", {"image": image, "back": back, "back_to_results": back != reverse("search:page")})
+
+
+def results_url(back: str) -> str:
+    """The results page a visitor came from, rebuilt from its query string only when that
+    is a valid search (never a URL of its own, so never an open redirect); else the home page."""
+    home = reverse("search:page")
+    if not back or len(back) > MAX_BACK_CHARS:
+        return home
+    params = QueryDict(back)
+    form = SearchForm(params)
+    if not form.is_valid():
+        return home
+    kept = QueryDict(mutable=True)
+    for name in form.fields:
+        if name in params:
+            kept.setlist(name, params.getlist(name))
+    return f"{home}?{kept.urlencode()}" if kept else home
 
 
 @require_http_methods(["POST"])

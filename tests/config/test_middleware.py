@@ -24,7 +24,9 @@ def test_the_api_answers_json_during_a_database_outage(outage, client):
     response = client.get("/api/search", {"like": 1})
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
-    assert response.json() == {"error": "Its database is not answering. Try again in a few seconds."}
+    assert response.json() == {
+        "error": {"code": "unavailable", "message": "Its database is not answering. Try again in a few seconds.", "field": None}
+    }
     assert client.get("/api/search", {"like": 1}).status_code != 503
 
 

@@ -12,15 +12,6 @@ import redis
 from config import services
 
 
-@pytest.fixture
-def data_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("svc")
-    yield folder
-    services.stop_embedded_redis(folder)
-    if (folder / "postgres" / "postmaster.pid").exists():
-        services.stop_embedded_database(folder)
-
-
 def postmaster_pid(data_dir) -> int:
     return int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
 
@@ -107,3 +98,74 @@ def test_postgres_starts_once_and_recovers_from_a_killed_run(data_dir, capsys):
     assert f"PostgreSQL pid {pid} is gone" in restarted.stderr
     with psycopg.connect(url) as connection:
         assert connection.execute("SELECT n FROM kept").fetchone() == (7,)
+
+
+GIB = 1024**3
+
+
+def test_settings_are_sized_from_memory_and_cores():
+    assert services.server_settings_tuned(memory=24 * GIB, cpus=2) == {
+        "shared_buffers": "6144MB",
+        "effective_cache_size": "18432MB",
+        "maintenance_work_mem": "3072MB",
+        "max_parallel_maintenance_workers": "1",
+        "work_mem": "61MB",
+    }
+    large = services.server_settings_tuned(memory=256 * GIB, cpus=64, shared_memory=64 * 1024**2)
+    assert (large["shared_buffers"], large["maintenance_work_mem"], large["max_parallel_maintenance_workers"], large["work_mem"]) == (
+        "8192MB", "64MB", "7", "64MB"
+    )  # capped; parallel builds keep their graph in the 64 MB /dev/shm that Docker gives by default
+    assert services.server_settings_tuned(memory=GIB // 2, cpus=1)["shared_buffers"] == "128MB"
+
+
+@pytest.mark.django_db
+def test_the_running_test_server_has_the_computed_settings():
+    from django.db import connection
+
+    wanted = services.server_settings()
+    with connection.cursor() as cursor:
+        for name in ("shared_buffers", "effective_cache_size", "maintenance_work_mem", "work_mem"):
+            cursor.execute("SELECT pg_size_bytes(current_setting(%s)) = pg_size_bytes(%s)", [name, wanted[name]])
+            assert cursor.fetchone() == (True,), name
+        cursor.execute("SHOW max_parallel_maintenance_workers")
+        assert cursor.fetchone() == (wanted["max_parallel_maintenance_workers"],)
+
+
+def shown(url: str, *names: str) -> tuple[str, ...]:
+    with psycopg.connect(url) as connection:
+        return tuple(connection.execute(f"SHOW {name}").fetchone()[0] for name in names)
+
+
+def test_overrides_apply_to_an_existing_folder_with_a_restart_only_when_needed(data_dir, capsys):
+    url = services.embedded_database_url(data_dir, overrides={"work_mem": "8MB"})
+    assert shown(url, "work_mem") == ("8MB",)
+    pid = postmaster_pid(data_dir)
+    services.embedded_database_url(data_dir, overrides={"work_mem": "16MB"})
+    assert shown(url, "work_mem") == ("16MB",)
+    assert postmaster_pid(data_dir) == pid  # a reload sufficed
+    capsys.readouterr()
+    services.embedded_database_url(data_dir, overrides={"work_mem": "16MB", "shared_buffers": "256MB"})
+    assert "to apply shared_buffers" in capsys.readouterr().err
+    assert shown(url, "work_mem", "shared_buffers") == ("16MB", "256MB")
+    assert postmaster_pid(data_dir) != pid
+
+
+def test_bad_overrides_fail_with_the_setting_named(data_dir):
+    with pytest.raises(services.ImproperlyConfigured, match="not name=value"):
+        services.server_settings_from_text("shared_buffers=2GB,work_mem")
+    assert services.server_settings_from_text(" shared_buffers=2GB , work_mem=8MB ") == {"shared_buffers": "2GB", "work_mem": "8MB"}
+    with pytest.raises(services.ImproperlyConfigured, match="shared_buffers='lots'"):
+        services.embedded_database_url(data_dir, overrides={"shared_buffers": "lots"})
+    with pytest.raises(services.ImproperlyConfigured, match="no_such_setting"):
+        services.embedded_database_url(data_dir, overrides={"no_such_setting": "1"})
+
+
+def test_prefetch_asks_for_the_files_of_hnsw_indexes(data_dir):
+    url = services.embedded_database_url(data_dir)
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("CREATE EXTENSION vector")
+        connection.execute("CREATE TABLE items (embedding vector(3))")
+        connection.execute("INSERT INTO items SELECT ARRAY[i, 1, 1]::vector FROM generate_series(1, 100) i")
+        connection.execute("CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_cosine_ops)")
+        index_file = connection.execute("SELECT pg_relation_filepath('items_hnsw')").fetchone()[0]
+        assert services.indexes_prefetch(connection) == [data_dir / "postgres" / index_file]

@@ -1,9 +1,12 @@
 """Suggested tags on the image admin: shown, and written only when a curator accepts them."""
+import re
+
 import numpy as np
 from django.urls import reverse
+from django.utils import timezone
 
 from catalog.models import Image
-from embeddings.models import FEATURE_DIMENSIONS
+from embeddings.models import FEATURE_DIMENSIONS, ModelVersion
 from tests.conftest import unit
 
 
@@ -38,3 +41,51 @@ def test_curators_see_and_accept_suggested_tags(admin_client, django_capture_on_
     assert (bare.tags, bare.embedding_status) == (["pond", "frog", "green"], "pending")
     assert Image.objects.get(id=lonely.id).tags == []
     assert [job.args for job in queue.get_jobs()] == [([bare.id], None)]
+
+
+def kept_back_version(**metrics) -> ModelVersion:
+    return ModelVersion.objects.create(
+        number=2, kind=ModelVersion.Kind.HEADS, state=ModelVersion.State.RETIRED, image_model="cnn", text_model="bert", metrics=metrics
+    )
+
+
+def test_a_version_that_never_served_is_kept_back_and_shows_no_made_up_metrics(admin_client):
+    kept_back_version(held_out={"candidate": {"nDCG@10": 0.0, "Recall@10": 0.0, "MRR": 0.0, "queries": 0}, "active_v1": {"nDCG@10": 0.0, "Recall@10": 0.0, "MRR": 0.0, "queries": 0}})
+    ModelVersion.objects.create(
+        number=3, kind=ModelVersion.Kind.HEADS, state=ModelVersion.State.RETIRED, image_model="cnn", text_model="bert",
+        activated_at=timezone.now(), retired_at=timezone.now(),
+        metrics={"held_out": {"candidate": {"nDCG@10": 0.61234, "Recall@10": 0.5, "MRR": 0.7, "queries": 4}}},
+    )
+    listing = admin_client.get(reverse("admin:embeddings_modelversion_changelist")).content.decode()
+    rows = {number: row for number, row in re.findall(r'<tr>.*?>(\d+)</a></th>(.*?)</tr>', listing, re.S)}
+    cells = {number: re.findall(r'<td class="field-(\w+)[^"]*">(.*?)</td>', row) for number, row in rows.items()}
+    assert dict(cells["2"])["status"] == "kept back (never served)"
+    assert (dict(cells["2"])["held_out_ndcg"], dict(cells["2"])["active_ndcg"]) == ("—", "—")
+    assert (dict(cells["3"])["status"], dict(cells["3"])["held_out_ndcg"]) == ("retired", "0.6123")
+    assert dict(cells["1"])["status"] == "active"
+    kept_back = admin_client.get(reverse("admin:embeddings_modelversion_changelist"), {"status": "kept_back"}).content.decode()
+    assert re.findall(r'field-number[^>]*><a[^>]*>(\d+)</a>', kept_back) == ["2"]
+
+    page = admin_client.get(reverse("admin:embeddings_modelversion_change", args=[ModelVersion.objects.get(number=2).id])).content.decode()
+    table = re.search(r"Held-out judgments:.*?</table>", page, re.S).group(0)
+    assert table.count("<td>—</td>") == 6 and "0.0" not in table
+
+
+def test_the_training_curve_has_axes_epochs_and_the_held_out_line(admin_client):
+    curve = [{"epoch": epoch, "loss": 2.0 - epoch / 10, "held_out_nDCG@10": ndcg} for epoch, ndcg in enumerate([0.40, 0.52, 0.55, 0.50], start=1)]
+    version = kept_back_version(curve=curve)
+    page = admin_client.get(reverse("admin:embeddings_modelversion_change", args=[version.id])).content.decode()
+    held_out, loss = re.findall(r"<svg[^>]*role=\"img\".*?</svg>", page, re.S)
+    assert 'aria-label="held-out nDCG@10 per epoch"' in held_out and 'aria-label="training loss per epoch"' in loss
+    labels = re.findall(r"<text[^>]*>([^<]*)</text>", held_out)
+    assert ["1", "2", "3", "4", "epoch", "nDCG@10"] == [label for label in labels if label in {"1", "2", "3", "4", "epoch", "nDCG@10"}]
+    assert "best: 0.5500 at epoch 3" in labels
+    assert held_out.count("<line") == 2 + 5 + 4  # two axes, five y gridlines, four epoch ticks
+    assert len(re.search(r'<polyline[^>]*points="([^"]*)"', held_out).group(1).split()) == 4
+
+
+def test_version_pages_offer_no_save_buttons(admin_client):
+    version = kept_back_version()
+    page = admin_client.get(reverse("admin:embeddings_modelversion_change", args=[version.id])).content.decode()
+    assert 'name="_save"' not in page and 'name="_continue"' not in page and 'name="_addanother"' not in page
+    assert "Close" in page

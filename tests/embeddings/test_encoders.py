@@ -40,7 +40,7 @@ def test_the_image_tower_recognises_a_guitar():
     assert "electric guitar" in top
     assert outputs.features.shape == (1, 1280)
     assert np.allclose(np.linalg.norm(outputs.features, axis=1), 1, atol=1e-5)
-    assert encoder.mean.flatten().tolist() == [0.5, 0.5, 0.5] and encoder.size == 224
+    assert encoder.preprocess.mean == (0.5, 0.5, 0.5) and encoder.preprocess.size == 224
 
 
 def test_text_vectors_are_unit_length_and_meaningful():
@@ -53,7 +53,7 @@ def test_text_vectors_are_unit_length_and_meaningful():
 
 def test_the_bridge_puts_images_into_text_space():
     encoder = encoders.image_encoder()
-    batch = torch.stack([encoder.preprocess(demo_image(title)) for title in ("electric guitar", "Old car")])
+    batch = np.stack([encoder.preprocess(demo_image(title)) for title in ("electric guitar", "Old car")])
     vectors = encoders.bridge_vectors(encoder.encode(batch).probabilities, encoders.class_embeddings())
     texts = encoders.text_encoder().encode(["a guitar", "a car"])
     assert vectors.shape == (2, 384)

@@ -1,4 +1,5 @@
-"""0007 converts stored float32 vectors to halfvec in place, and back."""
+"""0007 converts stored float32 vectors to halfvec in place, and back; the analytics
+views that read those columns (search 0004) are there before and after."""
 import numpy as np
 import pytest
 from django.db import connection
@@ -33,6 +34,13 @@ def column_types() -> dict[str, str]:
         return dict(cursor.fetchall())
 
 
+def category_centroids() -> dict[str, tuple[int, list[float]]]:
+    """analytics_category_centroids: {category: (images, the centroid's first two values)}."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT category, images, centroid::text FROM analytics_category_centroids")
+        return {category: (images, [round(float(value), 3) for value in centroid[1:-1].split(",")[:2]]) for category, images, centroid in cursor.fetchall()}
+
+
 def index_definitions() -> dict[str, str]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'embeddings_imageembedding' AND indexdef LIKE '%%hnsw%%'")
@@ -41,7 +49,7 @@ def index_definitions() -> dict[str, str]:
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_vectors_are_converted_to_halfvec_and_rank_as_before(make_images):
-    images = make_images([{"title": title} for title in ("near", "middle", "far", "opposite")])
+    images = make_images([{"title": title, "category": "shapes"} for title in ("near", "middle", "far", "opposite")])
     vectors = {
         "near": (unit(1, 0.1), unit(0, 1), np.linspace(-1, 1, 1280, dtype=np.float32) / 20),
         "middle": (unit(1, 0.5), unit(1, 0.2), None),
@@ -61,9 +69,13 @@ def test_vectors_are_converted_to_halfvec_and_rank_as_before(make_images):
                     " VALUES (%s, %s, %s::vector, %s::vector, %s::vector, now())",
                     [image.id, version.id, literal(image_vector), literal(text_vector), literal(features)],
                 )
+        before = category_centroids()
     finally:
         migrate(latest())
 
+    # The view was dropped and made again around the conversion, and reads the halfvec rows.
+    assert category_centroids() == before
+    assert before["shapes"][0] == 4
     assert column_types() == {
         "image_vector": "halfvec(384)",
         "text_vector": "halfvec(384)",
@@ -102,6 +114,7 @@ def test_the_migration_goes_back_to_float32_with_the_values_kept(make_images):
     migrate(BEFORE)
     try:
         assert column_types()["text_vector"] == "vector(384)"
+        assert category_centroids() == {}  # made again over the float32 columns
         indexes = index_definitions()
         assert "vector_cosine_ops" in indexes[index_name("text_vector", version)]
         assert indexes[index_name("text_vector", version)].endswith("WHERE (version_id = 1)")

@@ -126,3 +126,14 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(queue):
         assert f"re-queued {len(stranded)} pending images" in errors.decode()
     assert sorted(ImageEmbedding.objects.values_list("image_id", flat=True)) == ids
     assert set(Image.objects.values_list("embedding_status", flat=True)) == {"ready"}
+
+
+def test_a_worker_stopped_while_redis_is_away_says_so_in_one_line(queue, tmp_path, capsys):
+    import redis
+
+    from embeddings.worker import OutageProofWorker
+
+    worker = OutageProofWorker([queue], connection=queue.connection, name="stopping")
+    worker.connection = redis.Redis(unix_socket_path=str(tmp_path / "no-redis.sock"))  # Redis went away
+    worker.teardown()
+    assert capsys.readouterr().err.strip().endswith("the next worker start re-queues pending images")

@@ -55,6 +55,10 @@ def catalog(transactional_db, django_db_serialized_rollback):
 def test_search_open_more_like_this_and_upload(catalog, live_server, browser_page):
     page = browser_page
     page.goto(live_server.url)
+    # Something to start from: the newest additions, each a working thumbnail.
+    recent = page.locator(".recent .card .title").all_inner_texts()
+    assert recent == list(reversed(TITLES.values()))
+    assert page.evaluate("(img) => img.naturalWidth", page.locator(".recent .card img").first.element_handle()) > 0
     page.get_by_label("Search", exact=True).fill("guitar")
     page.get_by_label("Search", exact=True).press("Enter")
     page.wait_for_selector(".card")
@@ -68,10 +72,18 @@ def test_search_open_more_like_this_and_upload(catalog, live_server, browser_pag
     page.wait_for_selector("h1")
     assert page.locator("h1").inner_text() in {"electric guitar", "Acoustic Guitar"}
     opened = page.locator("h1").inner_text()
+    page.get_by_role("link", name="← back to the results").click()
+    page.wait_for_selector(".card")
+    assert page.locator(".card .title").all_inner_texts() == titles
+    assert page.get_by_label("Search", exact=True).input_value() == "guitar"
+    page.locator(".card a.thumb").first.click()
     page.get_by_role("link", name="More like this").click()
     page.wait_for_selector(".card")
     similar = page.locator(".card .title").all_inner_texts()
     assert opened not in similar and len(similar) == len(TITLES) - 1
+    query_picture = page.locator(".query-picture")
+    assert opened in query_picture.inner_text()
+    assert page.evaluate("(img) => img.naturalWidth", query_picture.locator("img").element_handle()) > 0
 
     page.goto(live_server.url)
     page.get_by_label("Picture to search by").set_input_files(str(Path(DEMO, "images", "transportation__old_car_lumen_design_st_r.png")))
@@ -79,3 +91,6 @@ def test_search_open_more_like_this_and_upload(catalog, live_server, browser_pag
     page.wait_for_selector(".card")
     assert page.locator(".card .title").first.inner_text() == "Old car"
     assert "semantic" in page.locator("p.meta").first.inner_text()
+    preview = page.locator(".query-picture img")
+    assert preview.get_attribute("src").startswith("data:image/webp;base64,")
+    assert page.evaluate("(img) => img.naturalWidth", preview.element_handle()) > 0

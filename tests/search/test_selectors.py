@@ -10,8 +10,8 @@ from embeddings.indexes import index_name
 from search.exceptions import InvalidQuery
 from search.judgments import judged_queries_embed, judgment_record
 from search.models import JudgedQuery
-from search.relevance import calibration_from_similarities
-from search.selectors import CANDIDATES, Filters, image_search, judged_list, vector_literal
+from search.relevance import calibration_from_similarities, calibrations_from_similarities
+from search.selectors import Filters, JudgedImages, image_search, judged_list, search_depth, vector_literal
 from tests.conftest import unit
 from tests.plans import ranking_plan
 
@@ -134,7 +134,7 @@ def test_images_without_vectors_for_the_version_are_not_ranked(make_images):
         ({"text": "x" * 201}, "the query is 201 characters; the limit is 200"),
         ({"text": "a", "mode": "fuzzy"}, "unknown mode 'fuzzy'"),
         ({"text": "a", "limit": 0}, "limit must be between 1 and 100"),
-        ({"text": "a", "offset": CANDIDATES}, "results go 100 deep"),
+        ({"text": "a", "offset": 100}, "results go 100 deep"),
     ],
 )
 def test_bad_queries_raise_a_readable_error(db, kwargs, message):
@@ -241,20 +241,101 @@ def test_a_version_calibrated_on_judgments_uses_its_own_cut_off(spread, version)
     assert titles(results) == ["close"] and results.distant == 2
 
 
-def test_a_query_close_to_a_judged_one_gets_its_relevant_images_at_once(spread, curator, version):
-    distant = spread[2]
+def test_each_kind_of_vector_is_cut_at_its_own_similarity(make_images, version):
+    # A description cosine of 0.29 is unrelated words; a bridge cosine of 0.29 a fitting picture.
+    version.metrics = {
+        "relevance": {
+            "image": {"quantiles": [0.2] * 5 + [0.25] + [0.3] * 5, "cutoff": 0.2, "source": "judgments"},
+            "text": {"quantiles": [0.5] * 5 + [0.6] + [0.7] * 5, "cutoff": 0.5, "source": "judgments"},
+            "neighbour": {"quantiles": [0.35] * 5 + [0.4] + [0.45] * 5, "cutoff": 0.35, "source": "judgments"},
+        }
+    }
+    version.save()
+    make_images(
+        [
+            {"title": "bridge 0.29", "image_vector": unit(0.3, 1)},
+            {"title": "description 0.29", "image_vector": unit(0, 1), "text_vector": unit(0.3, 1)},
+            {"title": "description 0.60", "image_vector": unit(0, 1), "text_vector": unit(0.75, 1)},
+            {"title": "borrowed 0.37", "image_vector": unit(0, 1), "neighbour_vector": unit(0.4, 1)},
+            {"title": "nothing", "image_vector": unit(0, 1)},
+        ]
+    )
+    results = image_search(text="query", vector=QUERY, mode="semantic", include_distant=True)
+    labels = {hit.image.title: (hit.label, round(hit.similarity, 3)) for hit in results.hits}
+    assert labels == {
+        "bridge 0.29": ("close", 0.287),
+        "description 0.29": ("distant", 0.287),
+        "description 0.60": ("close", 0.6),
+        "borrowed 0.37": ("related", 0.371),
+        "nothing": ("distant", 0.0),
+    }
+    shown = image_search(text="query", vector=QUERY, mode="semantic")
+    assert sorted(titles(shown)) == ["borrowed 0.37", "bridge 0.29", "description 0.60"] and shown.distant == 2
+
+
+def test_before_any_judgment_each_kind_has_its_own_default_cut_off(make_images):
+    # The defaults (evaluation data): bridge 0.171, description 0.259, borrowed 0.329. One
+    # cosine of 0.25 is a related picture through the bridge and unrelated words elsewhere.
+    make_images(
+        [
+            {"title": "bridge 0.25", "image_vector": unit(0.26, 1)},
+            {"title": "description 0.25", "image_vector": unit(0, 1), "text_vector": unit(0.26, 1)},
+            {"title": "borrowed 0.25", "image_vector": unit(0, 1), "neighbour_vector": unit(0.26, 1)},
+            {"title": "description 0.30", "image_vector": unit(0, 1), "text_vector": unit(0.32, 1)},
+        ]
+    )
+    results = image_search(text="猫", vector=QUERY, mode="semantic")
+    assert sorted(titles(results)) == ["bridge 0.25", "description 0.30"] and results.distant == 2
+    assert {hit.image.title: hit.label for hit in results.hits} == {"bridge 0.25": "close", "description 0.30": "related"}
+
+
+def test_a_kind_without_its_own_calibration_falls_back_to_the_default(make_images, version, settings):
+    settings.GLIMPSE_RELEVANCE_DEFAULT = {
+        "image": {"quantiles": [0.1] * 11, "cutoff": 0.1},
+        "text": {"quantiles": [0.5] * 11, "cutoff": 0.5},
+        "neighbour": {"quantiles": [0.3] * 11, "cutoff": 0.3},
+    }
+    version.metrics = {"relevance": {"image": {"quantiles": [0.8] * 11, "cutoff": 0.8, "source": "judgments"}}}
+    version.save()
+    make_images(
+        [
+            {"title": "bridge 0.29", "image_vector": unit(0.3, 1)},
+            {"title": "description 0.60", "image_vector": unit(0, 1), "text_vector": unit(0.75, 1)},
+        ]
+    )
+    # The image kind's own cut-off (0.8) hides the first; the text kind's default (0.5) passes the second.
+    assert titles(image_search(text="query", vector=QUERY, mode="semantic")) == ["description 0.60"]
+
+
+def test_a_query_close_to_a_judged_one_gets_its_graded_images_at_once(spread, curator, version):
+    close, related, distant = spread
     judgment_record(curator=curator, image_id=distant.id, grade=3, query_text="kitten", query_text_vector=unit(0, 0, 1))
-    judgment_record(curator=curator, image_id=spread[1].id, grade=1, query_text="kitten", query_text_vector=unit(0, 0, 1))
-    # cosine(raw, kitten) = 0.958 >= 0.9: the judged image joins the fusion and counts as close.
+    judgment_record(curator=curator, image_id=related.id, grade=1, query_text="kitten", query_text_vector=unit(0, 0, 1))
+    # cosine(raw, kitten) = 0.958 >= 0.9: the graded images join the fusion, by grade;
+    # only the relevant one (grade >= 2) counts as judged and close.
     results = image_search(text="kitten photo", vector=QUERY, raw_vector=unit(0, 0.3, 1), mode="semantic")
-    assert titles(results) == ["distant", "close", "related"]
-    assert [(hit.judged, hit.label) for hit in results.hits] == [(True, "close"), (False, "close"), (False, "related")]
+    assert titles(results) == ["distant", "related", "close"]
+    assert [(hit.judged, hit.label) for hit in results.hits] == [(True, "close"), (False, "related"), (False, "close")]
     assert results.hits[0].score == pytest.approx(1 / 61 + 1 / 63)
-    # A query that is not close enough gets nothing from it; the grade-1 image never lends.
+    assert results.hits[1].score == pytest.approx(1 / 62 + 1 / 62)
+    # A query that is not close enough gets nothing from it.
     far = image_search(text="tractor", vector=QUERY, raw_vector=unit(0, 1, 0.3), mode="semantic")
     assert titles(far) == ["close", "related"]
-    assert judged_list(raw_vector=vector_literal(unit(0, 0, 1)), filters=Filters()) == [distant.id]
-    assert judged_list(raw_vector=vector_literal(unit(0, 0, 1)), filters=Filters(category="other")) == []
+    assert judged_list(raw_vector=vector_literal(unit(0, 0, 1)), filters=Filters()) == JudgedImages(
+        lent=(distant.id, related.id), relevant=frozenset({distant.id}), rejected=frozenset()
+    )
+    assert judged_list(raw_vector=vector_literal(unit(0, 0, 1)), filters=Filters(category="other")) == JudgedImages()
+
+
+def test_an_image_graded_0_for_a_close_query_is_left_out(spread, curator, version):
+    close, related, distant = spread
+    judgment_record(curator=curator, image_id=close.id, grade=0, query_text="kitten", query_text_vector=unit(0, 0, 1))
+    judgment_record(curator=curator, image_id=related.id, grade=0, query_text="kitten", query_text_vector=unit(0, 0, 1))
+    judgment_record(curator=curator, image_id=related.id, grade=2, query_text="kittens", query_text_vector=unit(0, 0.1, 1))
+    # related: 0 for one close query but 2 for another, so it stays (and is lent); close goes.
+    results = image_search(text="kitten photo", vector=QUERY, raw_vector=unit(0, 0.3, 1), mode="semantic", include_distant=True)
+    assert titles(results) == ["related", "distant"]
+    assert titles(image_search(text="tractor", vector=QUERY, raw_vector=unit(0, 1, 0.3), mode="semantic")) == ["close", "related"]
 
 
 def test_judged_queries_get_their_vectors_from_the_next_search(spread, curator):
@@ -272,3 +353,6 @@ def test_the_cut_off_best_separates_relevant_results_from_the_rest():
     assert (calibration.cutoff, calibration.close, calibration.quantiles[0], calibration.quantiles[-1]) == (0.5, 0.55, 0.5, 0.6)
     assert calibration_from_similarities(relevant[:19], others, source="test") is None  # too few to say
     assert calibration_from_similarities(relevant, others[:0], source="test") is None
+    kinds = calibrations_from_similarities({"image": (relevant, others), "text": (relevant[:19], others)}, source="test")
+    assert set(kinds.kinds) == {"image"} and kinds.kinds["image"] == calibration
+    assert calibrations_from_similarities({"text": (relevant[:19], others)}, source="test") is None

@@ -7,7 +7,8 @@ from embeddings.selectors import version_active
 from embeddings.training.heads import HeadWeights
 from embeddings.training.trainer import TrainingOptions
 from search.judgments import judgment_record
-from search.training import is_held_out, new_judgments_since_last_training, training_run
+from search.judgments import is_held_out
+from search.training import new_judgments_since_last_training, training_run
 
 pytestmark = pytest.mark.slow
 
@@ -90,8 +91,38 @@ def test_a_second_run_starts_from_the_active_heads(judged_catalog, queue, django
 
 def test_training_calibrates_the_new_and_the_active_version(judged_catalog):
     version = training_run(seed=3, margin=1.0, held_out_share=0.4, options=OPTIONS)
-    # 10 queries with two images graded >= 2 each: exactly enough (20) to calibrate.
+    # 10 queries with two images graded >= 2 each: exactly enough (20) to calibrate the
+    # image kind; no image here has a description or borrowed words.
     relevance = version.metrics["relevance"]
-    assert relevance["source"] == "10 judged queries" and len(relevance["quantiles"]) == 11
-    assert relevance["quantiles"][0] <= relevance["cutoff"] <= relevance["quantiles"][-1]
-    assert ModelVersion.objects.get(number=1).metrics["relevance"]["source"] == "10 judged queries"
+    assert set(relevance) == {"image"}
+    assert relevance["image"]["source"] == "10 judged queries" and len(relevance["image"]["quantiles"]) == 11
+    assert relevance["image"]["quantiles"][0] <= relevance["image"]["cutoff"] <= relevance["image"]["quantiles"][-1]
+    assert ModelVersion.objects.get(number=1).metrics["relevance"]["image"]["source"] == "10 judged queries"
+
+
+def test_each_kind_of_vector_is_calibrated_on_its_own_judged_results(make_images, curator):
+    # 20 described images (a description vector each) and 20 bare ones that borrow from them.
+    rng = np.random.default_rng(1)
+
+    def unit_rows(count, dimensions):
+        rows = rng.normal(size=(count, dimensions)).astype(np.float32)
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    bridges, features, texts = unit_rows(40, 384), unit_rows(40, FEATURE_DIMENSIONS), unit_rows(20, 384)
+    images = make_images(
+        [
+            {"title": f"image {index}", "image_vector": bridges[index], "feature_vector": features[index], **({"text_vector": texts[index]} if index < 20 else {})}
+            for index in range(40)
+        ]
+    )
+    for number, query in enumerate(QUERIES):
+        for offset, grade in ((0, 3), (1, 2), (2, 0)):
+            # A described image and two bare ones of each grade: twice the relevant results
+            # a kind needs, so one bare image's neighbours more or less cannot drop its kind.
+            for index in (2 * number + offset) % 20, 20 + (2 * number + offset) % 20, 20 + (2 * number + offset + 7) % 20:
+                judgment_record(curator=curator, image_id=images[index].id, grade=grade, query_text=query)
+    version = training_run(seed=3, margin=1.0, held_out_share=0.4, options=OPTIONS)
+    relevance = version.metrics["relevance"]
+    assert set(relevance) == {"image", "text", "neighbour"}
+    assert all(kind["source"] == "10 judged queries" and len(kind["quantiles"]) == 11 for kind in relevance.values())
+    assert len({kind["cutoff"] for kind in relevance.values()}) == 3

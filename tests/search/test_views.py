@@ -7,6 +7,8 @@ from tests.images import banner_png, image_bytes
 from tests.memory import MB, peak_memory
 from tests.timeouts import timeout  # noqa: F401
 
+API = "/api/search"
+
 
 @pytest.fixture
 def catalog(make_images):
@@ -20,7 +22,7 @@ def catalog(make_images):
 
 
 def test_keyword_search_through_the_api(client, catalog):
-    response = client.get(reverse("search:api"), {"q": "apple", "mode": "keyword", "limit": 5})
+    response = client.get(API, {"q": "apple", "mode": "keyword", "limit": 5})
     assert response.status_code == 200
     body = response.json()
     # Equal full-text rank: ties go to the older image.
@@ -31,7 +33,7 @@ def test_keyword_search_through_the_api(client, catalog):
 
 def test_more_like_this_reuses_the_stored_vector_and_logs(client, catalog):
     red = catalog[0]
-    body = client.get(reverse("search:api"), {"like": red.id}).json()
+    body = client.get(API, {"like": red.id}).json()
     assert [result["title"] for result in body["results"]] == ["Green apple", "Guitar"]
     log = QueryLog.objects.get()
     assert (log.kind, log.similar_to_id, log.mode, log.result_ids) == ("similar", red.id, "semantic", [catalog[1].id, catalog[2].id])
@@ -39,8 +41,8 @@ def test_more_like_this_reuses_the_stored_vector_and_logs(client, catalog):
 
 
 def test_filters_and_pages_through_the_api(client, catalog):
-    first = client.get(reverse("search:api"), {"like": catalog[2].id, "category": "food", "limit": 1}).json()
-    second = client.get(reverse("search:api"), {"like": catalog[2].id, "category": "food", "limit": 1, "page": 2}).json()
+    first = client.get(API, {"like": catalog[2].id, "category": "food", "limit": 1}).json()
+    second = client.get(API, {"like": catalog[2].id, "category": "food", "limit": 1, "page": 2}).json()
     assert [first["results"][0]["title"], second["results"][0]["title"]] == ["Green apple", "Red apple"]
     assert QueryLog.objects.filter(filters={"category": "food"}).count() == 2
 
@@ -48,30 +50,19 @@ def test_filters_and_pages_through_the_api(client, catalog):
 @pytest.mark.parametrize(
     "params, message",
     [
-        ({}, "Type something to search for, upload a picture, or pick “more like this”."),
-        ({"q": "   "}, "Type something to search for"),
+        ({"q": "   "}, "Type something to search for, upload a picture, or pick “more like this”."),
         ({"q": "x" * 201}, "q: Ensure this value has at most 200 characters (it has 201)."),
         ({"q": "a", "mode": "fuzzy"}, "mode: Select a valid choice. fuzzy is not one of the available choices."),
         ({"q": "a", "limit": "many"}, "limit: Enter a whole number."),
         ({"q": "a", "limit": 1000}, "limit: Ensure this value is less than or equal to 100."),
-        ({"like": 999999}, "that image has no vectors yet"),
         ({"q": "a", "created_from": "yesterday"}, "created_from: Enter a valid date."),
     ],
 )
 def test_bad_requests_get_a_clear_400(client, catalog, params, message):
-    response = client.get(reverse("search:api"), params)
-    assert response.status_code == 400
-    assert response.json()["error"].startswith(message)
-    page = client.get(reverse("search:page"), params or {"q": ""})
+    # The API's answers to the same requests: tests/search/test_api.py.
+    page = client.get(reverse("search:page"), params)
     assert page.status_code == 400
-
-
-def test_an_upload_that_is_not_an_image_is_refused(client, catalog):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
-    response = client.post(reverse("search:api"), {"image": SimpleUploadedFile("x.png", b"not an image")})
-    assert response.json()["error"] == "the uploaded picture cannot be used: not an image: the content is in no known image format"
-    assert response.status_code == 400
+    assert page.context["error"] == message
 
 
 def test_the_page_without_a_query_is_an_empty_search_box(client, db):
@@ -97,9 +88,10 @@ def test_the_detail_page(client, catalog):
 
 @pytest.mark.slow
 def test_text_and_picture_queries_use_the_real_encoders(client, catalog):
-    body = client.get(reverse("search:api"), {"q": "apple", "mode": "hybrid"}).json()
+    body = client.get(API, {"q": "apple", "mode": "hybrid"}).json()
     assert {result["title"] for result in body["results"][:2]} == {"Red apple", "Green apple"}
-    upload = client.post(reverse("search:api"), {"image": _upload()})
+    assert QueryLog.objects.get(kind="text").nearest_only is body["nearest_only"]  # what the analytics count
+    upload = client.post(API, {"image": _upload()})
     assert upload.status_code == 200 and upload.json()["mode"] == "semantic"
     assert QueryLog.objects.filter(kind="image").get().image_hash
 
@@ -120,9 +112,9 @@ def test_a_tiny_upload_of_absurd_shape_is_refused_before_decoding(client, db, ba
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     with peak_memory() as peak:
-        response = client.post(reverse("search:api"), {"image": SimpleUploadedFile("banner.png", banner)})
+        response = client.post(API, {"image": SimpleUploadedFile("banner.png", banner)})
     assert response.status_code == 400
-    assert response.json()["error"] == (
+    assert response.json()["error"]["message"] == (
         "the uploaded picture cannot be used: the image is 65000×700, an aspect ratio of 92.9:1; the limit is 32:1"
     )
     assert peak.growth < 32 * MB, peak.growth
@@ -134,18 +126,19 @@ def test_an_allowed_long_upload_is_searched_in_bounded_memory(client, catalog, b
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     settings.GLIMPSE_MAX_ASPECT_RATIO = 100
-    assert client.post(reverse("search:api"), {"image": _upload()}).status_code == 200  # loads the encoders
+    assert client.post(API, {"image": _upload()}).status_code == 200  # loads the encoders
     with peak_memory() as ordinary:
-        client.post(reverse("search:api"), {"image": SimpleUploadedFile("small.png", image_bytes(size=(300, 200)))})
+        client.post(API, {"image": SimpleUploadedFile("small.png", image_bytes(size=(300, 200)))})
     with peak_memory() as long:
-        response = client.post(reverse("search:api"), {"image": SimpleUploadedFile("banner.png", banner)})
+        response = client.post(API, {"image": SimpleUploadedFile("banner.png", banner)})
     assert response.status_code == 200 and response.json()["mode"] == "semantic"
-    # Over an ordinary picture: 4 bytes a pixel while decoding (182 MB), then a 1,031 × 11 working copy.
-    assert long.growth - ordinary.growth < 4 * 65_000 * 700 + 48 * MB, (long.growth, ordinary.growth)
+    # Over an ordinary picture: 4 bytes a pixel while decoding (182 MB), then a 1,031 × 11
+    # working copy; the inference runtime's own arenas vary by ~16 MB from run to run.
+    assert long.growth - ordinary.growth < 4 * 65_000 * 700 + 64 * MB, (long.growth, ordinary.growth)
 
 
 def test_red_apple_in_keyword_mode_finds_the_apples_with_a_readable_relevance(client, catalog):
-    body = client.get(reverse("search:api"), {"q": "red apple", "mode": "keyword"}).json()
+    body = client.get(API, {"q": "red apple", "mode": "keyword"}).json()
     assert [(result["title"], result["match"], result["relevance"]) for result in body["results"]] == [
         ("Red apple", "close", 1.0),
         ("Green apple", "related", 0.5),
@@ -155,7 +148,7 @@ def test_red_apple_in_keyword_mode_finds_the_apples_with_a_readable_relevance(cl
 
 def test_a_category_finds_its_subcategories_through_the_api(client, make_images):
     make_images([{"title": "tabby", "category": "animals/housecats", "image_vector": unit(1, 0.1)}, {"title": "x", "category": "animalsfoo"}])
-    body = client.get(reverse("search:api"), {"q": "tabby", "mode": "keyword", "category": "animals/"}).json()
+    body = client.get(API, {"q": "tabby", "mode": "keyword", "category": "animals/"}).json()
     assert [result["title"] for result in body["results"]] == ["tabby"]
     page = client.get(reverse("search:page"), {"q": "tabby", "mode": "keyword"}).content.decode()
     assert '<option >animals</option>' in page and '<option >animals/housecats</option>' in page
@@ -164,7 +157,7 @@ def test_a_category_finds_its_subcategories_through_the_api(client, make_images)
 @pytest.mark.slow
 def test_a_query_with_no_close_match_says_so(client, catalog):
     # The hand-made vectors share almost nothing with a real query vector.
-    body = client.get(reverse("search:api"), {"q": "猫", "mode": "semantic"}).json()
+    body = client.get(API, {"q": "猫", "mode": "semantic"}).json()
     assert (body["total"], body["distant"], body["nearest_only"]) == (0, 3, True)
     assert {result["match"] for result in body["results"]} == {"distant"}
     page = client.get(reverse("search:page"), {"q": "猫", "mode": "semantic"}).content.decode()

@@ -1,7 +1,7 @@
 from datetime import timedelta
 
 import django_rq
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from config import supervision
 from embeddings import encoders
@@ -20,21 +20,26 @@ class Command(BaseCommand):
         parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
         parser.add_argument("--no-sweep", action="store_true", help="do not first re-queue pending images")
         parser.add_argument(
+            "--name", help="this worker's name in the queue dashboard, unique among running workers (default: a random one)"
+        )
+        parser.add_argument(
             "--queue", dest="queues", action="append", choices=["embeddings", "training"],
             help="queue to serve (repeatable); default: embeddings, then training",
         )
 
-    def handle(self, *args, burst: bool, no_sweep: bool, queues: list[str] | None, **options):
+    def handle(self, *args, burst: bool, no_sweep: bool, queues: list[str] | None, name: str | None, **options):
+        served = [django_rq.get_queue(queue) for queue in queues or [QUEUE, TRAINING_QUEUE]]
+        supervision.redis_wait(client=served[0].connection)
+        if name and any(worker.name == name for worker in OutageProofWorker.all(connection=served[0].connection)):
+            raise CommandError(f"a worker named {name!r} is already running; give each machine's workers their own names")
         encoders.image_encoder()
         encoders.text_encoder()
         encoders.class_embeddings()
-        served = [django_rq.get_queue(name) for name in queues or [QUEUE, TRAINING_QUEUE]]
-        supervision.redis_wait(client=served[0].connection)
         supervision.database_wait()
         if not no_sweep:
             # A worker that died mid-batch left its images pending and its job abandoned.
             requeued = embedding_sweep(grace=timedelta(0))
             if requeued:
                 self.stderr.write(f"re-queued {requeued} pending images that no queued job covered")
-        worker = OutageProofWorker(served, connection=served[0].connection)
+        worker = OutageProofWorker(served, connection=served[0].connection, name=name)
         worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")

@@ -9,7 +9,6 @@ from embeddings.spaces import space_for
 from search.evaluation import judged_metrics
 from search.judgments import judged_text_queries
 from search.selectors import MODES, Filters, fused_ranking, vector_literal
-from search.training import Catalog
 
 
 class Command(BaseCommand):
@@ -43,6 +42,8 @@ class Command(BaseCommand):
             if mode != "semantic":
                 raise CommandError(f"v{chosen.number} has no stored vectors; only --mode semantic can be computed in memory")
             source = "no stored vectors: computed in memory from the base vectors"
+            from search.training import Catalog  # brings torch: only when ranking in memory
+
             rankings = Catalog().rankings(space, queries, raw)
         metrics = judged_metrics(rankings, judged)
         self.stdout.write(f"v{chosen.number} ({chosen.get_kind_display()}, {chosen.state}), {mode} ranking, {source}")

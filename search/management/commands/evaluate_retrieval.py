@@ -83,7 +83,7 @@ class Command(BaseCommand):
         from embeddings.selectors import version_active
         from embeddings.services import images_embed, neighbour_vectors_refresh
         from embeddings.spaces import space_for
-        from search.selectors import CANDIDATES, Filters, fused_ranking, stored_vectors, vector_literal
+        from search.selectors import Filters, fused_ranking, search_depth, stored_vectors, vector_literal
 
         # The split is by caption over distinct contents, so all rows of one picture (the
         # import keeps one image for them) fall on one side.
@@ -172,7 +172,7 @@ class Command(BaseCommand):
             results["image_to_image"]["random"] = random_scores(
                 [(len(ids) - 1, len(members[group_of[image_id]]) - 1) for image_id in probes]
             ).as_dict()
-        results["ranking_depth"] = CANDIDATES
+        results["ranking_depth"] = search_depth()
         return results
 
     def print_table(self, dataset: Path, fields, results: dict) -> None:

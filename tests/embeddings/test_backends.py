@@ -1,0 +1,175 @@
+"""The inference backends: the same vectors from torch, ONNX Runtime and OpenVINO, and an
+export cache that survives concurrent first use and damage."""
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.conf import settings
+from PIL import Image as PILImage
+
+from embeddings import encoders
+from embeddings.encoders import exported
+from tests.images import DEMO
+
+EXPORTED = ("onnxruntime", "openvino")
+
+
+def demo_images(count: int) -> list[PILImage.Image]:
+    rows = [json.loads(line) for line in Path(DEMO, "data.jsonl").read_text().splitlines()][:count]
+    return [PILImage.open(Path(DEMO, row["file"])) for row in rows]
+
+
+def generated_images() -> list[PILImage.Image]:
+    """Noise, a flat colour, a tall strip, a greyscale and a palette image: inputs far from drawings."""
+    rng = np.random.default_rng(7)
+    return [
+        PILImage.fromarray(rng.integers(0, 256, (300, 200, 3), dtype=np.uint8)),
+        PILImage.new("RGB", (64, 64), (12, 200, 90)),
+        PILImage.new("RGB", (20, 900), (0, 0, 0)),
+        PILImage.fromarray(rng.integers(0, 256, (128, 128), dtype=np.uint8), mode="L"),
+        PILImage.new("P", (50, 80), 3),
+    ]
+
+
+TEXTS = ["a red apple", "an electric guitar", "", "Zürich café, naïve 🐱", "a very long description " * 60, "x"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", EXPORTED)
+def test_the_image_tower_gives_torch_vectors_on(backend):
+    images = demo_images(12) + generated_images()
+    reference = encoders.image_encoder_on("torch")
+    candidate = encoders.image_encoder_on(backend)
+    assert candidate.preprocess == reference.preprocess
+    batch = np.stack([reference.preprocess(image) for image in images])
+    expected, found = reference.encode(batch), candidate.encode(batch)
+    assert found.features.shape == (17, 1280) and found.probabilities.shape == (17, 1000)
+    assert np.abs(found.features - expected.features).max() < 1e-4
+    assert np.abs(found.probabilities - expected.probabilities).max() < 1e-4
+    assert (np.argmax(found.probabilities, axis=1) == np.argmax(expected.probabilities, axis=1)).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", EXPORTED)
+def test_the_text_tower_gives_torch_vectors_on(backend):
+    expected = encoders.text_encoder_on("torch").encode(TEXTS, batch_size=4)
+    found = encoders.text_encoder_on(backend).encode(TEXTS, batch_size=4)
+    single = encoders.text_encoder_on(backend).encode(["a red apple"])
+    assert found.shape == (6, 384) and found.dtype == np.float32
+    assert np.abs(found - expected).max() < 1e-4
+    assert np.abs(single[0] - expected[0]).max() < 1e-4  # alone, without padding to a longer text
+    assert encoders.text_encoder_on(backend).encode([]).shape == (0, 384)
+
+
+@pytest.mark.slow
+def test_the_fast_tokenizer_matches_transformers():
+    from transformers import AutoTokenizer
+
+    location = encoders.text_location()
+    ours = encoders.text_encoder_on("openvino").tokens(TEXTS)
+    theirs = AutoTokenizer.from_pretrained(location)(TEXTS, padding=True, truncation=True, max_length=128, return_tensors="np")
+    for name in ("input_ids", "attention_mask", "token_type_ids"):
+        assert np.array_equal(ours[name], theirs[name]), name
+
+
+def test_auto_is_openvino_on_the_cpu_and_torch_on_cuda(settings):
+    settings.GLIMPSE_INFERENCE_BACKEND, settings.GLIMPSE_DEVICE = "auto", "cpu"
+    assert encoders.inference_backend() == "openvino"
+    settings.GLIMPSE_DEVICE = "cuda"
+    assert encoders.inference_backend() == "torch"
+    settings.GLIMPSE_INFERENCE_BACKEND = "onnxruntime"
+    assert encoders.inference_backend() == "onnxruntime"
+
+
+def test_an_unknown_backend_is_refused_at_start():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=120,
+        env={**__import__("os").environ, "GLIMPSE_INFERENCE_BACKEND": "tensorflow"},
+    )
+    assert result.returncode != 0
+    assert "GLIMPSE_INFERENCE_BACKEND='tensorflow': use auto, torch, onnxruntime or openvino" in result.stderr
+
+
+def test_a_small_module_exports_and_runs_the_same_on_every_runtime(tmp_path):
+    import torch
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.Softmax(dim=-1)).eval()
+    inputs = np.random.default_rng(1).normal(size=(5, 6)).astype(np.float32)
+
+    def export(path: Path) -> dict:
+        exported.onnx_export(module, {"pixels": inputs[:2]}, ["probabilities"], path)
+        return {"note": "tiny"}
+
+    folder = tmp_path / "tiny"
+    config = exported.exported(folder, export)
+    assert config["note"] == "tiny" and config["sha256"] == exported.file_digest(folder / "model.onnx")
+    with torch.inference_mode():
+        expected = module(torch.from_numpy(inputs)).numpy()
+    for runtime in exported.RUNTIMES.values():
+        (found,) = runtime(folder / "model.onnx", tmp_path)({"pixels": inputs})  # batch 5, exported at 2
+        assert np.abs(found - expected).max() < 1e-6
+
+
+def counting_export(calls: list):
+    def export(path: Path) -> dict:
+        calls.append(path)
+        path.write_bytes(b"model %d" % len(calls))
+        return {"dimensions": 3}
+
+    return export
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda folder: (folder / "model.onnx").write_bytes(b"model 1, with a flipped byte"),
+        lambda folder: (folder / "model.onnx").unlink(),
+        lambda folder: (folder / "config.json").write_text("{truncated"),
+    ],
+    ids=["changed model", "missing model", "unreadable config"],
+)
+def test_a_damaged_export_is_rebuilt_with_a_warning(tmp_path, caplog, damage):
+    calls = []
+    folder = tmp_path / "tower"
+    exported.exported(folder, counting_export(calls))
+    assert exported.exported(folder, counting_export(calls))["dimensions"] == 3 and len(calls) == 1  # reused
+    damage(folder)
+    with caplog.at_level(logging.WARNING, logger="glimpse.encoders"):
+        config = exported.exported(folder, counting_export(calls))
+    assert len(calls) == 2 and (folder / "model.onnx").read_bytes() == b"model 2"
+    assert config["sha256"] == exported.file_digest(folder / "model.onnx")
+    assert f"the exported model in {folder} is damaged" in caplog.text
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["tower", "tower.lock"]  # no partial left
+
+
+CONCURRENT_EXPORT = """
+import sys, time
+from pathlib import Path
+from embeddings.encoders.exported import exported
+
+folder, log = Path(sys.argv[1]), Path(sys.argv[2])
+
+def export(path):
+    with open(log, "a") as handle:
+        handle.write("exported\\n")
+    time.sleep(1.5)  # long enough for the other process to arrive meanwhile
+    path.write_bytes(b"the model")
+    return {"dimensions": 3}
+
+print(exported(folder, export)["sha256"])
+"""
+
+
+def test_two_processes_starting_at_once_export_once(tmp_path):
+    log = tmp_path / "exports.log"
+    command = [sys.executable, "-c", CONCURRENT_EXPORT, str(tmp_path / "models" / "tower"), str(log)]
+    processes = [subprocess.Popen(command, cwd=settings.BASE_DIR, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [process.communicate(timeout=60)[0] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0]
+    assert log.read_text() == "exported\n"
+    assert outputs[0] == outputs[1] == exported.file_digest(tmp_path / "models" / "tower" / "model.onnx") + "\n"

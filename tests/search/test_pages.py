@@ -1,0 +1,91 @@
+"""The site's pages around the results: the home page, the query picture, the way back."""
+import base64
+import io
+import re
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from PIL import Image as PILImage
+
+from search.previews import PREVIEW_SIZE, upload_preview
+from tests.conftest import unit
+from tests.images import image_bytes
+
+
+@pytest.fixture
+def catalog(make_images):
+    return make_images(
+        [
+            {"title": "Red apple", "category": "food/fruit", "tags": ("apple", "fruit", "red"), "image_vector": unit(1, 0.1)},
+            {"title": "Green apple", "category": "food/fruit", "tags": ("apple", "fruit", "hash(0x1)"), "image_vector": unit(1, 0.3)},
+            {"title": "Cake", "category": "food", "tags": ("cake", "foods"), "image_vector": unit(1, 1)},
+            {"title": "Guitar", "category": "music", "tags": ("instrument",), "image_vector": unit(0, 1)},
+            {"title": "Drum", "category": "music", "tags": ("instrument", "music"), "image_vector": unit(0, 1, 1)},
+        ]
+    )
+
+
+def test_the_home_page_offers_examples_categories_and_recent_additions(client, catalog):
+    page = client.get(reverse("search:page")).content.decode()
+    recent = re.findall(r'<div class="card" data-image-id="(\d+)">', page)
+    assert recent == [str(image.id) for image in reversed(catalog)]  # newest first
+    categories = re.findall(r'<a class="chip" href="\?q=(\w+)&amp;category=(\w+)">\w+ <span class="count">(\d+)</span>', page)
+    assert categories == [("food", "food", "3"), ("music", "music", "2")]
+    # Tags on two images or more, words only, not a category's own name.
+    examples = re.findall(r'<div class="chips examples">(.*?)</div>', page)[0]
+    assert re.findall(r">(\w+)</a>", examples) == ["apple", "fruit", "instrument"]
+
+
+def test_an_empty_catalog_says_how_to_fill_it(client, db):
+    page = client.get(reverse("search:page")).content.decode()
+    assert "The catalog is empty" in page and 'class="chips examples"' not in page
+
+
+def test_more_like_this_shows_the_query_picture(client, catalog):
+    red = catalog[0]
+    page = client.get(reverse("search:page"), {"like": red.id}).content.decode()
+    picture = re.search(r'<div class="query-picture">(.*?)</div>', page).group(1)
+    assert red.thumbnail.url in picture
+    assert f'More like <a href="{reverse("search:image", args=[red.id])}">Red apple</a>' in picture
+
+
+def test_results_link_to_images_that_link_back(client, catalog):
+    params = {"like": catalog[0].id, "category": "food"}
+    page = client.get(reverse("search:page"), params).content.decode()
+    link = re.search(r'<a class="thumb" href="([^"]+)">', page).group(1).replace("&amp;", "&")
+    assert link == f"{reverse('search:image', args=[catalog[1].id])}?back=like%3D{catalog[0].id}%26category%3Dfood"
+    detail = client.get(link).content.decode()
+    assert f'<a href="/?like={catalog[0].id}&amp;category=food">← back to the results</a>' in detail
+
+
+@pytest.mark.parametrize(
+    "back",
+    [
+        "",  # opened directly
+        "//evil.example/?q=a",  # not a query string of a search: no q, like or picture
+        "q=" + "a" * 300,  # not a valid search (query too long)
+        "q=a&" + "x" * 3000,  # longer than any results page's query string
+    ],
+)
+def test_the_way_back_defaults_to_the_home_page(client, catalog, back):
+    detail = client.get(reverse("search:image", args=[catalog[0].id]), {"back": back}).content.decode()
+    assert '<a href="/">← new search</a>' in detail
+
+
+def test_the_way_back_keeps_only_search_parameters(client, catalog):
+    back = "q=apple&next=https://evil.example/&mode=keyword&page=2"
+    detail = client.get(reverse("search:image", args=[catalog[0].id]), {"back": back}).content.decode()
+    assert '<a href="/?q=apple&amp;mode=keyword&amp;page=2">← back to the results</a>' in detail
+
+
+def test_an_uploads_preview_is_a_small_thumbnail_not_the_upload(db):
+    content = image_bytes(color=(10, 120, 200), size=(3000, 1500), format="PNG")
+    url = upload_preview(upload=SimpleUploadedFile("big.png", content))
+    assert url.startswith("data:image/webp;base64,")
+    preview = base64.b64decode(url.removeprefix("data:image/webp;base64,"))
+    assert len(preview) < 4096 < len(content)
+    with PILImage.open(io.BytesIO(preview)) as image:
+        assert image.size == (PREVIEW_SIZE, PREVIEW_SIZE // 2)
+        assert image.convert("RGB").getpixel((5, 5)) == pytest.approx((10, 120, 200), abs=4)
+    assert upload_preview(upload=SimpleUploadedFile("x.png", b"not an image")) == ""
