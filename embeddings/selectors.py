@@ -16,7 +16,9 @@ SUGGESTED_TAGS = 10
 
 
 def version_active() -> ModelVersion:
-    version = ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE).first()
+    # Every search asks: the projection heads (megabytes for a trained version) load only
+    # when a query text is not in the query-vector cache (search/query_vectors.py).
+    version = ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE).defer("weights").first()
     if version is None:
         raise NoActiveVersion("no model version is active; run `manage.py migrate`, which creates version 1")
     return version

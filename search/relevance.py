@@ -58,10 +58,19 @@ class Calibrations:
 
     kinds: dict[str, Calibration]
 
-    def judge(self, similarities: dict[str, float]) -> tuple[float, str]:
-        """(relevance, label) of a result from its similarity per kind: its best kind's."""
-        judged = [(self.kinds[kind].relevance(value), self.kinds[kind].label(value)) for kind, value in similarities.items()]
-        return max(relevance for relevance, _ in judged), min((label for _, label in judged), key=LABELS.index)
+    def judge(self, results: list[dict[str, float]]) -> list[tuple[float, str]]:
+        """(relevance, label) of each result from its similarity per kind (at least one):
+        its best kind's. One interpolation per kind for all the results: a search judges
+        its whole candidate pool, and one call per value cost milliseconds."""
+        judged = [[] for _ in results]
+        for kind, calibration in self.kinds.items():
+            found = [(index, similarities[kind]) for index, similarities in enumerate(results) if kind in similarities]
+            if not found:
+                continue
+            relevances = np.interp([value for _, value in found], calibration.quantiles, PERCENTS / 100)
+            for (index, value), relevance in zip(found, relevances):
+                judged[index].append((float(relevance), calibration.label(value)))
+        return [(max(relevance for relevance, _ in kinds), min((label for _, label in kinds), key=LABELS.index)) for kinds in judged]
 
     def as_dict(self) -> dict:
         return {kind: calibration.as_dict() for kind, calibration in self.kinds.items()}

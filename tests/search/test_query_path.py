@@ -1,7 +1,6 @@
 """The query path: binary vector parameters, index use whatever the share of rows that
 have a column, ef_search from the page depth, the query-vector cache, the query log."""
 import re
-from datetime import datetime, timezone
 
 import django_rq
 import numpy as np
@@ -11,14 +10,14 @@ from pgvector import HalfVector
 
 from catalog.models import Image
 from embeddings.indexes import index_name
-from embeddings.models import ModelVersion
+from embeddings.bulk import embeddings_upsert
+from embeddings.models import ImageEmbedding, ModelVersion
 from search.judgments import JUDGED_QUERIES_JOB, JUDGED_QUERIES_QUEUE, judgment_record
 from search.query_vectors import QueryVectorCache
 from search.selectors import Filters, configure_index_scans, ef_search_for, fused_ranking, fused_ranking_sql, image_search, search_cursor
 from tests.conftest import unit
 
 QUERY = unit(1, 0, 0)
-CREATED = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 def test_binary_parameters_rank_exactly_as_text_literals(make_images, version):
@@ -87,25 +86,20 @@ def sparse_catalog(version: ModelVersion, *, size: int, described: int) -> None:
         return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
     images, texts, features = unit_rows(size, 384), unit_rows(size, 384), unit_rows(size, 1280)
+    embeddings_upsert(
+        rows=[
+            ImageEmbedding(
+                image_id=image_id,
+                version=version,
+                image_vector=images[position],
+                text_vector=texts[position] if position % every == 0 else None,
+                neighbour_vector=None if position % every == 0 else texts[position],
+                feature_vector=features[position],
+            )
+            for position, image_id in enumerate(ids)
+        ]
+    )
     with search_cursor() as cursor:
-        with cursor.copy(
-            "COPY embeddings_imageembedding (image_id, version_id, image_vector, text_vector, neighbour_vector, feature_vector, created_at)"
-            " FROM STDIN WITH (FORMAT BINARY)"
-        ) as copy:
-            copy.set_types(["int8", "int8", "halfvec", "halfvec", "halfvec", "halfvec", "timestamptz"])
-            for position, image_id in enumerate(ids):
-                has_text = position % every == 0
-                copy.write_row(
-                    (
-                        image_id,
-                        version.id,
-                        HalfVector(images[position]),
-                        HalfVector(texts[position]) if has_text else None,
-                        None if has_text else HalfVector(texts[position]),
-                        HalfVector(features[position]),
-                        CREATED,
-                    )
-                )
         cursor.execute("ANALYZE embeddings_imageembedding")
         cursor.execute("ANALYZE catalog_image")
 
