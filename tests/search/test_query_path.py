@@ -6,6 +6,7 @@ import django_rq
 import numpy as np
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from pgvector import HalfVector
 
 from catalog.models import Image
@@ -13,8 +14,10 @@ from embeddings.indexes import index_name
 from embeddings.bulk import embeddings_upsert
 from embeddings.models import ImageEmbedding, ModelVersion
 from search.judgments import JUDGED_QUERIES_JOB, JUDGED_QUERIES_QUEUE, judgment_record
+from search.models import QueryLog
 from search.query_vectors import QueryVectorCache
 from search.selectors import Filters, configure_index_scans, ef_search_for, fused_ranking, fused_ranking_sql, image_search, search_cursor
+from search.services import query_log_write
 from tests.conftest import unit
 
 QUERY = unit(1, 0, 0)
@@ -163,3 +166,15 @@ def test_a_new_judged_query_is_embedded_by_a_queued_job_not_by_searches(make_ima
         judgment_record(curator=curator, image_id=image.id, grade=2, query_text="kitten")  # a regrade: the query is known
         judgment_record(curator=curator, image_id=image.id, grade=3, query_text="cat", query_text_vector=unit(1))
     assert len(django_rq.get_queue(JUDGED_QUERIES_QUEUE).jobs) == 1
+
+
+def test_the_query_log_is_one_statement_that_does_not_wait_for_the_disk(version):
+    with CaptureQueriesContext(connection) as captured:
+        query_log_write(kind="text", text="red  apple", mode="hybrid", result_ids=[3, 1], total=2, latency_ms=1.5, version=version)
+    assert len(captured) == 1 and captured[0]["sql"].startswith("INSERT INTO")
+    log = QueryLog.objects.get()
+    assert (log.kind, log.text, log.result_ids, log.total, log.latency_ms, log.version) == ("text", "red  apple", [3, 1], 2, 1.5, version)
+    assert log.created_at is not None
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")  # for the rest of the insert's transaction: here, the test's
+        assert cursor.fetchone() == ("off",)
