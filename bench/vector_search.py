@@ -1,13 +1,14 @@
 """pgvector HNSW against FAISS HNSW and exact search, on the same vectors and queries.
 
-    python bench/vector_search.py N [--halfvec] [--queries 1000] [--ef 10,20,40,80,120,160,240] [--data-dir FOLDER]
+    python bench/vector_search.py N [--halfvec [--halfvec-only]] [--queries 1000] [--ef 10,20,40,80,120,160,240] [--data-dir FOLDER]
 
 N synthetic 384-d vectors shaped like sentence embeddings (seeded; see dataset()).
 Queries come from the same mixture but are not in the set. Both sides
 build HNSW with m = 16, ef_construction = 64 on the cores this machine has, and answer
 one query at a time on one core: pgvector through a prepared statement with the vector
 as a binary parameter (pgvector-python's psycopg adapters), FAISS in process.
-`--halfvec` adds pgvector's half-precision `halfvec` column and index.
+`--halfvec` adds pgvector's half-precision `halfvec` column and index; `--halfvec-only`
+measures it without the `vector` column (at 1M, one HNSW build instead of two).
 
 The embedded PostgreSQL runs in FOLDER (a temporary one by default) with the settings
 config.services sizes for this machine (GLIMPSE_PG_SETTINGS overrides them).
@@ -155,6 +156,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("count", type=int, metavar="N", help="vectors in the set, e.g. 100000")
     parser.add_argument("--halfvec", action="store_true", help="also measure pgvector's halfvec column")
+    parser.add_argument("--halfvec-only", action="store_true", help="measure the halfvec column without the vector one")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--ef", default="10,20,40,80,120,160,240", help="ef_search values, comma-separated")
     parser.add_argument("--seed", type=int, default=7)
@@ -184,7 +186,8 @@ def main():
             shown = {name: connection.execute(f"SHOW {name}").fetchone()[0] for name in ("shared_buffers", "maintenance_work_mem", "max_parallel_maintenance_workers")}
             print("PostgreSQL: " + ", ".join(f"{name} {value}" for name, value in shown.items()))
             rows, goals = [], {}
-            for kind in ("vector", "halfvec") if options.halfvec else ("vector",):
+            kinds = ("halfvec",) if options.halfvec_only else ("vector", "halfvec") if options.halfvec else ("vector",)
+            for kind in kinds:
                 measured, goals[f"pgvector {kind}"] = pgvector_rows(connection, kind=kind, base=base, queries=queries, truth=truth, efs=efs)
                 rows += measured
             measured, goals["FAISS"] = faiss_rows(base=base, queries=queries, truth=truth, efs=efs)
