@@ -202,10 +202,8 @@ def version_backfill_chunk(*, version: ModelVersion, limit: int = 2000) -> int:
         features=np.stack([row[3] for row in rows]).astype(np.float32),
     )
     raw_texts = {position: np.asarray(row[2], dtype=np.float32) for position, row in enumerate(rows) if row[2] is not None}
-    ImageEmbedding.objects.bulk_create(
-        version_rows(version=version, image_ids=[row[0] for row in rows], base=base, raw_texts=raw_texts),
-        ignore_conflicts=True,
-    )
+    # An upsert: a worker may have written some of these rows meanwhile, with the same vectors.
+    embeddings_upsert(rows=version_rows(version=version, image_ids=[row[0] for row in rows], base=base, raw_texts=raw_texts))
     return len(rows)
 
 
