@@ -29,9 +29,9 @@ logger = logging.getLogger("glimpse.embeddings")
 QUEUE = "embeddings"
 JOB = "embeddings.jobs.embed_images"
 TRAINING_QUEUE = "training"
+BACKFILL_JOB = "embeddings.jobs.backfill_version"
 # Images the encoder waits for before a pass while files still decode (images_encode_as_decoded).
 SMALLEST_PASS = 8
-BACKFILL_JOB = "embeddings.jobs.backfill_version"
 
 
 @dataclass
@@ -153,7 +153,7 @@ def images_encode_as_decoded(space, decoded: SimpleQueue) -> ImageVectors | None
 
     Each pass waits for SMALLEST_PASS images (or the end), then takes every image decoded
     by then: the encoder starts early, later passes find most of the batch ready, and it
-    never runs one image at a time (at batch 1 OpenVINO takes five times as long per image).
+    never runs one image at a time (at batch 1 OpenVINO takes several times as long per image).
     """
     parts, ended = [], False
     while not ended:
@@ -199,7 +199,7 @@ def version_vectors(*, version: ModelVersion, base: ImageVectors, raw_texts: dic
 def version_rows(
     *, version: ModelVersion, image_ids: list[int], base: ImageVectors, raw_texts: dict[int, np.ndarray]
 ) -> list[ImageEmbedding]:
-    """The same as model instances (one per image)."""
+    """The same as model instances, one per image, for callers that want them (bench/learning_loop.py)."""
     columns = version_vectors(version=version, base=base, raw_texts=raw_texts)
     return [
         ImageEmbedding(
