@@ -1,7 +1,9 @@
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
+from queue import Empty, SimpleQueue
 
 import django_rq
 import numpy as np
@@ -14,7 +16,7 @@ from catalog.exceptions import InvalidImage
 from catalog.imaging import decode
 from catalog.models import Image
 
-from .bulk import embeddings_upsert
+from .bulk import embeddings_upsert_columns
 from .exceptions import InvalidVector, VersionStateError
 from .indexes import scan_index_until_enough, version_indexes_drop
 from .models import ImageEmbedding, ModelVersion
@@ -28,9 +30,8 @@ QUEUE = "embeddings"
 JOB = "embeddings.jobs.embed_images"
 TRAINING_QUEUE = "training"
 BACKFILL_JOB = "embeddings.jobs.backfill_version"
-# Images per forward pass while the next ones decode: small enough that decoding overlaps
-# the encoder for most of a job, large enough for the backends' batching to pay.
-OVERLAP_CHUNK = 8
+# Images the encoder waits for before a pass while files still decode (images_encode_as_decoded).
+SMALLEST_PASS = 8
 
 
 @dataclass
@@ -91,31 +92,31 @@ def images_embed(*, image_ids: list[int], version: ModelVersion | None = None) -
     # Decoding stays on this thread (Pillow's bomb check relies on process-wide warning
     # filters); the encoders run on another while the files decode, as ONNX Runtime,
     # OpenVINO and torch all release the GIL: first the descriptions, known before any
-    # file is read, then each few images.
+    # file is read, then the images, each pass taking every image decoded by then.
+    decoded: SimpleQueue = SimpleQueue()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder") as encoder:
         described = [image for image in images if image.text]
         describing = encoder.submit(bridge.embed_texts, [image.text for image in described])
-        encoding: list[Future] = []
-        pixels: list[np.ndarray] = []
-        for position, image in enumerate(images):
-            try:
-                with image.file.open("rb") as handle:
-                    rgb = decode(
-                        handle.read(), max_pixels=settings.GLIMPSE_MAX_PIXELS, max_aspect_ratio=settings.GLIMPSE_MAX_ASPECT_RATIO
-                    ).rgb
-                pixels.append(bridge.preprocess(rgb))
-                readable.append(image)
-            except InvalidImage as error:
-                report.failed[image.id] = f"cannot decode the stored file: {error}"
-            except OSError as error:
-                report.failed[image.id] = f"cannot read the stored file {image.file.name}: {error.strerror or error}"
-            if pixels and (len(pixels) == OVERLAP_CHUNK or position == len(images) - 1):
-                encoding.append(encoder.submit(bridge.embed_image_batch, np.stack(pixels)))
-                pixels = []
+        encoding = encoder.submit(images_encode_as_decoded, bridge, decoded)
+        try:
+            for image in images:
+                try:
+                    with image.file.open("rb") as handle:
+                        rgb = decode(
+                            handle.read(), max_pixels=settings.GLIMPSE_MAX_PIXELS, max_aspect_ratio=settings.GLIMPSE_MAX_ASPECT_RATIO
+                        ).rgb
+                    decoded.put(bridge.preprocess(rgb))
+                    readable.append(image)
+                except InvalidImage as error:
+                    report.failed[image.id] = f"cannot decode the stored file: {error}"
+                except OSError as error:
+                    report.failed[image.id] = f"cannot read the stored file {image.file.name}: {error.strerror or error}"
+        finally:
+            decoded.put(None)  # even on an unexpected error, or the encoder would wait for ever
 
         try:
             raw_text_of = dict(zip((image.id for image in described), describing.result()))
-            base_vectors = ImageVectors.concatenate([chunk.result() for chunk in encoding]) if encoding else None
+            base_vectors = encoding.result()
             texted = [position for position, image in enumerate(readable) if image.text]
             raw_texts = [raw_text_of[readable[position].id] for position in texted]
         except Exception as error:
@@ -123,16 +124,13 @@ def images_embed(*, image_ids: list[int], version: ModelVersion | None = None) -
             mark_failed(active, {image.id: reason for image in images})
             raise
 
-    rows = []
-    if base_vectors is not None:
-        ids = [image.id for image in readable]
-        raw_by_position = dict(zip(texted, raw_texts))
-        for target in targets:
-            rows += version_rows(version=target, image_ids=ids, base=base_vectors, raw_texts=raw_by_position)
+    ids = [image.id for image in readable]
     try:
         with transaction.atomic():
-            embeddings_upsert(rows=rows)
-            ids = [image.id for image in readable]
+            if base_vectors is not None:
+                raw_by_position = dict(zip(texted, raw_texts))
+                for target in targets:
+                    version_rows_write(version=target, image_ids=ids, base=base_vectors, raw_texts=raw_by_position)
             for target in targets:
                 # The batch's bare images borrow words now; bare images near its described ones
                 # may have found closer words in them.
@@ -150,6 +148,32 @@ def images_embed(*, image_ids: list[int], version: ModelVersion | None = None) -
     return report
 
 
+def images_encode_as_decoded(space, decoded: SimpleQueue) -> ImageVectors | None:
+    """Encode preprocessed images from `decoded` until a None arrives; None if there were none.
+
+    Each pass waits for SMALLEST_PASS images (or the end), then takes every image decoded
+    by then: the encoder starts early, later passes find most of the batch ready, and it
+    never runs one image at a time (at batch 1 OpenVINO takes several times as long per image).
+    """
+    parts, ended = [], False
+    while not ended:
+        pixels = []
+        while not ended and len(pixels) < SMALLEST_PASS:
+            item = decoded.get()
+            ended = item is None
+            pixels += [] if ended else [item]
+        while not ended:
+            try:
+                item = decoded.get_nowait()
+            except Empty:
+                break
+            ended = item is None
+            pixels += [] if ended else [item]
+        if pixels:
+            parts.append(space.embed_image_batch(np.stack(pixels)))
+    return ImageVectors.concatenate(parts) if parts else None
+
+
 def mark_failed(active: ModelVersion | None, reasons: dict[int, str]) -> None:
     if active is None:
         return
@@ -158,24 +182,42 @@ def mark_failed(active: ModelVersion | None, reasons: dict[int, str]) -> None:
         Image.objects.filter(id=image_id).update(embedding_status=Image.EmbeddingStatus.FAILED, embedding_error=reason)
 
 
-def version_rows(
-    *, version: ModelVersion, image_ids: list[int], base: ImageVectors, raw_texts: dict[int, np.ndarray]
-) -> list[ImageEmbedding]:
-    """One version's rows from frozen-tower outputs (by position; `raw_texts` only where there is text)."""
+def version_vectors(*, version: ModelVersion, base: ImageVectors, raw_texts: dict[int, np.ndarray]) -> dict[str, Sequence]:
+    """One version's vector columns, as embeddings_upsert_columns takes them, from
+    frozen-tower outputs (by position; `raw_texts` only where there is text)."""
     space = space_for(version)
     vectors = space.from_base(base)
     positions = list(raw_texts)
     texts = dict(zip(positions, space.texts_from_base(np.stack([raw_texts[p] for p in positions])))) if positions else {}
+    return {
+        "image_vector": vectors.text_space,
+        "text_vector": [texts.get(position) for position in range(len(vectors.text_space))],
+        "feature_vector": vectors.features,
+    }
+
+
+def version_rows(
+    *, version: ModelVersion, image_ids: list[int], base: ImageVectors, raw_texts: dict[int, np.ndarray]
+) -> list[ImageEmbedding]:
+    """The same as model instances, one per image, for callers that want them (bench/learning_loop.py)."""
+    columns = version_vectors(version=version, base=base, raw_texts=raw_texts)
     return [
         ImageEmbedding(
             image_id=image_id,
             version=version,
-            image_vector=vectors.text_space[position],
-            text_vector=texts.get(position),
-            feature_vector=vectors.features[position],
+            image_vector=columns["image_vector"][position],
+            text_vector=columns["text_vector"][position],
+            feature_vector=columns["feature_vector"][position],
         )
         for position, image_id in enumerate(image_ids)
     ]
+
+
+def version_rows_write(*, version: ModelVersion, image_ids: list[int], base: ImageVectors, raw_texts: dict[int, np.ndarray]) -> int:
+    """Upsert one version's rows for `image_ids` by binary COPY."""
+    return embeddings_upsert_columns(
+        image_ids=image_ids, version_ids=[version.id] * len(image_ids), vectors=version_vectors(version=version, base=base, raw_texts=raw_texts)
+    )
 
 
 def base_rows_missing(version: ModelVersion):
@@ -202,10 +244,8 @@ def version_backfill_chunk(*, version: ModelVersion, limit: int = 2000) -> int:
         features=np.stack([row[3] for row in rows]).astype(np.float32),
     )
     raw_texts = {position: np.asarray(row[2], dtype=np.float32) for position, row in enumerate(rows) if row[2] is not None}
-    ImageEmbedding.objects.bulk_create(
-        version_rows(version=version, image_ids=[row[0] for row in rows], base=base, raw_texts=raw_texts),
-        ignore_conflicts=True,
-    )
+    # An upsert: a worker may have written some of these rows meanwhile, with the same vectors.
+    version_rows_write(version=version, image_ids=[row[0] for row in rows], base=base, raw_texts=raw_texts)
     return len(rows)
 
 

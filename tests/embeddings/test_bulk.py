@@ -1,11 +1,16 @@
 """Binary COPY writes of embedding rows: exact values, upserts, refusals that write nothing."""
-import numpy as np
-import pytest
-from django.db import DatabaseError
+import threading
 
-from embeddings.bulk import embeddings_upsert
+import numpy as np
+import psycopg
+import pytest
+from django.db import DatabaseError, connection
+
+from catalog.models import Image
+from embeddings.bulk import BLOCK_ROWS, embeddings_upsert, rows_checked, rows_copy, table_columns
 from embeddings.exceptions import InvalidVector
 from embeddings.models import DIMENSIONS, FEATURE_DIMENSIONS, ImageEmbedding
+from tests.timeouts import timeout  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -96,12 +101,103 @@ def test_a_batch_the_server_refuses_writes_nothing(make_images, version):
     assert embeddings_upsert(rows=[row(twice, version, 8)]) == 1
 
 
-def test_half_precision_columns_refuse_values_they_would_store_as_infinity():
-    from pgvector.django import HalfVectorField
+@pytest.fixture
+def scratch(db):
+    """A table with one column of each vector type, on the real server."""
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE bulk_scratch (id bigint NOT NULL, single vector(3) NOT NULL, half halfvec(3))")
+    yield "bulk_scratch"
 
-    from embeddings.bulk import vector_checked
 
-    field = HalfVectorField(dimensions=3, name="image_vector")
-    np.testing.assert_array_equal(vector_checked([65504, -1, 0], field=field, image_id=7), [65504, -1, 0])
-    with pytest.raises(InvalidVector, match=r"image 7: image_vector holds values beyond half precision \(±65504\)"):
-        vector_checked([70000, 0, 0], field=field, image_id=7)
+def scratch_copy(table: str, data: dict[str, list]) -> int:
+    with connection.cursor() as wrapper:
+        cursor = wrapper.cursor
+        columns = table_columns(cursor, table=table, names=list(data))
+        rows = rows_checked(columns, data, labels=[f"row {value}" for value in data["id"]])
+        return rows_copy(cursor, table=table, rows=rows)
+
+
+def scratch_rows(table: str) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, single::text, half::text FROM {table} ORDER BY id")
+        return cursor.fetchall()
+
+
+def test_copy_writes_each_column_in_its_own_type(scratch):
+    # 0.1 is not exact in half precision: the halfvec column stores the nearest half, 0.099975586.
+    data = {"id": [1, 2], "single": [np.array([0.1, -2, 65504.5]), [1, 2, 3]], "half": [np.array([0.1, -2, 65504]), None]}
+    assert scratch_copy(scratch, data) == 2
+    assert scratch_rows(scratch) == [(1, "[0.1,-2,65504.5]", "[0.099975586,-2,65504]"), (2, "[1,2,3]", None)]
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"single": [[1, 2, 3], [1, 2]]}, r"row 2: single has shape \(2,\), expected \(3,\)"),
+        ({"half": [[1, 2, 3], [1, 2, 3, 4]]}, r"row 2: half has shape \(4,\), expected \(3,\)"),
+        ({"half": [[1, 2, 3], [0, 65520, 0]]}, r"row 2: half holds values beyond half precision \(±65504\)"),
+        ({"single": [[1, 2, 3], [0, np.inf, 0]]}, "row 2: single holds NaN or infinite values"),
+        ({"single": [[1, 2, 3], None]}, "row 2: single is missing"),
+    ],
+)
+def test_copy_refuses_a_vector_its_column_cannot_hold_and_writes_nothing(scratch, changes, message):
+    data = {"id": [1, 2], "single": [[1, 2, 3], [4, 5, 6]], "half": [[1, 2, 3], [4, 5, 6]]} | changes
+    with pytest.raises(InvalidVector, match=message):
+        scratch_copy(scratch, data)
+    assert scratch_rows(scratch) == []
+
+
+def test_copy_refuses_a_column_type_it_does_not_write(scratch):
+    from django.core.exceptions import ImproperlyConfigured
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {scratch} ADD COLUMN note text")
+        with pytest.raises(ImproperlyConfigured, match="bulk_scratch.note is text"):
+            table_columns(cursor.cursor, table=scratch, names=["id", "note"])
+        with pytest.raises(ImproperlyConfigured, match="bulk_scratch has no column missing"):
+            table_columns(cursor.cursor, table=scratch, names=["missing"])
+
+
+def test_many_rows_with_nulls_in_any_order_arrive_whole(make_images, version):
+    images = make_images([{"title": str(number)} for number in range(3)])
+    # Several blocks, and rows of three NULL patterns interleaved: each lands in its own row.
+    count = 2 * BLOCK_ROWS + 7
+    extra = Image.objects.bulk_create(
+        [Image(file=f"images/x{number}.png", content_hash=f"hash{number}", width=1, height=1) for number in range(count - len(images))]
+    )
+    ids = [image.id for image in images] + [image.id for image in extra]
+    rows = [
+        ImageEmbedding(
+            image_id=image_id,
+            version=version,
+            image_vector=exact(number, DIMENSIONS),
+            text_vector=None if number % 3 == 1 else exact(number + 1, DIMENSIONS),
+            feature_vector=None if number % 3 == 2 else exact(number + 2, FEATURE_DIMENSIONS),
+        )
+        for number, image_id in enumerate(ids)
+    ]
+    assert embeddings_upsert(rows=rows) == count
+    assert_stored(version, {wanted.image_id: wanted for wanted in rows})
+
+
+def test_a_row_inserted_meanwhile_by_another_transaction_is_overwritten(transactional_db, django_db_serialized_rollback, make_images, timeout):
+    from embeddings.models import ModelVersion
+
+    version = ModelVersion.objects.get(number=1)
+    (image,) = make_images([{"title": "raced"}])
+    # Another connection inserts the same (image, version) after this call found no row:
+    # the straight COPY waits for it, fails on the unique key, and the call upserts instead.
+    other = psycopg.connect(**connection.get_connection_params())
+    other.execute(
+        "INSERT INTO embeddings_imageembedding (image_id, version_id, image_vector, created_at) VALUES (%s, %s, %s, now())",
+        [image.id, version.id, str(exact(99, DIMENSIONS).tolist())],
+    )
+    committing = threading.Timer(1.0, other.commit)
+    committing.start()
+    try:
+        mine = row(image, version, 1)
+        assert embeddings_upsert(rows=[mine]) == 1
+    finally:
+        committing.join()
+        other.close()
+    assert_stored(version, {image.id: mine})
