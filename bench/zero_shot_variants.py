@@ -82,9 +82,11 @@ def timm_weights(name: str) -> str:
     return str(target)
 
 
-def tower_outputs(files: list[Path], model: str, cache: Path) -> dict:
+def tower_outputs(files: list[Path], model: str, cache: Path, flip: bool) -> dict:
     if cache.exists():
-        return dict(np.load(cache))
+        cached = dict(np.load(cache))
+        if "flip_logits" in cached or not flip:
+            return cached
     import torch
     from django.conf import settings
     from tqdm import tqdm
@@ -101,7 +103,7 @@ def tower_outputs(files: list[Path], model: str, cache: Path) -> dict:
     for start in tqdm(range(0, len(files), 32), desc=f"{cache.stem}", unit="batch"):
         batch = torch.from_numpy(np.stack([encoder.preprocess(read(path)) for path in files[start : start + 32]]))
         # Flipped passes only for the default tower: on this machine Lite2 alone costs 2.5×.
-        for name, pixels in (("plain", batch), ("flip", batch.flip(-1)))[: 2 if model == "lite0" else 1]:
+        for name, pixels in (("plain", batch), ("flip", batch.flip(-1)))[: 2 if flip and model == "lite0" else 1]:
             started = time.perf_counter()
             with torch.inference_mode():
                 pooled = encoder.tower.model.forward_head(encoder.tower.model.forward_features(pixels), pre_logits=True)

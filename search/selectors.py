@@ -373,7 +373,7 @@ def image_search(
 ) -> Results:
     """Rank images for a text (encoded here) or ready vectors: `vector` in the version's
     text space (`raw_vector`, the text tower's own, finds close judged queries; it is
-    `vector` for the bridge), `features` in the CNN's space (an uploaded picture's, or a
+    `vector` for the bridge and zero-shot versions), `features` in the CNN's space (an uploaded picture's, or a
     stored one). Results of a text query that the version's calibration calls distant are
     hidden unless `include_distant`; when nothing passes, the nearest are shown and
     `nearest_only` says so."""
@@ -393,7 +393,7 @@ def image_search(
     if vector is None and text and mode != "keyword":
         raw_vector = space_for(version_base()).embed_texts([text])[0]
         vector = space.texts_from_base(raw_vector[None, :])[0]
-    if raw_vector is None and vector is not None and version.kind == ModelVersion.Kind.BRIDGE:
+    if raw_vector is None and vector is not None and version.kind != ModelVersion.Kind.HEADS:
         raw_vector = vector
     vector = None if vector is None else vector_literal(vector)
     features = None if features is None else vector_literal(features)
