@@ -5,12 +5,24 @@ puts both on class 0's side. The catalog's mean logits are (2.5, 1.25); without 
 first shows class 0 more than the catalog does and the second class 1, and with centred
 class vectors each lands exactly on its side of the axis between the two class names.
 """
+from io import StringIO
+
+import django_rq
 import numpy as np
 import pytest
+from django.core.management import CommandError, call_command
+from rq import SimpleWorker
 
 from embeddings.exceptions import EmptyCatalog, VersionStateError
 from embeddings.models import FEATURE_DIMENSIONS, ImageEmbedding, ModelVersion
-from embeddings.services import version_activate, version_backfill, version_mark_backfilling, version_zero_shot_create
+from embeddings.selectors import version_active
+from embeddings.services import (
+    TRAINING_QUEUE,
+    version_activate,
+    version_backfill,
+    version_mark_backfilling,
+    version_zero_shot_create,
+)
 from embeddings.spaces import ZeroShotSpace, space_for
 from embeddings.zero_shot import FEATURE_NORM, ZeroShotRecipe
 from search.selectors import image_search
@@ -99,3 +111,23 @@ def test_a_zero_shot_version_is_backfilled_from_the_stored_features_and_switched
     assert results.version.number == 2
     assert [hit.image.title for hit in results.hits] == ["shows class 0", "shows class 1 more than most"]
     assert [hit.image.title for hit in image_search(vector=TOWARDS_1, mode="semantic").hits] == ["shows class 1 more than most", "shows class 0"]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_command_releases_a_zero_shot_version_through_the_training_queue(make_images, queue):
+    with pytest.raises(CommandError, match="no image has been embedded yet"):
+        call_command("zero_shot_version")
+    make_images(
+        [
+            {"title": "one", "image_vector": unit(1, 0.1), "feature_vector": features(1)},
+            {"title": "two", "image_vector": unit(1, 0.5), "feature_vector": features(0, 1)},
+        ]
+    )
+    output = StringIO()
+    call_command("zero_shot_version", stdout=output)
+    assert output.getvalue() == "v2: class prior from 2 images; backfill queued, searches switch when it is done\n"
+    assert ModelVersion.objects.get(number=2).state == "backfilling"
+    SimpleWorker([django_rq.get_queue(TRAINING_QUEUE)], connection=queue.connection).work(burst=True)
+    assert version_active().number == 2
+    assert ImageEmbedding.objects.filter(version__number=2, image_vector__isnull=False).count() == 2
