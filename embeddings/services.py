@@ -349,7 +349,7 @@ def version_start_release(*, version: ModelVersion) -> None:
     """Queue the job that indexes and backfills the version while the active one keeps serving.
 
     Used for a newly trained version and for a rollback alike; a version whose vectors
-    were dropped is rebuilt from the base rows and its stored heads.
+    were dropped is rebuilt from the base rows and its stored weights.
     """
     version_mark_backfilling(version=version)
     transaction.on_commit(lambda: django_rq.get_queue(TRAINING_QUEUE).enqueue(BACKFILL_JOB, version.id, job_timeout=6 * 3600))
