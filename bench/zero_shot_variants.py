@@ -1,11 +1,13 @@
 """Version-1 variants and borrowed neighbour text, compared in memory on one labelled folder.
 
-    python bench/zero_shot_variants.py DATASET [--limit N] [--models lite0,lite2]
+    python bench/zero_shot_variants.py DATASET [--limit N] [--models lite0,lite2] [--flip]
 
 The frozen towers run once per dataset and model: logits and pooled features of every
-distinct image, plain and horizontally flipped, are cached in
+distinct image (and, with --flip, of its horizontal mirror) are cached in
 .glimpse/variants/<dataset>-<model>.npz, so every variant below is arithmetic on that
 cache. Rankings are exact cosine (the HNSW index returns nearly the same top 100).
+The shipped zero-shot recipe (embeddings/zero_shot.py) is computed by the project's own
+code from the unit-length features, as a backfill does.
 
 Text → image "vectors alone" ranks the bridge vectors; image → image ranks the CNN
 features (hits share group_id, else label). The neighbour rows reproduce
@@ -82,9 +84,11 @@ def timm_weights(name: str) -> str:
     return str(target)
 
 
-def tower_outputs(files: list[Path], model: str, cache: Path) -> dict:
+def tower_outputs(files: list[Path], model: str, cache: Path, flip: bool) -> dict:
     if cache.exists():
-        return dict(np.load(cache))
+        cached = dict(np.load(cache))
+        if "flip_logits" in cached or not flip:
+            return cached
     import torch
     from django.conf import settings
     from tqdm import tqdm
@@ -101,7 +105,7 @@ def tower_outputs(files: list[Path], model: str, cache: Path) -> dict:
     for start in tqdm(range(0, len(files), 32), desc=f"{cache.stem}", unit="batch"):
         batch = torch.from_numpy(np.stack([encoder.preprocess(read(path)) for path in files[start : start + 32]]))
         # Flipped passes only for the default tower: on this machine Lite2 alone costs 2.5×.
-        for name, pixels in (("plain", batch), ("flip", batch.flip(-1)))[: 2 if model == "lite0" else 1]:
+        for name, pixels in (("plain", batch), ("flip", batch.flip(-1)))[: 2 if flip and model == "lite0" else 1]:
             started = time.perf_counter()
             with torch.inference_mode():
                 pooled = encoder.tower.model.forward_head(encoder.tower.model.forward_features(pixels), pre_logits=True)
@@ -127,9 +131,20 @@ def softmax(matrix: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
+# Prompts for drawings and icons, CLIP-style; version 1's is the first.
+TEMPLATES = {
+    "photo": "a photo of a {name}.", "drawing": "a drawing of a {name}.", "icon": "an icon of a {name}.",
+    "cartoon": "a cartoon of a {name}.", "clip art": "clip art of a {name}.", "picture": "a picture of a {name}.",
+    "sketch": "a sketch of a {name}.", "illustration": "an illustration of a {name}.",
+}
+
+
 def class_matrices(text_encoder, cache: Path) -> dict:
+    """Class-name embeddings: version 1's (first names), all synonyms averaged, and one per template."""
     if cache.exists():
-        return dict(np.load(cache))
+        cached = dict(np.load(cache))
+        if all(f"template {template}" in cached for template in TEMPLATES):
+            return cached
     from timm.data import ImageNetInfo
 
     from embeddings.encoders.bridge import PROMPT
@@ -144,6 +159,8 @@ def class_matrices(text_encoder, cache: Path) -> dict:
         synonyms.append(encoded[position : position + len(group)].mean(axis=0))
         position += len(group)
     matrices = {"first": first, "synonyms": unit(np.stack(synonyms))}
+    for template, prompt in TEMPLATES.items():
+        matrices[f"template {template}"] = text_encoder.encode([prompt.format(name=synonyms[0]) for synonyms in names])
     np.savez(cache, **matrices)
     return matrices
 
@@ -212,11 +229,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", type=Path)
     parser.add_argument("--limit", type=int)
-    parser.add_argument("--models", default="lite0,lite2")
+    parser.add_argument("--models", default="lite0", help="lite0 and/or lite2 (Lite2 costs 1.7× and lost on both sets)")
+    parser.add_argument("--flip", action="store_true", help="also the horizontal-flip averages (a second forward pass)")
     parser.add_argument("--seed", type=int, default=0)
     options = parser.parse_args()
     setup_django()
     from embeddings import encoders
+    from embeddings.zero_shot import ZeroShotRecipe, tower_classifier
 
     files, captions_of, group_of, records = read_dataset(options.dataset, options.limit)
     tag = f"{options.dataset.name}{'-' + str(options.limit) if options.limit else ''}"
@@ -224,7 +243,7 @@ def main():
     folder.mkdir(parents=True, exist_ok=True)
     text_encoder = encoders.text_encoder()
     classes = class_matrices(text_encoder, folder / "classes.npz")
-    outputs = {model: tower_outputs(files, model, folder / f"{tag}-{model}.npz") for model in options.models.split(",")}
+    outputs = {model: tower_outputs(files, model, folder / f"{tag}-{model}.npz", options.flip) for model in options.models.split(",")}
 
     images_of = defaultdict(set)
     for position, captions in captions_of.items():
@@ -248,30 +267,82 @@ def main():
         plain = unit(outputs[model]["plain_features"])
         return unit(plain + unit(outputs[model]["flip_features"])) if flip else plain
 
-    variants = []
-    for model in outputs:
-        for flip in (False, True)[: 2 if model == "lite0" else 1]:
-            for names in ("first", "synonyms"):
-                variants.append((f"{model}{' + flip' if flip else ''}, {names} names", [model], flip, names))
-    if len(outputs) > 1:
-        variants.append(("lite0 & lite2 averaged, first names", list(outputs), False, "first"))
+    image_metrics = {}
+
+    def picture_metrics(models: list[str], flip: bool) -> list[str]:
+        key = (tuple(models), flip)
+        if key not in image_metrics:
+            feats = unit(np.concatenate([features(model, flip) for model in models], axis=1))
+            image_metrics[key] = metrics(first_ranks(feats[probes] @ feats.T, probe_hits, exclude=probes))[::2]
+        return image_metrics[key]
+
+    def speed_of(models: list[str], flip: bool) -> str:
+        return f"{1 / sum((2 if flip else 1) / float(outputs[model]['forward_images_per_second']) for model in models):.1f}"
 
     rows = []
-    for label, models, flip, names in variants:
-        mixed = np.mean([probabilities(model, flip) for model in models], axis=0)
-        bridge = unit(mixed @ classes[names])
-        feats = unit(np.concatenate([features(model, flip) for model in models], axis=1))
-        speed = 1 / sum((2 if flip else 1) / float(outputs[model]["forward_images_per_second"]) for model in models)
-        text_ranks = first_ranks(query_vectors @ bridge.T, hits)
-        image_ranks = first_ranks(feats[probes] @ feats.T, probe_hits, exclude=probes)
-        rows.append([label, *metrics(text_ranks), *metrics(image_ranks)[::2], f"{speed:.1f}"])
+
+    def add(label: str, scores: np.ndarray, models=("lite0",), flip=False):
+        rows.append([label, *metrics(first_ranks(scores, hits)), *picture_metrics(list(models), flip), speed_of(list(models), flip)])
+
+    lite0 = probabilities("lite0", False)
+    logits = outputs["lite0"]["plain_logits"]
+    first = classes["first"]
+    bridge = unit(lite0 @ first)
+    add("lite0, first names (version 1)", query_vectors @ bridge.T)
+    add("lite0, all synonyms", query_vectors @ unit(lite0 @ classes["synonyms"]).T)
+    for model in outputs:
+        if options.flip and model == "lite0":
+            for names in ("first", "synonyms"):
+                add(f"lite0 + flip, {names} names", query_vectors @ unit(probabilities(model, True) @ classes[names]).T, flip=True)
+        if model != "lite0":
+            add(f"{model}, first names", query_vectors @ unit(probabilities(model, False) @ first).T, models=[model])
+    if len(outputs) > 1:
+        mixed = np.mean([probabilities(model, False) for model in outputs], axis=0)
+        add("lite0 & lite2 averaged, first names", query_vectors @ unit(mixed @ first).T, models=list(outputs))
     # Query-side weighting of classes: the query becomes a distribution over classes
     # (softmax of its similarity to each class name) and meets the image's probabilities.
     for temperature in (0.02, 0.05):
-        weights = softmax(query_vectors @ classes["first"].T, temperature)
-        scores = weights @ probabilities("lite0", False).T
-        speed = float(outputs["lite0"]["forward_images_per_second"])
-        rows.append([f"lite0, query-weighted classes (τ {temperature})", *metrics(first_ranks(scores, hits)), "", "", f"{speed:.1f}"])
+        add(f"query-weighted classes (τ {temperature})", softmax(query_vectors @ first.T, temperature) @ lite0.T)
+
+    # Hubness: the shared part of every bridge vector, or of every query, taken out.
+    catalog_mean = bridge.mean(axis=0)
+    class_mean = first.mean(axis=0)
+    for share in (0.5, 1.0):
+        add(f"image side centred on the catalog's mean bridge vector (× {share})", query_vectors @ unit(bridge - share * catalog_mean).T)
+    add("query side centred on the mean class name", unit(query_vectors - class_mean) @ bridge.T)
+    add("both sides centred on the catalog's mean bridge vector", unit(query_vectors - catalog_mean) @ unit(bridge - catalog_mean).T)
+    _, _, components = np.linalg.svd(bridge - catalog_mean, full_matrices=False)
+    top = components[:5]
+    add("top 5 principal directions of the bridge vectors removed, both sides", unit(query_vectors - query_vectors @ top.T @ top) @ unit(bridge - bridge @ top.T @ top).T)
+    add("expected cosine (bridge vector not normalised)", query_vectors @ (lite0 @ first).T)
+
+    # The class probabilities before bridging.
+    for temperature in (0.5, 2.0):
+        add(f"softmax temperature {temperature}", query_vectors @ unit(softmax(logits, temperature) @ first).T)
+    for k in (5, 20):
+        kept = np.where(lite0 >= -np.sort(-lite0, axis=1)[:, k - 1 : k], lite0, 0)
+        add(f"top {k} classes only", query_vectors @ unit(kept @ first).T)
+
+    # Prompts.
+    for template in ("drawing", "icon", "illustration"):
+        add(f'prompt "{TEMPLATES[template].format(name="…")}"', query_vectors @ unit(lite0 @ classes[f"template {template}"]).T)
+    ensemble = unit(sum(classes[f"template {template}"] for template in TEMPLATES))
+    add(f"{len(TEMPLATES)} prompts averaged", query_vectors @ unit(lite0 @ ensemble).T)
+
+    # The catalog's class prior (its mean logit per class) and the shared class-name direction.
+    shifted = softmax(logits - logits.mean(axis=0))
+    centred = first - class_mean
+    add("class names centred", query_vectors @ unit(lite0 @ centred).T)
+    add("catalog's class prior removed", query_vectors @ unit(shifted @ first).T)
+    add("class prior removed + class names centred", query_vectors @ unit(shifted @ centred).T)
+    add(f"class prior removed + {len(TEMPLATES)} prompts averaged, centred", query_vectors @ unit(shifted @ (ensemble - ensemble.mean(axis=0))).T)
+    weight, bias = tower_classifier()
+    feats = features("lite0", False)
+    shipped = ZeroShotRecipe.from_catalog(features=feats, classifier_weight=weight, classifier_bias=bias, class_embeddings=first)
+    add("**shipped zero-shot version**: prior removed + names centred, from unit features at norm 16", query_vectors @ shipped.image_vectors(feats).T)
+    sample = np.random.default_rng(options.seed).choice(len(feats), size=min(200, len(feats)), replace=False)
+    sampled = ZeroShotRecipe.from_catalog(features=feats[sample], classifier_weight=weight, classifier_bias=bias, class_embeddings=first)
+    add(f"shipped recipe, prior from {len(sample)} random images", query_vectors @ sampled.image_vectors(feats).T)
     print(f"{options.dataset}: {len(files)} distinct images, {len(queries)} caption queries, {len(probes)} picture probes")
     print(table(["variant", "t→i R@1", "R@5", "R@10", "MRR", "i→i R@1", "i→i R@10", "CNN images/s"], rows))
 

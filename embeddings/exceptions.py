@@ -8,3 +8,7 @@ class VersionStateError(ValueError):
 
 class InvalidVector(ValueError):
     """A vector of the wrong shape, or with NaN, infinite or out-of-range values; nothing was written."""
+
+
+class EmptyCatalog(LookupError):
+    """No image has vectors yet, so there is nothing to adapt a version to."""

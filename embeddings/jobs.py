@@ -1,8 +1,7 @@
 """RQ jobs: thin adapters over services, keyed by ids."""
-from .indexes import version_indexes_create
 from .models import ModelVersion
 from .selectors import versions_written
-from .services import images_embed, neighbour_sweep, version_activate, version_backfill_chunk
+from .services import images_embed, neighbour_sweep, version_backfill
 
 
 def embed_images(image_ids: list[int], version_id: int | None = None) -> dict:
@@ -14,15 +13,7 @@ def embed_images(image_ids: list[int], version_id: int | None = None) -> dict:
 def backfill_version(version_id: int) -> dict:
     """Index, fill and then activate a version; searches stay on the old one until the switch."""
     version = ModelVersion.objects.get(id=version_id)
-    version_indexes_create(version=version)
-    written = 0
-    while count := version_backfill_chunk(version=version):
-        written += count
-    # Borrowed words are means of this version's description vectors, so they come last.
-    while neighbour_sweep(version=version):
-        pass
-    version_activate(version=version)
-    return {"version": version.number, "backfilled": written}
+    return {"version": version.number, "backfilled": version_backfill(version=version)}
 
 
 def sweep() -> dict:

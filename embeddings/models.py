@@ -13,6 +13,7 @@ class ModelVersion(models.Model):
     class Kind(models.TextChoices):
         BRIDGE = "bridge", "label bridge (no training)"
         HEADS = "heads", "trained projection heads"
+        ZERO_SHOT = "zero-shot", "label bridge adapted to the catalog (no training)"
 
     class State(models.TextChoices):
         TRAINING = "training"
@@ -28,7 +29,7 @@ class ModelVersion(models.Model):
     dimensions = models.PositiveSmallIntegerField(default=DIMENSIONS)
     metrics = models.JSONField(default=dict, blank=True, help_text="held-out metrics of this and the active version, training curve, counts")
     notes = models.TextField(blank=True)
-    weights = models.BinaryField(null=True, editable=False, help_text="projection heads (numpy .npz) for kind=heads")
+    weights = models.BinaryField(null=True, editable=False, help_text="numpy .npz: projection heads for kind=heads, the adapted bridge for kind=zero-shot")
     trained_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     activated_at = models.DateTimeField(null=True, blank=True)

@@ -9,7 +9,7 @@ import django_rq
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from catalog.exceptions import InvalidImage
@@ -17,12 +17,13 @@ from catalog.imaging import decode
 from catalog.models import Image
 
 from .bulk import embeddings_upsert_columns
-from .exceptions import InvalidVector, VersionStateError
-from .indexes import scan_index_until_enough, version_indexes_drop
+from .exceptions import EmptyCatalog, InvalidVector, VersionStateError
+from .indexes import scan_index_until_enough, version_indexes_create, version_indexes_drop
 from .models import ImageEmbedding, ModelVersion
 from .neighbours import NEIGHBOURS, borrowed_text_vector, neighbour_vector
 from .selectors import version_base, versions_written
 from .spaces import ImageVectors, space_for
+from .zero_shot import PRIOR_SAMPLE, ZeroShotRecipe
 
 logger = logging.getLogger("glimpse.embeddings")
 
@@ -354,17 +355,65 @@ def neighbour_sweep(*, version: ModelVersion, limit: int = 1000) -> int:
     return neighbour_vectors_refresh(version=version, image_ids=waiting)
 
 
+def version_zero_shot_create(
+    *, classifier_weight: np.ndarray, classifier_bias: np.ndarray, class_embeddings: np.ndarray, sample: int = PRIOR_SAMPLE
+) -> ModelVersion:
+    """A new zero-shot version adapted to the catalog as it is now (zero_shot.py): the class
+    prior is estimated on up to `sample` images drawn at random from the base rows. It is
+    not serving yet; version_start_release backfills it and switches to it."""
+    base = version_base()
+    features = list(
+        ImageEmbedding.objects.filter(version=base, feature_vector__isnull=False).order_by("?").values_list("feature_vector", flat=True)[:sample]
+    )
+    if not features:
+        raise EmptyCatalog("no image has been embedded yet: the class prior is estimated on the catalog's images")
+    recipe = ZeroShotRecipe.from_catalog(
+        features=np.stack(features), classifier_weight=classifier_weight, classifier_bias=classifier_bias, class_embeddings=class_embeddings
+    )
+    with transaction.atomic():
+        number = (ModelVersion.objects.aggregate(Max("number"))["number__max"] or 0) + 1
+        return ModelVersion.objects.create(
+            number=number,
+            kind=ModelVersion.Kind.ZERO_SHOT,
+            state=ModelVersion.State.TRAINING,
+            image_model=base.image_model,
+            text_model=base.text_model,
+            weights=recipe.to_bytes(),
+            trained_from=base,
+            metrics={"prior_images": len(features)},
+            notes=f"label bridge with the class prior of {len(features)} catalog images removed and the class names centred",
+        )
+
+
 def version_start_release(*, version: ModelVersion) -> None:
     """Queue the job that indexes and backfills the version while the active one keeps serving.
 
     Used for a newly trained version and for a rollback alike; a version whose vectors
-    were dropped is rebuilt from the base rows and its stored heads.
+    were dropped is rebuilt from the base rows and its stored weights.
     """
+    version_mark_backfilling(version=version)
+    transaction.on_commit(lambda: django_rq.get_queue(TRAINING_QUEUE).enqueue(BACKFILL_JOB, version.id, job_timeout=6 * 3600))
+
+
+def version_mark_backfilling(*, version: ModelVersion) -> None:
     if version.state == ModelVersion.State.ACTIVE:
         raise VersionStateError(f"{version} is already active")
     ModelVersion.objects.filter(id=version.id).update(state=ModelVersion.State.BACKFILLING, vectors_dropped=False)
     version.refresh_from_db()
-    transaction.on_commit(lambda: django_rq.get_queue(TRAINING_QUEUE).enqueue(BACKFILL_JOB, version.id, job_timeout=6 * 3600))
+
+
+def version_backfill(*, version: ModelVersion) -> int:
+    """Index and fill a backfilling version, then switch every search to it (the release
+    job's work); returns the rows written. Searches stay on the old version until the switch."""
+    version_indexes_create(version=version)
+    written = 0
+    while count := version_backfill_chunk(version=version):
+        written += count
+    # Borrowed words are means of this version's description vectors, so they come last.
+    while neighbour_sweep(version=version):
+        pass
+    version_activate(version=version)
+    return written
 
 
 def version_activate(*, version: ModelVersion) -> ModelVersion:
@@ -387,7 +436,7 @@ def version_activate(*, version: ModelVersion) -> ModelVersion:
 
 
 def version_drop_vectors(*, version: ModelVersion) -> int:
-    """Free a retired trained version's rows and indexes; its heads stay, so it can come back."""
+    """Free a retired trained or zero-shot version's rows and indexes; its weights stay, so it can come back."""
     if version.state != ModelVersion.State.RETIRED or version.kind == ModelVersion.Kind.BRIDGE:
         raise VersionStateError(f"only retired trained versions can drop their vectors, not {version}")
     with transaction.atomic():

@@ -2,8 +2,9 @@
 
 Version 1 is the label bridge (DESIGN.md): images go through the CNN's class
 probabilities into the text tower's space; texts go through the text tower. Trained
-versions apply projection heads on top of exactly those frozen vectors, so the bridge
-version's rows double as the cache of frozen-tower outputs that training and
+versions apply projection heads on top of exactly those frozen vectors, and zero-shot
+versions adapt the bridge to the catalog from the stored features (zero_shot.py), so the
+bridge version's rows double as the cache of frozen-tower outputs that training and
 backfilling read.
 """
 from dataclasses import dataclass
@@ -69,9 +70,26 @@ class HeadsSpace(BridgeSpace):
         return self.heads.embed_texts(raw)
 
 
+class ZeroShotSpace(BridgeSpace):
+    """Images through the catalog-adapted bridge; texts stay the text tower's own."""
+
+    def __init__(self, recipe):
+        self.recipe = recipe  # zero_shot.ZeroShotRecipe
+
+    def embed_image_batch(self, batch: np.ndarray) -> ImageVectors:
+        return self.from_base(super().embed_image_batch(batch))
+
+    def from_base(self, base: ImageVectors) -> ImageVectors:
+        return ImageVectors(text_space=self.recipe.image_vectors(base.features), features=base.features)
+
+
 def space_for(version: ModelVersion) -> BridgeSpace:
     if version.kind == ModelVersion.Kind.BRIDGE:
         return BridgeSpace()
+    if version.kind == ModelVersion.Kind.ZERO_SHOT:
+        from .zero_shot import ZeroShotRecipe
+
+        return ZeroShotSpace(ZeroShotRecipe.from_bytes(version.weights))
     # Here, not at the top: the heads module imports torch for training, which a web
     # process serving keyword searches never needs.
     from .training.heads import HeadWeights

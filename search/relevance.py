@@ -11,7 +11,8 @@ results are rarely relevant; "close" starts at the relevant results' median. A r
 relevance is the share of relevant results it scores above, on its best kind; it is
 distant only when every vector it has is under its kind's cut-off. Until a version has
 enough relevant judgments for a kind, figures measured on the evaluation data
-(`GLIMPSE_RELEVANCE_DEFAULT`) stand in.
+(`GLIMPSE_RELEVANCE_DEFAULT`, and for a zero-shot version's centred image vectors
+`GLIMPSE_RELEVANCE_DEFAULT_ZERO_SHOT`) stand in.
 """
 from dataclasses import dataclass
 
@@ -84,6 +85,8 @@ def calibration_for(version: ModelVersion) -> Calibrations:
     """The version's calibrations; kinds it has too few judgments for fall back to the defaults.
     A version calibrated before there were kinds has one calibration for all of them."""
     default = settings.GLIMPSE_RELEVANCE_DEFAULT
+    if version.kind == ModelVersion.Kind.ZERO_SHOT:
+        default = default | settings.GLIMPSE_RELEVANCE_DEFAULT_ZERO_SHOT
     stored = (version.metrics or {}).get("relevance") or {}
     if "quantiles" in stored:
         return Calibrations(kinds={kind: calibration_of(stored) for kind in KINDS})

@@ -474,7 +474,7 @@ def image_search(
 ) -> Results:
     """Rank images for a text (encoded here) or ready vectors: `vector` in the version's
     text space (`raw_vector`, the text tower's own, finds close judged queries; it is
-    `vector` for the bridge), `features` in the CNN's space (an uploaded picture's, or a
+    `vector` for the bridge and zero-shot versions), `features` in the CNN's space (an uploaded picture's, or a
     stored one). Results of a text query that the version's calibration calls distant are
     hidden unless `include_distant`; when nothing passes, the nearest are shown and
     `nearest_only` says so."""
@@ -492,7 +492,7 @@ def image_search(
     version = version or version_active()
     if vector is None and text and mode != "keyword":
         raw_vector, vector = query_text_vectors(text=text, version=version)
-    if raw_vector is None and vector is not None and version.kind == ModelVersion.Kind.BRIDGE:
+    if raw_vector is None and vector is not None and version.kind != ModelVersion.Kind.HEADS:
         raw_vector = vector
     vector = None if vector is None else vector_literal(vector)
     features = None if features is None else vector_literal(features)

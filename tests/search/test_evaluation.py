@@ -76,7 +76,7 @@ def test_evaluate_retrieval_end_to_end(tmp_path, capsys):
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_evaluate_retrieval_on_a_mixed_catalog(tmp_path, capsys):
     demo_pairs(tmp_path)
-    call_command("evaluate_retrieval", str(tmp_path), "--described-share", "0.5", "--seed", "1", "--json", verbosity=0)
+    call_command("evaluate_retrieval", str(tmp_path), "--described-share", "0.5", "--seed", "1", "--zero-shot", "--json", verbosity=0)
     output = capsys.readouterr().out.strip().splitlines()
     result = json.loads(output[-1])
     assert (result["images"], result["described_images"], result["described_share"], result["seed"]) == (6, 3, 0.5, 1)
@@ -84,3 +84,10 @@ def test_evaluate_retrieval_on_a_mixed_catalog(tmp_path, capsys):
     assert {scores["queries"] for scores in result["text_to_image"].values()} == {3}
     assert set(result["text_to_image"]) == {"hybrid", "semantic", "keyword", "random"}
     assert "caption on 3 images (described share 0.5, seed 1), none on the rest" in output[0]
+    # The zero-shot version is built in the same catalog and measured on the same queries;
+    # picture search ranks the same features.
+    zero_shot = result["zero_shot"]
+    assert zero_shot["version"] == 2
+    assert {scores["queries"] for scores in zero_shot["text_to_image"].values()} == {3}
+    assert zero_shot["image_to_image"] == result["image_to_image"]
+    assert any(line.startswith(f"{tmp_path}: 6 images, model v2, stored text: caption") for line in output)

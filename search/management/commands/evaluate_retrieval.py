@@ -43,9 +43,17 @@ class Command(BaseCommand):
         )
         parser.add_argument("--seed", type=int, default=0, help="the random split of --described-share")
         parser.add_argument("--limit", type=int, help="use only the first N manifest rows")
+        parser.add_argument(
+            "--zero-shot",
+            action="store_true",
+            help="also make the catalog's zero-shot version (manage.py zero_shot_version), backfill and switch to it, "
+            "and measure it the same way",
+        )
         parser.add_argument("--json", action="store_true", help="also print the results as one JSON object on the last line")
 
-    def handle(self, *args, dataset: Path, manifest: str, text_fields: str, described_share: float, seed: int, limit, verbosity: int, **options):
+    def handle(
+        self, *args, dataset: Path, manifest: str, text_fields: str, described_share: float, seed: int, limit, zero_shot: bool, verbosity: int, **options
+    ):
         fields = tuple(field.strip() for field in text_fields.split(",") if field.strip())
         if not 0 <= described_share < 1:
             raise CommandError("--described-share must be at least 0 and below 1: the queries come from the bare side")
@@ -67,7 +75,7 @@ class Command(BaseCommand):
         images_need_embedding.disconnect(dispatch_uid="embeddings.queue_embedding")
         try:
             with override_settings(MEDIA_ROOT=tempfile.mkdtemp(prefix="glimpse-eval-")):
-                results = self.evaluate(dataset, records, fields, described_share, seed)
+                results = self.evaluate(dataset, records, fields, described_share, seed, zero_shot)
         except InvalidManifest as error:
             raise CommandError(str(error)) from None
         finally:
@@ -77,13 +85,12 @@ class Command(BaseCommand):
         if options["json"]:
             self.stdout.write(dumps(results, sort_keys=True))
 
-    def evaluate(self, dataset: Path, records: list[dict], fields: tuple[str, ...], described_share: float, seed: int) -> dict:
+    def evaluate(self, dataset: Path, records: list[dict], fields: tuple[str, ...], described_share: float, seed: int, zero_shot: bool) -> dict:
         from catalog.manifests import row_from_record
         from catalog.services import ImageInput, images_create
         from embeddings.selectors import version_active
         from embeddings.services import images_embed, neighbour_vectors_refresh
-        from embeddings.spaces import space_for
-        from search.selectors import Filters, fused_ranking, search_depth, stored_vectors, vector_literal
+        from search.selectors import search_depth
 
         # The split is by caption over distinct contents, so all rows of one picture (the
         # import keeps one image for them) fall on one side.
@@ -143,12 +150,37 @@ class Command(BaseCommand):
             "described_images": len({image_of_line[line] for line, record in enumerate(records) if line in image_of_line and record[QUERY_FIELD] in described}),
         }
         queries = sorted(caption for caption in images_of_caption if caption not in described)
-        vectors = space_for(version).embed_texts(queries)
         text_modes = ("hybrid", "semantic", "keyword") if fields or described_share else ("semantic",)
-        results["text_to_image"] = {}
+        results.update(self.measure(version, queries, images_of_caption, text_modes, ids, group_of))
+        if zero_shot:
+            version = self.zero_shot_version()
+            results["zero_shot"] = {"version": version.number, **self.measure(version, queries, images_of_caption, text_modes, ids, group_of)}
+        results["ranking_depth"] = search_depth()
+        return results
+
+    def zero_shot_version(self):
+        """The catalog's zero-shot version, built by the release job's own steps, run here:
+        the shared queue's workers serve the real database."""
+        from embeddings import encoders
+        from embeddings.services import version_backfill, version_mark_backfilling, version_zero_shot_create
+        from embeddings.zero_shot import tower_classifier
+
+        weight, bias = tower_classifier()
+        version = version_zero_shot_create(classifier_weight=weight, classifier_bias=bias, class_embeddings=encoders.class_embeddings())
+        version_mark_backfilling(version=version)
+        version_backfill(version=version)
+        version.refresh_from_db()
+        return version
+
+    def measure(self, version, queries: list[str], images_of_caption: dict, text_modes: tuple[str, ...], ids: list[int], group_of: dict) -> dict:
+        from embeddings.spaces import space_for
+        from search.selectors import Filters, fused_ranking, stored_vectors, vector_literal
+
+        results = {"text_to_image": {}}
+        vectors = space_for(version).embed_texts(queries)
         for mode in text_modes:
             ranks = []
-            for query, vector in tqdm(list(zip(queries, vectors)), desc=f"text→image {mode}", unit="query", disable=self.quiet):
+            for query, vector in tqdm(list(zip(queries, vectors)), desc=f"v{version.number} text→image {mode}", unit="query", disable=self.quiet):
                 ranking = fused_ranking(mode=mode, vector=vector_literal(vector), text=query, version=version, filters=Filters())
                 ranks.append(first_relevant_rank([image_id for image_id, _ in ranking], images_of_caption[query]))
             results["text_to_image"][mode] = score(ranks).as_dict()
@@ -161,7 +193,7 @@ class Command(BaseCommand):
         if probes:
             # Picture queries rank by the CNN's features, as uploads and "more like this" do.
             ranks = []
-            for image_id in tqdm(probes, desc="image→image", unit="query", disable=self.quiet):
+            for image_id in tqdm(probes, desc=f"v{version.number} image→image", unit="query", disable=self.quiet):
                 _, features = stored_vectors(image_id=image_id, version=version)
                 ranking = fused_ranking(
                     mode="semantic", vector=None, features=vector_literal(features), text="",
@@ -172,7 +204,6 @@ class Command(BaseCommand):
             results["image_to_image"]["random"] = random_scores(
                 [(len(ids) - 1, len(members[group_of[image_id]]) - 1) for image_id in probes]
             ).as_dict()
-        results["ranking_depth"] = search_depth()
         return results
 
     def print_table(self, dataset: Path, fields, results: dict) -> None:
@@ -183,14 +214,16 @@ class Command(BaseCommand):
                 f"(described share {results['described_share']}, seed {results['seed']}), none on the rest; "
                 "queries: the bare images' captions"
             )
-        self.stdout.write(f"{dataset}: {results['images']} images, model v{results['version']}, stored text: {stored}")
-        header = "| direction | mode | " + " | ".join(f"R@{k}" for k in KS) + " | MRR | queries |"
-        self.stdout.write(header)
-        self.stdout.write("|" + "---|" * (header.count("|") - 1))
-        for direction, label in (("text_to_image", "text → image"), ("image_to_image", "image → image")):
-            for mode, scores in results.get(direction, {}).items():
-                cells = " | ".join(f"{scores[f'R@{k}']:.3f}" for k in KS)
-                self.stdout.write(f"| {label} | {mode} | {cells} | {scores['MRR']:.3f} | {scores['queries']} |")
+        measured = [results] + ([results["zero_shot"]] if "zero_shot" in results else [])
+        for number, scores_of in ((each["version"], each) for each in measured):
+            self.stdout.write(f"{dataset}: {results['images']} images, model v{number}, stored text: {stored}")
+            header = "| direction | mode | " + " | ".join(f"R@{k}" for k in KS) + " | MRR | queries |"
+            self.stdout.write(header)
+            self.stdout.write("|" + "---|" * (header.count("|") - 1))
+            for direction, label in (("text_to_image", "text → image"), ("image_to_image", "image → image")):
+                for mode, scores in scores_of.get(direction, {}).items():
+                    cells = " | ".join(f"{scores[f'R@{k}']:.3f}" for k in KS)
+                    self.stdout.write(f"| {label} | {mode} | {cells} | {scores['MRR']:.3f} | {scores['queries']} |")
 
 
 def read_jsonl(path: Path):
