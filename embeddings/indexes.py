@@ -10,31 +10,15 @@ predicate admits: with only
 `version_id = N`, the description-vector index of a catalog where 300 of 100,000 images
 are described was costed as a 100,000-row graph, and the planner scanned the table
 instead. Queries must say the same predicate (`index_predicate`) for the index to serve.
-
-Text queries rank images by `folded_vector`, an expression index on
-`COALESCE(neighbour_vector, image_vector)`: a bare image by the words it borrowed, every
-other image by its own bridge vector, in one list. Ranked as a list of their own, borrowed
-words lost to described images, which reciprocal rank fusion counts twice (README, "Retrieval
-with a mixed catalog"). image_vector itself stays as written: training and backfills read it.
-Queries must repeat the expression (`indexed_expression`) for the index to serve.
 """
 from django.conf import settings
 from django.db import connection
 
 from .models import ImageEmbedding, ModelVersion
 
-# What each index ranks: a column, or for folded_vector an expression over two.
-INDEXED = {
-    "folded_vector": "COALESCE({prefix}neighbour_vector, {prefix}image_vector)",
-    "text_vector": "{prefix}text_vector",
-    "feature_vector": "{prefix}feature_vector",
-}
+COLUMNS = ("image_vector", "text_vector", "feature_vector", "neighbour_vector")
 HNSW_OPTIONS = "m = 16, ef_construction = 64"
 OPERATOR_CLASS = "halfvec_cosine_ops"
-
-
-def indexed_expression(column: str, *, alias: str = "") -> str:
-    return INDEXED[column].format(prefix=f"{alias}." if alias else "")
 
 
 def index_name(column: str, version: ModelVersion) -> str:
@@ -51,8 +35,7 @@ def index_predicate(column: str, version: ModelVersion, *, alias: str = "") -> s
     queries as always true, and could then no longer prove the index's predicate."""
     prefix = f"{alias}." if alias else ""
     predicate = f"{prefix}version_id = {int(version.id)}"
-    # folded_vector is never null: image_vector is NOT NULL.
-    if column != "folded_vector" and ImageEmbedding._meta.get_field(column).null:
+    if ImageEmbedding._meta.get_field(column).null:
         predicate += f" AND {prefix}{column} IS NOT NULL"
     return predicate
 
@@ -61,17 +44,17 @@ def version_indexes_create(*, version: ModelVersion) -> None:
     # CONCURRENTLY keeps writes flowing on a live catalog; it cannot run inside a transaction.
     concurrently = "" if connection.in_atomic_block else "CONCURRENTLY "
     with connection.cursor() as cursor:
-        for column in INDEXED:
+        for column in COLUMNS:
             cursor.execute(
                 f"CREATE INDEX {concurrently}IF NOT EXISTS {index_name(column, version)} "
-                f"ON embeddings_imageembedding USING hnsw (({indexed_expression(column)}) {OPERATOR_CLASS}) "
+                f"ON embeddings_imageembedding USING hnsw ({column} {OPERATOR_CLASS}) "
                 f"WITH ({HNSW_OPTIONS}) WHERE {index_predicate(column, version)}"
             )
 
 
 def version_indexes_drop(*, version: ModelVersion) -> None:
     with connection.cursor() as cursor:
-        for column in INDEXED:
+        for column in COLUMNS:
             cursor.execute(f"DROP INDEX IF EXISTS {index_name(column, version)}")
 
 

@@ -24,7 +24,7 @@ from pgvector.psycopg.vector import VectorBinaryDumper, VectorBinaryLoader, Vect
 
 from catalog.models import Image
 from config.routers import read_database
-from embeddings.indexes import index_predicate, indexed_expression
+from embeddings.indexes import index_predicate
 from embeddings.models import ModelVersion
 from embeddings.selectors import version_active
 
@@ -184,9 +184,7 @@ def filter_sql(filters: Filters) -> tuple[str, list]:
 
 
 def vector_list_sql(column: str, where: str, *, version: ModelVersion, query: str = "vector") -> str:
-    """`column` names an index (embeddings/indexes.py); `query` the column of the
-    statement's `query` row to rank by (vector or features)."""
-    indexed = indexed_expression(column, alias="e")
+    """`query` names the column of the statement's `query` row to rank by (vector or features)."""
     join = " JOIN catalog_image i ON i.id = e.image_id" if where else ""
     # The inner ORDER BY ... LIMIT is what the HNSW index serves; its WHERE repeats the
     # index's own predicate, or the planner will not take the index. The outer row_number
@@ -195,10 +193,10 @@ def vector_list_sql(column: str, where: str, *, version: ModelVersion, query: st
     # half precision) ties vectors less than a degree apart.
     return f"""
         SELECT image_id, row_number() OVER (ORDER BY similarity DESC) AS rank FROM (
-            SELECT e.image_id, 1 - ({indexed} <=> (SELECT {query} FROM query)) AS similarity
+            SELECT e.image_id, 1 - (e.{column} <=> (SELECT {query} FROM query)) AS similarity
             FROM embeddings_imageembedding e{join}
             WHERE {index_predicate(column, version, alias="e")}{where}
-            ORDER BY {indexed} <=> (SELECT {query} FROM query)
+            ORDER BY e.{column} <=> (SELECT {query} FROM query)
             LIMIT {int(search_depth())}
         ) candidates"""
 
@@ -301,9 +299,8 @@ def ranked_lists(
     *, mode: str, vector, features, text: str, version: ModelVersion, filters: Filters, judged_ids: tuple[int, ...] = ()
 ) -> tuple[list[str], list]:
     """One ranked list per index that can answer: text-space vectors (images through the
-    bridge or, where they have no words, their borrowed descriptions; descriptions), CNN
-    features for picture queries, and full text for words; plus the images judged relevant
-    for close queries."""
+    bridge, descriptions, borrowed descriptions), CNN features for picture queries, and full
+    text for words; plus the images judged relevant for close queries."""
     where, where_params = filter_sql(filters)
     lists, params = [], []
     if judged_ids:
@@ -312,8 +309,8 @@ def ranked_lists(
     columns = []
     if mode in ("hybrid", "semantic"):
         if vector is not None:
-            # folded_vector: an image's borrowed words where it has some, else its bridge vector.
-            columns += [("folded_vector", "vector"), ("text_vector", "vector")]
+            # neighbour_vector: words borrowed by images that have none (embeddings/neighbours.py).
+            columns += [("image_vector", "vector"), ("text_vector", "vector"), ("neighbour_vector", "vector")]
         if features is not None:
             columns.append(("feature_vector", "features"))
     for column, query in columns:

@@ -116,37 +116,10 @@ def test_every_ranked_list_walks_its_index_when_one_percent_of_images_are_descri
         cursor.execute("EXPLAIN " + sql, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     used = set(re.findall(r"Index Scan using (\w+)", plan))
-    # A text query's lists: bridge vectors folded with borrowed words through the expression
-    # index, and the description vectors, the 1 % (a table scan before).
-    assert used >= {index_name("folded_vector", version), index_name("text_vector", version)}, plan
+    # A text query's lists; the description vectors are the 1 % (a table scan before).
+    for column in ("image_vector", "text_vector", "neighbour_vector"):
+        assert index_name(column, version) in used, plan
     assert "Seq Scan on embeddings_imageembedding" not in plan
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'embeddings_imageembedding'")
-        indexes = {name for (name,) in cursor.fetchall()}
-    # Nothing ranks by the bare columns any more: their indexes would only cost writes.
-    assert not indexes & {index_name("image_vector", version), index_name("neighbour_vector", version)}
-
-
-def test_a_bare_image_is_ranked_by_its_borrowed_words_inside_the_image_list(make_images, version):
-    make_images(
-        [
-            {"title": "bridge", "image_vector": unit(1, 0.4)},
-            # Its own bridge vector points away; its borrowed words are the closest of all.
-            {"title": "bare", "image_vector": unit(-1, 1), "neighbour_vector": unit(1, 0.1)},
-            {"title": "described", "image_vector": unit(1, 0.8), "text_vector": unit(1, 0.6)},
-            {"title": "far", "image_vector": unit(0, 1)},
-        ]
-    )
-    titles = dict(Image.objects.values_list("id", "title"))
-    ranking = fused_ranking(mode="semantic", vector=QUERY, text="", version=version, filters=Filters())
-    # One image list: bare 1 (its borrowed words), bridge 2, described 3, far 4; the text list
-    # has described 1: described 1/63 + 1/61, bare 1/61, bridge 1/62, far 1/64. Borrowed words
-    # as a list of their own gave bare 1/61 + 1/64 (its bridge vector last in the image list).
-    assert [titles[image_id] for image_id, _ in ranking] == ["described", "bare", "bridge", "far"]
-    assert [round(score, 6) for _, score in ranking] == [round(value, 6) for value in (1 / 63 + 1 / 61, 1 / 61, 1 / 62, 1 / 64)]
-    hits = {hit.image.title: hit for hit in image_search(text="query", vector=QUERY, mode="semantic", include_distant=True).hits}
-    # Its similarity is still its best kind's: the borrowed words' cosine, read on their own cut-off.
-    assert hits["bare"].similarity == pytest.approx(float(unit(1, 0.1) @ QUERY), abs=1e-3)
 
 
 def test_the_query_cache_is_bounded_and_emptied_by_a_version_switch():

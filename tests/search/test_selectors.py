@@ -153,7 +153,7 @@ def test_odd_characters_are_just_text(make_images):
 @pytest.mark.parametrize("filters", [Filters(), Filters(category="a")])
 def test_the_ranking_statement_uses_the_hnsw_indexes(fruit, version, filters):
     plan = ranking_plan(mode="hybrid", vector=vector_literal(QUERY), text="near", version=version, filters=filters)
-    assert f"Index Scan using {index_name('folded_vector', version)}" in plan
+    assert f"Index Scan using {index_name('image_vector', version)}" in plan
     assert f"Index Scan using {index_name('text_vector', version)}" in plan
     if not filters:
         # With a filter the planner may start from the category index instead; both are fine.
