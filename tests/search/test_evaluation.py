@@ -45,6 +45,12 @@ def test_the_described_share_must_leave_queries(tmp_path, share):
         call_command("evaluate_retrieval", str(tmp_path), "--described-share", share)
 
 
+@pytest.mark.parametrize("options", [["--queries", "described", "--text-fields", "title"], ["--queries", "described", "--described-share", "0.5"]])
+def test_described_side_queries_need_a_described_side_with_words(tmp_path, options):
+    with pytest.raises(CommandError, match="--queries described needs a --described-share above 0 and --text-fields"):
+        call_command("evaluate_retrieval", str(tmp_path), *options)
+
+
 def demo_pairs(tmp_path) -> list[dict]:
     # Three demo drawings, each also as a smaller JPEG copy: the copy is its nearest picture.
     rows = []
@@ -91,3 +97,19 @@ def test_evaluate_retrieval_on_a_mixed_catalog(tmp_path, capsys):
     assert {scores["queries"] for scores in zero_shot["text_to_image"].values()} == {3}
     assert zero_shot["image_to_image"] == result["image_to_image"]
     assert any(line.startswith(f"{tmp_path}: 6 images, model v2, stored text: caption") for line in output)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_evaluate_retrieval_on_the_described_side(tmp_path, capsys):
+    demo_pairs(tmp_path)
+    call_command(
+        "evaluate_retrieval", str(tmp_path), "--described-share", "0.5", "--seed", "1", "--queries", "described",
+        "--text-fields", "title", "--json", verbosity=0,
+    )
+    output = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(output[-1])
+    assert (result["described_images"], result["queries_side"]) == (3, "described")
+    # The other three captions of the same split; their images keep their title, not their caption.
+    assert {scores["queries"] for scores in result["text_to_image"].values()} == {3}
+    assert "title on 3 images (described share 0.5, seed 1), none on the rest; queries: the described images' captions" in output[0]

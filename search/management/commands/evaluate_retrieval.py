@@ -41,6 +41,13 @@ class Command(BaseCommand):
             help="a mixed catalog: this share of the captions, chosen at random, is stored as its images' "
             "description (plus --text-fields); the other images are stored bare and their captions are the queries",
         )
+        parser.add_argument(
+            "--queries",
+            choices=("bare", "described"),
+            default="bare",
+            help="with --described-share: the bare side's captions (default), or the described side's, whose images "
+            "then keep only --text-fields (never their caption), to measure the pictures that have words",
+        )
         parser.add_argument("--seed", type=int, default=0, help="the random split of --described-share")
         parser.add_argument("--limit", type=int, help="use only the first N manifest rows")
         parser.add_argument(
@@ -52,11 +59,14 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="also print the results as one JSON object on the last line")
 
     def handle(
-        self, *args, dataset: Path, manifest: str, text_fields: str, described_share: float, seed: int, limit, zero_shot: bool, verbosity: int, **options
+        self, *args, dataset: Path, manifest: str, text_fields: str, described_share: float, queries: str, seed: int, limit, zero_shot: bool,
+        verbosity: int, **options
     ):
         fields = tuple(field.strip() for field in text_fields.split(",") if field.strip())
         if not 0 <= described_share < 1:
             raise CommandError("--described-share must be at least 0 and below 1: the queries come from the bare side")
+        if queries == "described" and not (described_share and text_fields):
+            raise CommandError("--queries described needs a --described-share above 0 and --text-fields for the described images' words")
         if QUERY_FIELD in fields:
             raise CommandError(f"--text-fields must not include {QUERY_FIELD!r}: it is the query, storing it would leak the answer")
         manifest_path = dataset / manifest
@@ -75,7 +85,7 @@ class Command(BaseCommand):
         images_need_embedding.disconnect(dispatch_uid="embeddings.queue_embedding")
         try:
             with override_settings(MEDIA_ROOT=tempfile.mkdtemp(prefix="glimpse-eval-")):
-                results = self.evaluate(dataset, records, fields, described_share, seed, zero_shot)
+                results = self.evaluate(dataset, records, fields, described_share, queries, seed, zero_shot)
         except InvalidManifest as error:
             raise CommandError(str(error)) from None
         finally:
@@ -85,7 +95,9 @@ class Command(BaseCommand):
         if options["json"]:
             self.stdout.write(dumps(results, sort_keys=True))
 
-    def evaluate(self, dataset: Path, records: list[dict], fields: tuple[str, ...], described_share: float, seed: int, zero_shot: bool) -> dict:
+    def evaluate(
+        self, dataset: Path, records: list[dict], fields: tuple[str, ...], described_share: float, queries_side: str, seed: int, zero_shot: bool
+    ) -> dict:
         from catalog.manifests import row_from_record
         from catalog.services import ImageInput, images_create
         from embeddings.selectors import version_active
@@ -111,7 +123,9 @@ class Command(BaseCommand):
                     if not described_share:
                         items.append(ImageInput(content=content, title=row.title, description=row.description, tags=row.tags, name=str(line)))
                     elif record[QUERY_FIELD] in described:
-                        description = ". ".join(filter(None, (record[QUERY_FIELD], row.description)))
+                        # A described-side query must not find its own words stored verbatim.
+                        caption = record[QUERY_FIELD] if queries_side == "bare" else ""
+                        description = ". ".join(filter(None, (caption, row.description)))
                         items.append(ImageInput(content=content, title=row.title, description=description, tags=row.tags, name=str(line)))
                     else:
                         items.append(ImageInput(content=content, name=str(line)))
@@ -146,10 +160,10 @@ class Command(BaseCommand):
 
         results = {
             "dataset": str(dataset), "images": len(ids), "text_fields": list(fields), "version": version.number,
-            "described_share": described_share, "seed": seed,
+            "described_share": described_share, "queries_side": queries_side, "seed": seed,
             "described_images": len({image_of_line[line] for line, record in enumerate(records) if line in image_of_line and record[QUERY_FIELD] in described}),
         }
-        queries = sorted(caption for caption in images_of_caption if caption not in described)
+        queries = sorted(caption for caption in images_of_caption if (caption in described) == (queries_side == "described"))
         text_modes = ("hybrid", "semantic", "keyword") if fields or described_share else ("semantic",)
         results.update(self.measure(version, queries, images_of_caption, text_modes, ids, group_of))
         if zero_shot:
@@ -209,10 +223,11 @@ class Command(BaseCommand):
     def print_table(self, dataset: Path, fields, results: dict) -> None:
         stored = ", ".join(fields) if fields else "none (vectors alone)"
         if results["described_share"]:
+            words = ", ".join(fields) if results["queries_side"] == "described" else "caption" + (" + " + ", ".join(fields) if fields else "")
             stored = (
-                f"caption{' + ' + ', '.join(fields) if fields else ''} on {results['described_images']} images "
+                f"{words} on {results['described_images']} images "
                 f"(described share {results['described_share']}, seed {results['seed']}), none on the rest; "
-                "queries: the bare images' captions"
+                f"queries: the {results['queries_side']} images' captions"
             )
         measured = [results] + ([results["zero_shot"]] if "zero_shot" in results else [])
         for number, scores_of in ((each["version"], each) for each in measured):
