@@ -51,9 +51,8 @@ def frozen_outputs_restore(dataset: Path, ids: list[int]) -> set[int]:
     """Write version 1's rows from the cache (keyed by file hash); returns the ids restored."""
     from catalog.models import Image
     from embeddings import encoders
-    from embeddings.models import ImageEmbedding
     from embeddings.selectors import version_base
-    from embeddings.services import version_rows
+    from embeddings.services import version_rows_write
     from embeddings.spaces import ImageVectors
 
     path = cache_path(dataset)
@@ -70,7 +69,7 @@ def frozen_outputs_restore(dataset: Path, ids: list[int]) -> set[int]:
     # The text tower is cheap; only the CNN's outputs are cached.
     texted = [place for place, (image_id, _) in enumerate(found) if images[image_id].text]
     raw_texts = dict(zip(texted, encoders.text_encoder().encode([images[found[place][0]].text for place in texted]))) if texted else {}
-    ImageEmbedding.objects.bulk_create(version_rows(version=version_base(), image_ids=[image_id for image_id, _ in found], base=base, raw_texts=raw_texts))
+    version_rows_write(version=version_base(), image_ids=[image_id for image_id, _ in found], base=base, raw_texts=raw_texts)
     Image.objects.filter(id__in=[image_id for image_id, _ in found]).update(embedding_status=Image.EmbeddingStatus.READY)
     return {image_id for image_id, _ in found}
 

@@ -2,6 +2,7 @@ from collections import defaultdict
 
 import numpy as np
 from django.db import connection, transaction
+from django.db.models import Max
 
 from catalog.models import Image
 
@@ -27,6 +28,11 @@ def version_active() -> ModelVersion:
 def version_base() -> ModelVersion:
     """The bridge version: its rows hold the frozen towers' outputs every other version builds on."""
     return ModelVersion.objects.get(kind=ModelVersion.Kind.BRIDGE, number=1)
+
+
+def version_number_next() -> int:
+    """The number a new version takes; call inside the transaction that creates it."""
+    return (ModelVersion.objects.aggregate(Max("number"))["number__max"] or 0) + 1
 
 
 def versions_written() -> list[ModelVersion]:

@@ -9,7 +9,7 @@ import django_rq
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Max, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from catalog.exceptions import InvalidImage
@@ -21,7 +21,7 @@ from .exceptions import EmptyCatalog, InvalidVector, VersionStateError
 from .indexes import scan_index_until_enough, version_indexes_create, version_indexes_drop
 from .models import ImageEmbedding, ModelVersion
 from .neighbours import NEIGHBOURS, borrowed_text_vector, neighbour_vector
-from .selectors import version_base, versions_written
+from .selectors import version_base, version_number_next, versions_written
 from .spaces import ImageVectors, space_for
 from .zero_shot import PRIOR_SAMPLE, ZeroShotRecipe
 
@@ -197,23 +197,6 @@ def version_vectors(*, version: ModelVersion, base: ImageVectors, raw_texts: dic
     }
 
 
-def version_rows(
-    *, version: ModelVersion, image_ids: list[int], base: ImageVectors, raw_texts: dict[int, np.ndarray]
-) -> list[ImageEmbedding]:
-    """The same as model instances, one per image, for callers that want them (bench/learning_loop.py)."""
-    columns = version_vectors(version=version, base=base, raw_texts=raw_texts)
-    return [
-        ImageEmbedding(
-            image_id=image_id,
-            version=version,
-            image_vector=columns["image_vector"][position],
-            text_vector=columns["text_vector"][position],
-            feature_vector=columns["feature_vector"][position],
-        )
-        for position, image_id in enumerate(image_ids)
-    ]
-
-
 def version_rows_write(*, version: ModelVersion, image_ids: list[int], base: ImageVectors, raw_texts: dict[int, np.ndarray]) -> int:
     """Upsert one version's rows for `image_ids` by binary COPY."""
     return embeddings_upsert_columns(
@@ -371,7 +354,7 @@ def version_zero_shot_create(
         features=np.stack(features), classifier_weight=classifier_weight, classifier_bias=classifier_bias, class_embeddings=class_embeddings
     )
     with transaction.atomic():
-        number = (ModelVersion.objects.aggregate(Max("number"))["number__max"] or 0) + 1
+        number = version_number_next()
         return ModelVersion.objects.create(
             number=number,
             kind=ModelVersion.Kind.ZERO_SHOT,

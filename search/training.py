@@ -9,12 +9,11 @@ from dataclasses import asdict
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
 
 from embeddings import encoders
 from embeddings.models import ImageEmbedding, ModelVersion
 from embeddings.neighbours import borrowed_text_vector, neighbour_vector
-from embeddings.selectors import version_active, version_base
+from embeddings.selectors import version_active, version_base, version_number_next
 from embeddings.services import described_neighbours, version_start_release
 from embeddings.spaces import HeadsSpace, ImageVectors, space_for
 from embeddings.training.heads import HeadWeights
@@ -137,7 +136,7 @@ def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: 
     train_queries = sorted(query for query in judged if not is_held_out(query, seed=seed, share=held_out_share))
     test_queries = sorted(query for query in judged if is_held_out(query, seed=seed, share=held_out_share))
     with transaction.atomic():
-        number = (ModelVersion.objects.aggregate(Max("number"))["number__max"] or 0) + 1
+        number = version_number_next()
         version = ModelVersion.objects.create(
             number=number,
             kind=ModelVersion.Kind.HEADS,
