@@ -1,6 +1,7 @@
 """Search reads. Ranking is one SQL statement: each ranked list comes from its own
 index (HNSW for the vector columns, GIN for full text) and the lists are fused with
-reciprocal rank fusion, score = Σ 1 / (60 + rank), in the same statement.
+reciprocal rank fusion, score = Σ weight / (60 + rank), in the same statement (weight 1,
+but for partial keyword matches: the share of the query's words they contain).
 
 The statements go through `search_cursor`: the query vector travels once per statement
 as a binary halfvec parameter (not a 384-number text literal the server parses once per
@@ -24,7 +25,7 @@ from pgvector.psycopg.vector import VectorBinaryDumper, VectorBinaryLoader, Vect
 
 from catalog.models import Image
 from config.routers import read_database
-from embeddings.indexes import index_predicate
+from embeddings.indexes import index_predicate, indexed_expression
 from embeddings.models import ModelVersion
 from embeddings.selectors import version_active
 
@@ -184,7 +185,9 @@ def filter_sql(filters: Filters) -> tuple[str, list]:
 
 
 def vector_list_sql(column: str, where: str, *, version: ModelVersion, query: str = "vector") -> str:
-    """`query` names the column of the statement's `query` row to rank by (vector or features)."""
+    """`column` names an index (embeddings/indexes.py); `query` the column of the
+    statement's `query` row to rank by (vector or features)."""
+    indexed = indexed_expression(column, alias="e")
     join = " JOIN catalog_image i ON i.id = e.image_id" if where else ""
     # The inner ORDER BY ... LIMIT is what the HNSW index serves; its WHERE repeats the
     # index's own predicate, or the planner will not take the index. The outer row_number
@@ -192,25 +195,31 @@ def vector_list_sql(column: str, where: str, *, version: ModelVersion, query: st
     # really sorts: iterative scans relax the index's order, and the index (normalised
     # half precision) ties vectors less than a degree apart.
     return f"""
-        SELECT image_id, row_number() OVER (ORDER BY similarity DESC) AS rank FROM (
-            SELECT e.image_id, 1 - (e.{column} <=> (SELECT {query} FROM query)) AS similarity
+        SELECT image_id, row_number() OVER (ORDER BY similarity DESC) AS rank, 1.0 AS weight FROM (
+            SELECT e.image_id, 1 - ({indexed} <=> (SELECT {query} FROM query)) AS similarity
             FROM embeddings_imageembedding e{join}
             WHERE {index_predicate(column, version, alias="e")}{where}
-            ORDER BY e.{column} <=> (SELECT {query} FROM query)
+            ORDER BY {indexed} <=> (SELECT {query} FROM query)
             LIMIT {int(search_depth())}
         ) candidates"""
 
 
 # Any word may match (OR): images are ranked by how many of the query's words, phrases
-# included, they contain, then by ts_rank_cd. Stop words parse to empty queries and count
-# for nothing; exclusions (-word, -"a phrase") remove images outright.
+# included, they contain, then by ts_rank_cd, and count in the fusion by the share they
+# contain: an image with one word of three is weaker evidence than one with all three, and
+# at full weight a partial match outranked pictures that only the vectors find. Stop words
+# parse to empty queries and count for nothing; exclusions (-word, -"a phrase") remove
+# images outright.
 KEYWORD_LIST_SQL = """
-        SELECT image_id, row_number() OVER (ORDER BY matched DESC, relevance DESC, image_id) AS rank FROM (
+        SELECT image_id, row_number() OVER (ORDER BY matched DESC, relevance DESC, image_id) AS rank,
+               matched::numeric / greatest(counted, 1) AS weight FROM (
             SELECT i.id AS image_id, ts_rank_cd(i.search_document, k.query) AS relevance,
-                   (SELECT count(*) FROM unnest(k.terms) term WHERE i.search_document @@ term) AS matched
+                   (SELECT count(*) FROM unnest(k.terms) term WHERE i.search_document @@ term) AS matched, k.counted
             FROM catalog_image i, (
-                SELECT websearch_to_tsquery('english', %s) && websearch_to_tsquery('english', %s) AS query,
-                       ARRAY(SELECT websearch_to_tsquery('english', term) FROM unnest(%s::text[]) term) AS terms
+                SELECT query, terms, (SELECT count(*) FROM unnest(terms) term WHERE numnode(term) > 0) AS counted FROM (
+                    SELECT websearch_to_tsquery('english', %s) && websearch_to_tsquery('english', %s) AS query,
+                           ARRAY(SELECT websearch_to_tsquery('english', term) FROM unnest(%s::text[]) term) AS terms
+                ) parsed
             ) k
             WHERE i.search_document @@ k.query{where}
             ORDER BY matched DESC, relevance DESC, i.id
@@ -292,15 +301,15 @@ def judged_list(*, raw_vector, filters: Filters) -> JudgedImages:
 
 
 JUDGED_RANKS_SQL = """
-        SELECT image_id, rank FROM unnest(%s::bigint[]) WITH ORDINALITY AS judged(image_id, rank)"""
+        SELECT image_id, rank, 1.0 AS weight FROM unnest(%s::bigint[]) WITH ORDINALITY AS judged(image_id, rank)"""
 
 
 def ranked_lists(
     *, mode: str, vector, features, text: str, version: ModelVersion, filters: Filters, judged_ids: tuple[int, ...] = ()
 ) -> tuple[list[str], list]:
-    """One ranked list per index that can answer: text-space vectors (images through the
-    bridge, descriptions, borrowed descriptions), CNN features for picture queries, and full
-    text for words; plus the images judged relevant for close queries."""
+    """One ranked list per index that can answer: each image's words in the text space (its
+    description, else borrowed words, else the bridge), CNN features for picture queries,
+    and full text for words; plus the images judged relevant for close queries."""
     where, where_params = filter_sql(filters)
     lists, params = [], []
     if judged_ids:
@@ -309,8 +318,7 @@ def ranked_lists(
     columns = []
     if mode in ("hybrid", "semantic"):
         if vector is not None:
-            # neighbour_vector: words borrowed by images that have none (embeddings/neighbours.py).
-            columns += [("image_vector", "vector"), ("text_vector", "vector"), ("neighbour_vector", "vector")]
+            columns.append(("words_vector", "vector"))
         if features is not None:
             columns.append(("feature_vector", "features"))
     for column, query in columns:
@@ -336,7 +344,7 @@ def fused_ranking_sql(*, mode, vector, text, version, filters, features=None, ex
     params = [halfvec(vector), halfvec(features), *params]
     sql = f"""
         WITH query AS MATERIALIZED (SELECT %s::halfvec AS vector, %s::halfvec AS features)
-        SELECT image_id, sum(1.0 / ({RRF_K} + rank)) AS score
+        SELECT image_id, sum(weight / ({RRF_K} + rank)) AS score
         FROM ({union}) ranked
         {exclude}
         GROUP BY image_id
