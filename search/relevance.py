@@ -8,8 +8,9 @@ calibration per version, made from the similarities of judged results: the cut-o
 the similarity that best separates results graded relevant (≥ 2) from the others
 (largest share of relevant above it minus share of the others above it), so below it
 results are rarely relevant; "close" starts at the relevant results' median. A result's
-relevance is the share of relevant results it scores above, on its best kind; it is
-distant only when every vector it has is under its kind's cut-off. Until a version has
+relevance is the share of relevant results it scores above, on the kind of vector it was
+ranked by (its description, else its borrowed words, else the bridge); it is distant when
+that vector is under its kind's cut-off. Until a version has
 enough relevant judgments for a kind, figures measured on the evaluation data
 (`GLIMPSE_RELEVANCE_DEFAULT`, and for a zero-shot version's centred image vectors
 `GLIMPSE_RELEVANCE_DEFAULT_ZERO_SHOT`) stand in.

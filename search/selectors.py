@@ -32,7 +32,7 @@ from embeddings.selectors import version_active
 from .exceptions import InvalidQuery
 from .evaluation import RELEVANT_GRADE
 from .query_vectors import query_text_vectors
-from .relevance import KINDS, calibration_for
+from .relevance import calibration_for
 
 MODES = ("hybrid", "semantic", "keyword")
 RRF_K = 60
@@ -408,9 +408,14 @@ def collapse_near_duplicates(ranking: list[tuple[int, float]], *, version: Model
     return kept
 
 
-# One column per kind of vector (search/relevance.py KINDS), null where the image has none.
+# The kind of vector (search/relevance.py KINDS) each image was ranked by, and its cosine:
+# the description where there is one, else the borrowed words, else the bridge (the words
+# list, embeddings/indexes.py). A described image is judged by its words, as it was ranked,
+# not by a bridge vector the ranking did not use.
 SIMILARITY_SQL = """
-        SELECT image_id, 1 - (image_vector <=> %(query)s), 1 - (text_vector <=> %(query)s), 1 - (neighbour_vector <=> %(query)s)
+        SELECT image_id,
+               CASE WHEN text_vector IS NOT NULL THEN 'text' WHEN neighbour_vector IS NOT NULL THEN 'neighbour' ELSE 'image' END,
+               1 - (COALESCE(text_vector, neighbour_vector, image_vector) <=> %(query)s)
         FROM embeddings_imageembedding WHERE version_id = %(version)s AND image_id = ANY(%(ids)s)"""
 
 # How many of the query's words and phrases each image contains, and how many count
@@ -427,13 +432,10 @@ COVERAGE_SQL = """
 
 
 def similarities(*, ids: list[int], vector, version: ModelVersion) -> dict[int, dict[str, float]]:
-    """{image id: {kind: the query's cosine with that vector}} for the kinds each image has."""
+    """{image id: {kind: the query's cosine with that vector}} for the kind each image is ranked by."""
     with search_cursor() as cursor:
         cursor.execute(SIMILARITY_SQL, {"query": halfvec(vector), "version": version.id, "ids": ids})
-        return {
-            image_id: {kind: float(value) for kind, value in zip(KINDS, values) if value is not None}
-            for image_id, *values in cursor.fetchall()
-        }
+        return {image_id: {kind: float(value)} for image_id, kind, value in cursor.fetchall()}
 
 
 def keyword_coverage(*, ids: list[int], keywords: KeywordQuery) -> dict[int, float]:
