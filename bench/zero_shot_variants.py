@@ -14,7 +14,7 @@ features (hits share group_id, else label). The neighbour rows reproduce
 `evaluate_retrieval --described-share 0.5`, semantic mode: half the captions (by
 connected caption/image component) are stored as descriptions, queries are the other
 half, and bare images borrow the description vectors of their k nearest described ones.
-"One words list" is what search ranks; the other rows are the designs measured before it.
+"Two lists: described, bare" is what search ranks; the other rows are the designs measured beside it.
 """
 import argparse
 import hashlib
@@ -372,11 +372,14 @@ def main():
                 folded = image_scores.copy()
                 folded[:, bare] = q_vectors @ neighbour.T
                 rows.append([f"folded into image vector", k, temperature, mix, *metrics(fused_ranks([folded, text_scores], q_hits))])
-                # What search ranks (embeddings/indexes.py words_vector): each image once, by
-                # its description, else its borrowed words, else its bridge vector.
+                # Each image once, by its description, else its borrowed words, else its bridge vector.
                 words = folded.copy()
                 words[:, described] = text_scores[:, described]
                 rows.append([f"one words list", k, temperature, mix, *metrics(fused_ranks([words], q_hits))])
+                # What search ranks (embeddings/indexes.py): the same, as two lists, described and bare.
+                bare_scores = np.full_like(image_scores, -np.inf)
+                bare_scores[:, bare] = neighbour_scores[:, bare]
+                rows.append([f"two lists: described, bare", k, temperature, mix, *metrics(fused_ranks([text_scores, bare_scores], q_hits))])
     print(f"\nneighbour text, described share 0.5 (seed {options.seed}): {len(described)} described, {len(bare)} bare images, {len(bare_queries)} queries")
     print(table(["how", "k", "τ", "borrowed share", "R@1", "R@5", "R@10", "MRR"], rows))
 

@@ -11,12 +11,15 @@ predicate admits: with only
 are described was costed as a 100,000-row graph, and the planner scanned the table
 instead. Queries must say the same predicate (`index_predicate`) for the index to serve.
 
-Text queries rank images by `words_vector`, an expression index on
-`COALESCE(text_vector, neighbour_vector, image_vector)`: every image once, by its words,
-its own description where it has one, else the words it borrowed from look-alikes, else
-the bridge's class names. Ranked as lists of their own, each kind put its own best at rank
-1 and reciprocal rank fusion counted an image once per list it was in, so whichever side had
-more lists won; in one list the closest words win (README, "Retrieval with a mixed
+A text query ranks two lists, each image in one of them: described images by their
+description vectors (`text_vector`), and images without text by `bare_vector`, an
+expression index on `COALESCE(neighbour_vector, image_vector)` over the rows where
+`text_vector IS NULL`: the words they borrowed from look-alikes, else the bridge's class
+names. Their bridge vectors are ranked nowhere else: a list of bridge vectors for every
+image let described images hold two lists against a bare image's one, and its weak
+cosines decided half of a described image's place. One list over all three kinds ranked
+by raw cosine instead put bare images under described look-alikes, because a borrowed
+vector's cosine runs lower than a description's (README, "Retrieval with a mixed
 catalog"). The columns themselves stay as written: training, backfills and analysts read
 them. Queries must repeat the expression (`indexed_expression`) for the index to serve.
 """
@@ -25,9 +28,10 @@ from django.db import connection
 
 from .models import ImageEmbedding, ModelVersion
 
-# What each index ranks: a column, or for words_vector an expression over three.
+# What each index ranks: a column, or for bare_vector an expression over two.
 INDEXED = {
-    "words_vector": "COALESCE({prefix}text_vector, {prefix}neighbour_vector, {prefix}image_vector)",
+    "text_vector": "{prefix}text_vector",
+    "bare_vector": "COALESCE({prefix}neighbour_vector, {prefix}image_vector)",
     "feature_vector": "{prefix}feature_vector",
 }
 HNSW_OPTIONS = "m = 16, ef_construction = 64"
@@ -52,8 +56,9 @@ def index_predicate(column: str, version: ModelVersion, *, alias: str = "") -> s
     queries as always true, and could then no longer prove the index's predicate."""
     prefix = f"{alias}." if alias else ""
     predicate = f"{prefix}version_id = {int(version.id)}"
-    # words_vector is never null: image_vector is NOT NULL.
-    if column != "words_vector" and ImageEmbedding._meta.get_field(column).null:
+    if column == "bare_vector":  # never null (image_vector is NOT NULL); only images without text
+        predicate += f" AND {prefix}text_vector IS NULL"
+    elif ImageEmbedding._meta.get_field(column).null:
         predicate += f" AND {prefix}{column} IS NOT NULL"
     return predicate
 

@@ -307,9 +307,10 @@ JUDGED_RANKS_SQL = """
 def ranked_lists(
     *, mode: str, vector, features, text: str, version: ModelVersion, filters: Filters, judged_ids: tuple[int, ...] = ()
 ) -> tuple[list[str], list]:
-    """One ranked list per index that can answer: each image's words in the text space (its
-    description, else borrowed words, else the bridge), CNN features for picture queries,
-    and full text for words; plus the images judged relevant for close queries."""
+    """One ranked list per index that can answer: in the text space, described images by
+    their descriptions and the others by borrowed words, else the bridge (each image in one
+    of the two); CNN features for picture queries; full text for words; plus the images
+    judged relevant for close queries."""
     where, where_params = filter_sql(filters)
     lists, params = [], []
     if judged_ids:
@@ -318,7 +319,7 @@ def ranked_lists(
     columns = []
     if mode in ("hybrid", "semantic"):
         if vector is not None:
-            columns.append(("words_vector", "vector"))
+            columns += [("text_vector", "vector"), ("bare_vector", "vector")]
         if features is not None:
             columns.append(("feature_vector", "features"))
     for column, query in columns:
@@ -409,9 +410,9 @@ def collapse_near_duplicates(ranking: list[tuple[int, float]], *, version: Model
 
 
 # The kind of vector (search/relevance.py KINDS) each image was ranked by, and its cosine:
-# the description where there is one, else the borrowed words, else the bridge (the words
-# list, embeddings/indexes.py). A described image is judged by its words, as it was ranked,
-# not by a bridge vector the ranking did not use.
+# the description where there is one, else the borrowed words, else the bridge
+# (embeddings/indexes.py). A described image is judged by its words, as it was ranked, not
+# by a bridge vector the ranking did not use.
 SIMILARITY_SQL = """
         SELECT image_id,
                CASE WHEN text_vector IS NOT NULL THEN 'text' WHEN neighbour_vector IS NOT NULL THEN 'neighbour' ELSE 'image' END,

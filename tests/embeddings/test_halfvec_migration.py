@@ -82,8 +82,9 @@ def test_vectors_are_converted_to_halfvec_and_rank_as_before(make_images):
         "feature_vector": "halfvec(1280)",
         "neighbour_vector": "halfvec(384)",
     }
-    # Latest is 0009: the one words index over the three text-space columns, built on halfvec.
-    assert "halfvec_cosine_ops" in index_definitions()[index_name("words_vector", version)]
+    indexes = index_definitions()
+    assert "halfvec_cosine_ops" in indexes[index_name("text_vector", version)]
+    assert "WHERE ((version_id = 1) AND (text_vector IS NOT NULL))" in indexes[index_name("text_vector", version)]
     stored = {row.image.title: row for row in ImageEmbedding.objects.select_related("image")}
     for title, (image_vector, text_vector, features) in vectors.items():
         # float16 keeps 11 significant bits: within 2⁻¹¹ relative, ±6e-8 near zero.
@@ -96,9 +97,9 @@ def test_vectors_are_converted_to_halfvec_and_rank_as_before(make_images):
             np.testing.assert_allclose(stored[title].feature_vector, features, rtol=2**-11, atol=6e-8)
     titles = dict(Image.objects.values_list("id", "title"))
     ranking = fused_ranking(mode="semantic", vector=unit(1, 0, 0), text="", version=version, filters=Filters())
-    # By description where there is one: middle 0.98, near 0.29; bridge: far 0, opposite -0.95.
-    assert [titles[image_id] for image_id, _ in ranking] == ["middle", "near", "far", "opposite"]
-    assert [score for _, score in ranking] == pytest.approx([1 / 61, 1 / 62, 1 / 63, 1 / 64])
+    # Descriptions: middle 1 (0.98), near 2 (0.29); without text, by the bridge: far 1 (0), opposite 2 (-0.95).
+    assert [titles[image_id] for image_id, _ in ranking] == ["middle", "far", "near", "opposite"]
+    assert [score for _, score in ranking] == pytest.approx([1 / 61, 1 / 61, 1 / 62, 1 / 62])
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)

@@ -81,18 +81,17 @@ def test_the_sweep_fills_what_is_missing_once(pond, version):
     np.testing.assert_allclose(stored(lily), normalized(0.5 * unit(1) + 0.5 * unit(0, 0, 0, 0, 1)), atol=HALF_PRECISION)
 
 
-def test_bare_images_rank_by_their_borrowed_words_in_the_one_words_list(pond, version):
+def test_bare_images_rank_by_their_borrowed_words_in_their_own_list(pond, version):
     frog, lily, between, twin = pond
     query = dict(mode="semantic", vector=vector_literal(unit(1, 0.5)), text="frog", version=version, filters=Filters())
-    # Before borrowing the bare images rank by their bridge vectors (cosines 0.18 and 0.09),
-    # under the lily's description (0.45).
-    assert [image_id for image_id, _ in fused_ranking(**query)] == [frog.id, lily.id, twin.id, between.id]
+    # Descriptions: frog 1, lily 2. Before borrowing the bare images rank by their bridge
+    # vectors: twin 1 (0.18), between 2 (0.09). Ties go to the older image.
+    assert [image_id for image_id, _ in fused_ranking(**query)] == [frog.id, twin.id, lily.id, between.id]
     neighbour_vectors_refresh(version=version, image_ids=[between.id, twin.id])
     ranking = fused_ranking(**query)
-    # Borrowed: between 0.71 (half frog, half lily, mixed with its bridge vector), twin 0.69
-    # (the frog's words): both above the lily. One list, so each image is counted once.
-    assert [image_id for image_id, _ in ranking] == [frog.id, between.id, twin.id, lily.id]
-    assert [score for _, score in ranking] == pytest.approx([1 / 61, 1 / 62, 1 / 63, 1 / 64])
+    # Borrowed: between 1 (0.71: half frog, half lily, mixed with its bridge vector), twin 2 (0.69).
+    assert [image_id for image_id, _ in ranking] == [frog.id, between.id, lily.id, twin.id]
+    assert [score for _, score in ranking] == pytest.approx([1 / 61, 1 / 61, 1 / 62, 1 / 62])
 
 
 def test_suggested_tags_are_the_neighbours_tags_by_weight(pond, version):

@@ -114,8 +114,8 @@ def test_each_version_searches_through_its_own_index(catalog, trained):
         pass
     plan = ranking_plan(mode="semantic", vector=vector_literal(QUERY), text="", version=trained, filters=Filters())
     used = set(re.findall(r"Index Scan using (\w+)", plan))
-    assert index_name("words_vector", trained) in used
-    assert index_name("words_vector", ModelVersion.objects.get(number=1)) not in used
+    assert index_name("text_vector", trained) in used
+    assert index_name("text_vector", ModelVersion.objects.get(number=1)) not in used
 
 
 def _training_queue():
