@@ -15,9 +15,10 @@ A text query ranks two lists, each image in one of them: described images by the
 description vectors (`text_vector`), and images without text by `bare_vector`, an
 expression index on `COALESCE(neighbour_vector, image_vector)` over the rows where
 `text_vector IS NULL`: the words they borrowed from look-alikes, else the bridge's class
-names. Their bridge vectors are ranked nowhere else: a list of bridge vectors for every
-image let described images hold two lists against a bare image's one, and its weak
-cosines decided half of a described image's place. One list over all three kinds ranked
+names. A described image's bridge vector is ranked nowhere: as a list of every image's
+bridge vector it let weak cosines decide half of a described image's place, and pictures
+whose ImageNet classes resembled the words crowded described answers out. One list over
+all three kinds ranked
 by raw cosine instead put bare images under described look-alikes, because a borrowed
 vector's cosine runs lower than a description's (README, "Retrieval with a mixed
 catalog"). The columns themselves stay as written: training, backfills and analysts read
