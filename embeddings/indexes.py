@@ -4,8 +4,8 @@
 version N walks a graph of N's rows (no post-filtering across versions), a new version
 is indexed while the old one serves, and dropping a version drops its indexes.
 
-`AND <column> IS NOT NULL` (on the nullable columns) keeps the planner's idea of an
-index's size true. HNSW leaves null vectors out, but ANALYZE counts every row the
+Each index also says which rows it holds (`AND text_vector IS NOT NULL`, ...), which
+keeps the planner's idea of an index's size true. HNSW leaves null vectors out, but ANALYZE counts every row the
 predicate admits: with only
 `version_id = N`, the description-vector index of a catalog where 300 of 100,000 images
 are described was costed as a 100,000-row graph, and the planner scanned the table
@@ -18,29 +18,30 @@ expression index on `COALESCE(neighbour_vector, image_vector)` over the rows whe
 names. A described image's bridge vector is ranked nowhere: as a list of every image's
 bridge vector it let weak cosines decide half of a described image's place, and pictures
 whose ImageNet classes resembled the words crowded described answers out. One list over
-all three kinds ranked
-by raw cosine instead put bare images under described look-alikes, because a borrowed
-vector's cosine runs lower than a description's (README, "Retrieval with a mixed
-catalog"). The columns themselves stay as written: training, backfills and analysts read
+all three kinds ranked by raw cosine instead put bare images under described
+look-alikes, because a borrowed vector's cosine runs lower than a description's (README,
+"Retrieval with a mixed catalog"). The columns themselves stay as written: training, backfills and analysts read
 them. Queries must repeat the expression (`indexed_expression`) for the index to serve.
 """
 from django.conf import settings
 from django.db import connection
 
-from .models import ImageEmbedding, ModelVersion
+from .models import ModelVersion
 
-# What each index ranks: a column, or for bare_vector an expression over two.
+# Per index: what it ranks (a column, or for bare_vector an expression over two) and
+# which of a version's rows it holds. bare_vector is never null (image_vector is NOT
+# NULL): its rows are the images without text.
 INDEXED = {
-    "text_vector": "{prefix}text_vector",
-    "bare_vector": "COALESCE({prefix}neighbour_vector, {prefix}image_vector)",
-    "feature_vector": "{prefix}feature_vector",
+    "text_vector": ("{prefix}text_vector", "{prefix}text_vector IS NOT NULL"),
+    "bare_vector": ("COALESCE({prefix}neighbour_vector, {prefix}image_vector)", "{prefix}text_vector IS NULL"),
+    "feature_vector": ("{prefix}feature_vector", "{prefix}feature_vector IS NOT NULL"),
 }
 HNSW_OPTIONS = "m = 16, ef_construction = 64"
 OPERATOR_CLASS = "halfvec_cosine_ops"
 
 
 def indexed_expression(column: str, *, alias: str = "") -> str:
-    return INDEXED[column].format(prefix=f"{alias}." if alias else "")
+    return INDEXED[column][0].format(prefix=f"{alias}." if alias else "")
 
 
 def index_name(column: str, version: ModelVersion) -> str:
@@ -53,15 +54,10 @@ def index_predicate(column: str, version: ModelVersion, *, alias: str = "") -> s
 
     The version id is written into the statement, not passed as a parameter: the planner
     matches a partial index only against a known value, also in a prepared statement's
-    generic plan. A NOT NULL column gets no IS NOT NULL: the planner drops that clause from
-    queries as always true, and could then no longer prove the index's predicate."""
+    generic plan. No index says IS NOT NULL of a NOT NULL column: the planner drops that
+    clause from queries as always true, and could then no longer prove the predicate."""
     prefix = f"{alias}." if alias else ""
-    predicate = f"{prefix}version_id = {int(version.id)}"
-    if column == "bare_vector":  # never null (image_vector is NOT NULL); only images without text
-        predicate += f" AND {prefix}text_vector IS NULL"
-    elif ImageEmbedding._meta.get_field(column).null:
-        predicate += f" AND {prefix}{column} IS NOT NULL"
-    return predicate
+    return f"{prefix}version_id = {int(version.id)} AND {INDEXED[column][1].format(prefix=prefix)}"
 
 
 def version_indexes_create(*, version: ModelVersion) -> None:
