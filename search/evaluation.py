@@ -89,18 +89,18 @@ def judged_metrics(rankings: dict[str, list[int]], judged: dict[str, dict[int, f
     }
 
 
-def rank_in_memory(
-    queries: np.ndarray, image_vectors: np.ndarray, text_vectors: np.ndarray, has_text: np.ndarray, *, depth: int, rrf_k: int = 60
-) -> list[np.ndarray]:
-    """Semantic-mode ranking (RRF of the image-vector and description-vector lists), exactly,
-    for vectors not in the database yet: a candidate version is judged before it is stored."""
+def rank_in_memory(queries: np.ndarray, vectors: np.ndarray, has_text: np.ndarray, *, depth: int, rrf_k: int = 60) -> list[np.ndarray]:
+    """Semantic-mode ranking, exactly, for vectors not in the database yet (a candidate
+    version is judged before it is stored): as search/selectors.py ranks text queries, one
+    list of the described images and one of the others, each image by its one vector in
+    the text space (`vectors`), fused by reciprocal rank."""
     rankings = []
-    image_scores = queries @ image_vectors.T
-    text_scores = np.where(has_text[None, :], queries @ text_vectors.T, -np.inf)
+    scores = queries @ vectors.T
+    kinds = [np.flatnonzero(has_text), np.flatnonzero(~has_text)]
     for row in range(len(queries)):
         fused = {}
-        for scores, available in ((image_scores[row], len(image_vectors)), (text_scores[row], int(has_text.sum()))):
-            top = np.argsort(-scores, kind="stable")[: min(depth, available)]
+        for rows in kinds:
+            top = rows[np.argsort(-scores[row, rows], kind="stable")[:depth]]
             for rank, index in enumerate(top, start=1):
                 fused[int(index)] = fused.get(int(index), 0.0) + 1 / (rrf_k + rank)
         rankings.append(np.array(sorted(fused, key=lambda index: (-fused[index], index)), dtype=np.int64))

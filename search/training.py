@@ -33,7 +33,8 @@ PARTIAL_GRADE = 1
 
 
 class Catalog:
-    """The base version's frozen-tower vectors, in memory, by row."""
+    """The base version's frozen-tower vectors, in memory, by row, and whose words each
+    bare image borrows (the same in every version of one catalog)."""
 
     def __init__(self):
         rows = list(
@@ -47,18 +48,34 @@ class Catalog:
         self.features = np.stack([row[3] for row in rows]).astype(np.float32)
         self.has_text = np.array([row[2] is not None for row in rows])
         self.texts = np.stack([row[2] if row[2] is not None else np.zeros(self.bridge.shape[1]) for row in rows]).astype(np.float32)
+        near = described_neighbours(version=version_base(), image_ids=self.ids[~self.has_text].tolist())
+        self.neighbours = {
+            self.row_of[image_id]: ([self.row_of[neighbour_id] for neighbour_id, _ in pairs], np.array([similarity for _, similarity in pairs]))
+            for image_id, pairs in near.items()
+        }
 
     def vectors(self, space) -> tuple[np.ndarray, np.ndarray]:
         images = space.from_base(ImageVectors(text_space=self.bridge, features=self.features)).text_space
         return images, space.texts_from_base(self.texts)
 
+    def searched(self, space) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
+        """Per row, as `space` would store them: the image vector, the description vector
+        and, for a bare image, its neighbour vector (embeddings/neighbours.py)."""
+        images, texts = self.vectors(space)
+        neighbour = {
+            row: neighbour_vector(
+                borrowed=borrowed_text_vector(similarities=similarities, text_vectors=texts[neighbour_rows]),
+                image_vector=images[row],
+            )
+            for row, (neighbour_rows, similarities) in self.neighbours.items()
+        }
+        return images, texts, neighbour
+
     def calibration(self, space, judged: dict[str, dict[int, float]], raw: np.ndarray, *, source: str) -> Calibrations | None:
         """The version's relevance calibration per kind of vector from every judged query
-        (search/relevance.py); a judged bare image's neighbour vector is computed here as
-        the version would store it, from its nearest described images."""
-        images, texts = self.vectors(space)
+        (search/relevance.py)."""
+        images, texts, neighbour = self.searched(space)
         rows = {image_id: self.row_of[image_id] for grades in judged.values() for image_id in grades if image_id in self.row_of}
-        near = described_neighbours(version=version_base(), image_ids=[image_id for image_id, row in rows.items() if not self.has_text[row]])
         return calibrations_from_similarities(
             judged_similarities(
                 query_vectors=space.texts_from_base(raw) if len(raw) else raw,
@@ -66,24 +83,21 @@ class Catalog:
                 vectors={
                     "image": {image_id: images[row] for image_id, row in rows.items()},
                     "text": {image_id: texts[row] for image_id, row in rows.items() if self.has_text[row]},
-                    "neighbour": {
-                        image_id: neighbour_vector(
-                            borrowed=borrowed_text_vector(
-                                similarities=np.array([similarity for _, similarity in pairs]),
-                                text_vectors=texts[[self.row_of[neighbour_id] for neighbour_id, _ in pairs]],
-                            ),
-                            image_vector=images[rows[image_id]],
-                        )
-                        for image_id, pairs in near.items()
-                    },
+                    "neighbour": {image_id: neighbour[row] for image_id, row in rows.items() if row in neighbour},
                 },
             ),
             source=source,
         )
 
     def rankings(self, space, queries: list[str], raw_queries: np.ndarray) -> dict[str, list[int]]:
-        images, texts = self.vectors(space)
-        ranked = rank_in_memory(space.texts_from_base(raw_queries), images, texts, self.has_text, depth=search_depth())
+        """Semantic-mode rankings as the version would serve them: described images by their
+        descriptions, bare ones by their neighbour vectors, else their image vectors."""
+        images, texts, neighbour = self.searched(space)
+        words = images.copy()
+        words[self.has_text] = texts[self.has_text]
+        for row, vector in neighbour.items():
+            words[row] = vector
+        ranked = rank_in_memory(space.texts_from_base(raw_queries), words, self.has_text, depth=search_depth())
         return {query: self.ids[order].tolist() for query, order in zip(queries, ranked)}
 
 

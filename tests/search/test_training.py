@@ -126,3 +126,40 @@ def test_each_kind_of_vector_is_calibrated_on_its_own_judged_results(make_images
     assert set(relevance) == {"image", "text", "neighbour"}
     assert all(kind["source"] == "10 judged queries" and len(kind["quantiles"]) == 11 for kind in relevance.values())
     assert len({kind["cutoff"] for kind in relevance.values()}) == 3
+
+
+def test_the_gate_ranks_as_the_site_serves(make_images):
+    # The release gate and early stopping rank candidates in memory; they must see the
+    # ranking visitors get: described images by their words, bare ones by borrowed words.
+    from embeddings.services import neighbour_vectors_refresh
+    from search.selectors import Filters, fused_ranking, vector_literal
+    from search.training import Catalog
+
+    from embeddings.spaces import space_for
+
+    rng = np.random.default_rng(2)
+
+    def unit_rows(count, dimensions):
+        rows = rng.normal(size=(count, dimensions)).astype(np.float32)
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    bridges, features, texts = unit_rows(30, 384), unit_rows(30, FEATURE_DIMENSIONS), unit_rows(12, 384)
+    images = make_images(
+        [
+            {"title": f"image {index}", "image_vector": bridges[index], "feature_vector": features[index], **({"text_vector": texts[index]} if index < 12 else {})}
+            for index in range(30)
+        ]
+    )
+    version = version_active()
+    assert neighbour_vectors_refresh(version=version, image_ids=[image.id for image in images]) == 18
+    catalog = Catalog()
+    _, _, neighbour = catalog.searched(space_for(version))
+    stored = dict(version.embeddings.filter(neighbour_vector__isnull=False).values_list("image_id", "neighbour_vector"))
+    assert sorted(catalog.ids[row] for row in neighbour) == sorted(stored)
+    for row, vector in neighbour.items():
+        np.testing.assert_allclose(vector, stored[catalog.ids[row]], atol=1e-3)  # stored as halfvec
+    queries = unit_rows(5, 384)
+    in_memory = catalog.rankings(space_for(version), [str(number) for number in range(5)], queries)
+    for number, query in enumerate(queries):
+        served = fused_ranking(mode="semantic", vector=vector_literal(query), text="", version=version, filters=Filters())
+        assert in_memory[str(number)] == [image_id for image_id, _ in served]
