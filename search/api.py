@@ -17,6 +17,7 @@ from ninja.security import SessionAuth
 from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
+from catalog.models import Image
 from config.middleware import api_error
 from embeddings.exceptions import NoActiveVersion
 
@@ -117,6 +118,9 @@ class JudgmentIn(Schema):
     query: text_field(settings.GLIMPSE_SEARCH_MAX_QUERY_CHARS, min_length=1, description="the query the result answered")
     image: ImageId
     grade: int = Field(ge=0, le=3, description="0 irrelevant, 1 partly relevant, 2 relevant, 3 perfect")
+    tag: bool = Field(
+        False, description="also add the query to the image's tags (grade 2 or 3 only; needs the permission to change images)"
+    )
 
 
 class JudgmentOut(Schema):
@@ -126,6 +130,7 @@ class JudgmentOut(Schema):
     grade: int
     version: int = Field(description="the model version that was serving")
     created_at: datetime
+    tags: list[str] = Field(description="the image's tags now")
 
 
 class ErrorDetail(Schema):
@@ -239,7 +244,7 @@ def search_by_picture(request, params: Form[SearchParams], image: File[UploadedF
 def judgment(request, payload: JudgmentIn):
     """A curator's grade of an image for a text query; a new grade replaces the curator's
     current one, which is kept as history. Needs a signed-in user with the judge permission."""
-    judged = judgment_record(curator=request.auth, image_id=payload.image, grade=payload.grade, query_text=payload.query)
+    judged = judgment_record(curator=request.auth, image_id=payload.image, grade=payload.grade, query_text=payload.query, tag=payload.tag)
     return {
         "id": judged.id,
         "query": judged.query_text,
@@ -247,6 +252,7 @@ def judgment(request, payload: JudgmentIn):
         "grade": judged.grade,
         "version": judged.version.number,
         "created_at": judged.created_at,
+        "tags": Image.objects.get(id=judged.image_id).tags,
     }
 
 

@@ -6,6 +6,10 @@ class JudgmentNotAllowed(PermissionError):
     """The user may not judge results."""
 
 
+class TagNotAllowed(JudgmentNotAllowed):
+    """The user may judge results but not change images' tags."""
+
+
 class InvalidJudgment(ValueError):
     """The judgment cannot be recorded as given; the message says why."""
 

@@ -64,3 +64,4 @@ class JudgeForm(Form):
     q = forms.CharField(max_length=settings.GLIMPSE_SEARCH_MAX_QUERY_CHARS, strip=True)
     image = forms.IntegerField(min_value=1)
     grade = forms.TypedChoiceField(choices=RelevanceJudgment.Grade.choices, coerce=int)
+    tag = forms.BooleanField(required=False)  # also add the query to the picture's tags

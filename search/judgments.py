@@ -10,13 +10,18 @@ from django.db import connection, transaction
 from redis.exceptions import RedisError
 
 from catalog.models import Image
+from catalog.services import clean_tags, image_tags_add
 from embeddings.models import ModelVersion
 from embeddings.selectors import version_active
 
-from .exceptions import InvalidJudgment, JudgmentNotAllowed, TooFewJudgments
+from .evaluation import RELEVANT_GRADE
+from .exceptions import InvalidJudgment, JudgmentNotAllowed, TagNotAllowed, TooFewJudgments
 from .models import JudgedQuery, RelevanceJudgment
 
 PERMISSION = "search.add_relevancejudgment"
+# Tagging a result with its query writes the image's own fields.
+TAG_PERMISSION = "catalog.change_image"
+TAG_MAX_CHARS = 100  # catalog.services.clean_tags
 # On the embedding workers' queue: they have the text tower loaded.
 JUDGED_QUERIES_QUEUE = "embeddings"
 JUDGED_QUERIES_JOB = "search.jobs.embed_judged_queries"
@@ -43,11 +48,17 @@ def judgment_record(
     query_vector: np.ndarray | None = None,
     query_text_vector: np.ndarray | None = None,
     version: ModelVersion | None = None,
+    tag: bool = False,
 ) -> RelevanceJudgment:
     """Record a grade; an unchanged grade is a no-op, a changed one keeps the old row as history.
     A text query is remembered with its text-tower vector (given, or computed by a job
     queued when the judgment commits) so that close queries can use its grades before
-    any training; the visitor's search never encodes judged queries."""
+    any training; the visitor's search never encodes judged queries.
+
+    With `tag`, a relevant result (grade 2 or 3) also takes the query as one of its tags,
+    so the curator's words describe the picture from then on: it is re-embedded and ranked
+    by its words, and pictures without text near it borrow them. Needs the permission to
+    change images; a refused tag records nothing."""
     if not curator.has_perm(PERMISSION):
         raise JudgmentNotAllowed(f"{curator} may not judge results")
     if grade not in RelevanceJudgment.Grade.values:
@@ -55,9 +66,13 @@ def judgment_record(
     if not Image.objects.filter(id=image_id).exists():
         raise InvalidJudgment(f"image {image_id} does not exist")
     key = query_key_for(text=query_text, image_hash=query_image_hash)
+    if tag:
+        tag_check(curator=curator, grade=grade, query_text=query_text, query_image_hash=query_image_hash)
     version = version or version_active()
     with transaction.atomic():
         judgment_lock(curator_id=curator.pk, image_id=image_id, query_key=key)
+        if tag:
+            image_tags_add(image_id=image_id, tags=[query_text])
         if not query_image_hash:
             _, created = JudgedQuery.objects.get_or_create(
                 query_key=key, defaults={"text": " ".join(query_text.split()), "vector": query_text_vector}
@@ -79,6 +94,17 @@ def judgment_record(
             curator=curator,
             version=version,
         )
+
+
+def tag_check(*, curator, grade: int, query_text: str, query_image_hash: str) -> None:
+    if query_image_hash:
+        raise InvalidJudgment("only a query in words can become a tag, not a picture")
+    if grade < RELEVANT_GRADE:
+        raise InvalidJudgment(f"only a relevant result (grade 2 or 3) takes the query as a tag, not one graded {grade}")
+    if not curator.has_perm(TAG_PERMISSION):
+        raise TagNotAllowed(f"{curator} may not change images' tags")
+    if len(" ".join(query_text.split())) > TAG_MAX_CHARS or not clean_tags([query_text]):
+        raise InvalidJudgment(f"a tag holds up to {TAG_MAX_CHARS} characters; this query has {len(' '.join(query_text.split()))}")
 
 
 def judgment_lock(*, curator_id: int, image_id: int, query_key: str) -> None:

@@ -9,8 +9,8 @@ from catalog.models import Image
 from catalog.selectors import categories_top, category_paths, images_recent, tags_for_examples
 from embeddings.exceptions import NoActiveVersion
 
-from .exceptions import InvalidJudgment, InvalidQuery, JudgmentNotAllowed, QueryImageNotFound
-from .judgments import PERMISSION, current_grades, judgment_record
+from .exceptions import InvalidJudgment, InvalidQuery, JudgmentNotAllowed, QueryImageNotFound, TagNotAllowed
+from .judgments import PERMISSION, TAG_PERMISSION, current_grades, judgment_record
 from .forms import JudgeForm, SearchForm
 from .previews import upload_preview
 from .services import search_run
@@ -57,6 +57,7 @@ def search_page(request):
             query = form.cleaned_data.get("q") or ""
             if query and not request.FILES and request.user.has_perm(PERMISSION):
                 context["can_judge"] = True
+                context["can_tag"] = request.user.has_perm(TAG_PERMISSION)
                 grades = current_grades(curator=request.user, query_text=query, image_ids=results.image_ids)
                 context["grades"] = grades
                 for hit in results.hits:
@@ -104,7 +105,10 @@ def judge(request):
             image_id=form.cleaned_data["image"],
             grade=form.cleaned_data["grade"],
             query_text=form.cleaned_data["q"],
+            tag=form.cleaned_data["tag"],
         )
+    except TagNotAllowed:
+        return judgment_refused(request, "You may not change pictures’ tags.", status=403)
     except JudgmentNotAllowed:
         return judgment_refused(request, "You may not judge results.", status=403)
     except InvalidJudgment as error:

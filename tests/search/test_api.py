@@ -247,6 +247,22 @@ def test_a_curator_records_a_judgment(client, catalog, curator):
     ]
 
 
+def test_a_judgment_can_tag_the_image_with_its_query(client, catalog, curator):
+    from django.contrib.auth.models import Permission
+
+    client.force_login(curator)
+    grade = {"query": "Crisp apple", "image": catalog[1].id, "grade": 3, "tag": True}
+    refused = client.post(JUDGMENTS, grade, content_type="application/json")
+    assert refused.status_code == 403 and error(refused)["message"] == "curator may not change images' tags"
+    curator.user_permissions.add(Permission.objects.get(codename="change_image"))
+    too_low = client.post(JUDGMENTS, {**grade, "grade": 1}, content_type="application/json")
+    assert too_low.status_code == 400 and error(too_low)["code"] == "invalid_judgment"
+    assert not RelevanceJudgment.objects.exists()
+    tagged = client.post(JUDGMENTS, grade, content_type="application/json")
+    assert tagged.status_code == 200 and tagged.json()["tags"] == ["crisp apple"]
+    assert client.post(JUDGMENTS, {**grade, "image": catalog[0].id, "tag": False}, content_type="application/json").json()["tags"] == ["fruit"]
+
+
 def test_judgments_need_a_signed_in_curator_and_the_csrf_token(client, catalog, visitor, curator):
     grade = {"query": "apple", "image": catalog[0].id, "grade": 2}
     anonymous = client.post(JUDGMENTS, grade, content_type="application/json")

@@ -1,7 +1,8 @@
 import pytest
 from django.urls import reverse
 
-from search.exceptions import InvalidJudgment, JudgmentNotAllowed
+from catalog.models import Image
+from search.exceptions import InvalidJudgment, JudgmentNotAllowed, TagNotAllowed
 from search.judgments import judged_text_queries, judgment_record
 from search.models import RelevanceJudgment
 from tests.conftest import unit
@@ -77,6 +78,63 @@ def test_controls_show_for_curators_only_with_their_grade(client, curator, visit
     html = client.get(reverse("search:page"), page).content.decode()
     assert html.count('form class="judge"') == 2
     assert 'class="chosen">2</button>' in html
+
+
+@pytest.fixture
+def tagger(curator):
+    from django.contrib.auth.models import Permission
+
+    curator.user_permissions.add(Permission.objects.get(codename="change_image"))
+    return type(curator).objects.get(id=curator.id)  # fresh, so the permission cache sees it
+
+
+def test_a_relevant_result_takes_the_query_as_a_tag_and_is_re_embedded(client, tagger, results, queue, django_capture_on_commit_callbacks):
+    client.force_login(tagger)
+    page = {"q": "Red  Apple", "mode": "keyword"}
+    assert 'type="checkbox" name="tag"' in client.get(reverse("search:page"), page).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("search:judge"), {"q": "Red  Apple", "image": results[1].id, "grade": 3, "tag": "on"})
+    assert response.status_code == 302
+    tree = Image.objects.get(id=results[1].id)
+    assert (tree.tags, tree.embedding_status) == (["red apple"], "pending")
+    # The image's embedding, and the judged query's vector (search/jobs.py).
+    assert sorted((job.func_name, job.args) for job in queue.get_jobs()) == [
+        ("embeddings.jobs.embed_images", ([results[1].id], None)),
+        ("search.jobs.embed_judged_queries", ()),
+    ]
+    assert list(RelevanceJudgment.objects.values_list("query_key", "image_id", "grade")) == [("red apple", results[1].id, 3)]
+    # The same tag again, with a regrade: the grade changes, the tags do not, nothing is queued.
+    queue.empty()
+    with django_capture_on_commit_callbacks(execute=True):
+        judgment_record(curator=tagger, image_id=results[1].id, grade=2, query_text="red apple", tag=True)
+    assert Image.objects.get(id=results[1].id).tags == ["red apple"] and queue.count == 0
+    # Without the box ticked, a grade writes nothing to the image.
+    judge(client, results[0], 3)
+    assert Image.objects.get(id=results[0].id).tags == []
+
+
+@pytest.mark.parametrize(
+    "grade, query, picture, error, message",
+    [
+        (1, "apple", "", InvalidJudgment, "only a relevant result \\(grade 2 or 3\\) takes the query as a tag, not one graded 1"),
+        (3, "x" * 101, "", InvalidJudgment, "a tag holds up to 100 characters; this query has 101"),
+        (3, "", "ab" * 32, InvalidJudgment, "only a query in words can become a tag, not a picture"),
+    ],
+)
+def test_a_refused_tag_records_nothing(tagger, results, grade, query, picture, error, message):
+    with pytest.raises(error, match=message):
+        judgment_record(curator=tagger, image_id=results[0].id, grade=grade, query_text=query, query_image_hash=picture, tag=True)
+    assert not RelevanceJudgment.objects.exists() and Image.objects.get(id=results[0].id).tags == []
+
+
+def test_curators_who_may_not_change_images_cannot_tag(client, curator, results):
+    client.force_login(curator)
+    assert 'type="checkbox" name="tag"' not in client.get(reverse("search:page"), {"q": "apple", "mode": "keyword"}).content.decode()
+    response = client.post(reverse("search:judge"), {"q": "apple", "image": results[0].id, "grade": 3, "tag": "on"})
+    assert response.status_code == 403 and "You may not change pictures’ tags." in response.content.decode()
+    with pytest.raises(TagNotAllowed, match="curator may not change images' tags"):
+        judgment_record(curator=curator, image_id=results[0].id, grade=3, query_text="apple", tag=True)
+    assert not RelevanceJudgment.objects.exists() and Image.objects.get(id=results[0].id).tags == []
 
 
 def test_the_next_url_must_stay_on_this_site(client, curator, results):
