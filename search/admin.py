@@ -7,13 +7,15 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 
+from catalog.services import image_tags_add
 from embeddings.admin import ModelVersionAdmin
 from embeddings.models import ModelVersion
 from embeddings.services import TRAINING_QUEUE
 
 from .exceptions import TooFewJudgments
 from .jobs import train_version
-from .judgments import judgment_record, training_check
+from .evaluation import RELEVANT_GRADE
+from .judgments import TAG_MAX_CHARS, TAG_PERMISSION, judgment_record, training_check
 from .models import QueryLog, RelevanceJudgment
 
 # Query text shown in the query-log list; the whole of it is in the cell's title.
@@ -43,12 +45,28 @@ def regrade(grade: int):
     return action
 
 
+@admin.action(description="Tag the images with their queries (current grades 2 and 3 of queries in words)", permissions=["tag"])
+def tag_with_query(modeladmin, request, queryset):
+    """The judging page's "tag" box, for judgments already made: the curator's words become
+    the image's own, and it is re-embedded."""
+    tagged = skipped = 0
+    for judgment in queryset.filter(is_current=True).order_by("id"):
+        if judgment.query_image_hash or judgment.grade < RELEVANT_GRADE or len(judgment.query_text) > TAG_MAX_CHARS:
+            skipped += 1
+            continue
+        tagged += bool(image_tags_add(image_id=judgment.image_id, tags=[judgment.query_text]))
+    message = f"{tagged} images took their query as a new tag and were queued for embedding."
+    if skipped:
+        message += f" {skipped} judgments were left alone: graded below 2, a picture query, or a query over {TAG_MAX_CHARS} characters."
+    modeladmin.message_user(request, message, messages.SUCCESS)
+
+
 @admin.register(RelevanceJudgment)
 class RelevanceJudgmentAdmin(admin.ModelAdmin):
     list_display = ["query_text", "preview", "grade", "curator", "version", "is_current", "created_at"]
     list_filter = ["grade", "is_current", "curator", "version"]
     search_fields = ["query_text", "query_key", "image__title"]
-    actions = [regrade(grade) for grade in range(4)]
+    actions = [*(regrade(grade) for grade in range(4)), tag_with_query]
     readonly_fields = [field.name for field in RelevanceJudgment._meta.fields]
     list_select_related = ["image", "curator", "version"]
 
@@ -57,6 +75,9 @@ class RelevanceJudgmentAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False  # a changed grade is a new row; use the regrade actions
+
+    def has_tag_permission(self, request):
+        return request.user.has_perm(TAG_PERMISSION)
 
     @admin.display(description="image")
     def preview(self, judgment):

@@ -155,6 +155,30 @@ def test_admin_regrade_action_keeps_history(admin_client, results, curator):
     ]
 
 
+def test_admin_action_tags_images_with_their_relevant_queries(admin_client, client, curator, results, make_images, queue, django_capture_on_commit_callbacks):
+    extra = make_images([{"title": "Pear", "tags": ("green apple",)}])[0]
+    judgments = [
+        judgment_record(curator=curator, image_id=results[0].id, grade=3, query_text="Red apple"),
+        judgment_record(curator=curator, image_id=results[1].id, grade=1, query_text="red apple"),  # not relevant
+        judgment_record(curator=curator, image_id=extra.id, grade=2, query_text="green apple"),  # already its tag
+    ]
+    changelist = reverse("admin:search_relevancejudgment_changelist")
+    from django.contrib.auth.models import Permission
+
+    curator.user_permissions.add(Permission.objects.get(codename="view_relevancejudgment"))
+    client.force_login(curator)  # may judge and see judgments, may not change images: no such action
+    listed = client.get(changelist)
+    assert listed.status_code == 200 and "regrade_3" in listed.content.decode() and "tag_with_query" not in listed.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(changelist, {"action": "tag_with_query", "_selected_action": [judgment.id for judgment in judgments]}, follow=True)
+    assert (
+        "1 images took their query as a new tag and were queued for embedding. 1 judgments were left alone: graded below 2, "
+        "a picture query, or a query over 100 characters."
+    ) in response.content.decode()
+    assert [Image.objects.get(id=image.id).tags for image in (*results, extra)] == [["red apple"], [], ["green apple"]]
+    assert [job.args for job in queue.get_jobs() if job.func_name == "embeddings.jobs.embed_images"] == [([results[0].id], None)]
+
+
 @pytest.mark.parametrize(
     "fields, message",
     [
