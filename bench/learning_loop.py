@@ -13,14 +13,23 @@ at all, every caption a query.)
 
 Each round the curator searches a batch of training queries and grades what the site
 shows, a page of 24, from the dataset's ground truth (caption match = 3, same label = 1,
-else 0), paging on while the page held no exact match, up to `--pages` pages; then a
+else 0), paging on while the page held no exact match, up to `--pages` pages, and tags each exact
+match shown with the query (the "tag" box of the search page; `--no-tags`: never), which
+re-embeds it so it is ranked by those words and lends them to look-alikes; then a
 training run fits new heads on the catalog's descriptions and the judgments, its own
 held-out split of the judged queries gates the release, and a released version is
 backfilled and switched to, as a worker would.
 
 Each round is measured, through `image_search` (so the judged-query list counts), on the
 held-out queries and on every judged query asked again: against the ground truth, and
-against the curator's own grades (what a curator who asks again sees). The frozen
+against the curator's own grades (what a curator who asks again sees).
+
+`--ceiling` runs no rounds; it asks how far training can move held-out exact recall at all.
+Heads are trained once on the catalog's descriptions alone, once with every training
+query judged and every one of its matches found (more than any number of rounds gives),
+and once on the held-out queries' own matches (memorising the test: an upper bound, not
+learning). Each is ranked in memory as the site serves it, without the judged-query list.
+The frozen
 towers' outputs are cached per dataset under .glimpse/bench-cache/, so a second run skips the CNN.
 """
 import argparse
@@ -105,12 +114,14 @@ def main():
     parser.add_argument("--pages", type=int, default=4, help="pages of 24 a curator grades per query, paging on while no exact match was shown")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--limit", type=int, help="use only the first N manifest rows")
+    parser.add_argument("--no-tags", action="store_true", help="the curator grades but never tags an exact match with its query")
+    parser.add_argument("--ceiling", action="store_true", help="no rounds: train once per judgment set, see the docstring")
     options = parser.parse_args()
 
     with throwaway_database():
         from django.contrib.auth.models import Permission, User
 
-        from catalog.services import ImageInput, images_create
+        from catalog.services import ImageInput, image_tags_add, images_create
         from embeddings import encoders
         from embeddings.jobs import backfill_version
         from embeddings.selectors import version_active
@@ -194,22 +205,23 @@ def main():
             ranked = rank(asked, version)
             return judged_metrics(ranked, {query: truth(query) for query in asked}), judged_metrics(ranked, {query: curator_grades[query] for query in asked})
 
+        if options.ceiling:
+            print(table(["trained on", "pairs", "held-out nDCG@10", "held-out Recall@10", "held-out MRR"], ceiling(options, rank, truth, train_queries, test_queries, raw_of)))
+            return
         curator_grades: dict[str, dict[int, float]] = {}
-
-        def cells(result: dict | None) -> list[str]:
-            return [f"{result[key]:.4f}" for key in ("nDCG@10", "Recall@10", "MRR")] if result else ["—"] * 3
 
         rows = []
         version = version_active()
-        rows.append([0, 0, "—", f"v{version.number}", "—", "—", *cells(measure(version, test_queries)), *cells(None), "—"])
+        rows.append([0, 0, 0, "—", f"v{version.number}", "—", "—", *cells(measure(version, test_queries)), *cells(None), "—"])
         print(f"round 0: {rows[-1]}", flush=True)
-        judged_count = 0
+        judged_count = tags_added = 0
         asked: list[str] = []
         for round_number in range(1, options.rounds + 1):
             batch = train_queries[(round_number - 1) * options.queries_per_round : round_number * options.queries_per_round]
             if not batch:
                 batch = train_queries[: options.queries_per_round]  # every query judged once: re-judge the new top 10
             exact_shown = 0
+            tags: dict[int, list[str]] = defaultdict(list)
             for query, ranked in rank(batch, version).items():
                 grades = truth(query)
                 # The search page shows 24; a curator looking for a picture pages on until it shows up.
@@ -237,6 +249,14 @@ def main():
                     ])
                 curator_grades.setdefault(query, {}).update({image_id: grades.get(image_id, 0.0) for image_id in seen})
                 judged_count += len(seen)
+                for image_id in seen if not options.no_tags else ():
+                    if grades.get(image_id) == 3.0:
+                        tags[image_id].append(query)
+            # What judgment_record(tag=True) does, then the worker's re-embedding, before training.
+            tagged = [image_id for image_id, words in tags.items() if image_tags_add(image_id=image_id, tags=words)]
+            for start in range(0, len(tagged), 64):
+                images_embed(image_ids=tagged[start : start + 64])
+            tags_added += len(tagged)
             asked += [query for query in batch if query not in asked]
             trained = training_run(seed=round_number, options=TrainingOptions(epochs=options.epochs, seed=round_number))
             gate = trained.metrics["held_out"]
@@ -246,7 +266,7 @@ def main():
             version = version_active()
             re_asked, re_asked_curator = measure_asked(version, asked)
             rows.append([
-                round_number, judged_count, f"{exact_shown}/{len(batch)}", f"v{version.number}",
+                round_number, judged_count, tags_added, f"{exact_shown}/{len(batch)}", f"v{version.number}",
                 f"v{trained.number} {'released' if trained.metrics['released'] else 'kept back'}", gate_text,
                 *cells(measure(version, test_queries)), *cells(re_asked), cells(re_asked_curator)[0],
             ])
@@ -259,12 +279,57 @@ def main():
         )
         print(table(
             [
-                "round", "judgments", "exact match shown", "serving", "trained", "gate nDCG@10 new vs active",
+                "round", "judgments", "images tagged", "exact match shown", "serving", "trained", "gate nDCG@10 new vs active",
                 "held-out nDCG@10", "held-out Recall@10", "held-out MRR", "re-asked nDCG@10", "re-asked Recall@10", "re-asked MRR",
                 "re-asked nDCG@10, curator's grades",
             ],
             rows,
         ))
+
+
+def ceiling(options, rank, truth, train_queries: list[str], test_queries: list[str], raw_of: dict) -> list[list]:
+    """Held-out metrics of heads trained once on each judgment set (in memory, as served)."""
+    from embeddings.selectors import version_active
+    from embeddings.spaces import HeadsSpace, space_for
+    from embeddings.training.trainer import TrainingOptions, heads_train
+    from embeddings import encoders
+    from search.evaluation import judged_metrics
+    from search.training import Catalog, training_set
+
+    catalog = Catalog()
+    active = version_active()
+    test_raw = np.stack([raw_of[query] for query in test_queries])
+    held_out_truth = {query: truth(query) for query in test_queries}
+
+    def judged_fully(queries: list[str]) -> dict[str, dict[int, float]]:
+        """A thorough curator: what the site showed graded, and every exact match found."""
+        shown = rank(queries, active)
+        return {
+            query: {
+                **{image_id: truth(query).get(image_id, 0.0) for image_id in shown[query][: options.pages * PAGE_SIZE]},
+                **{image_id: grade for image_id, grade in truth(query).items() if grade == 3.0},
+            }
+            for query in queries
+        }
+
+    rows = [["nothing (version 1)", 0, *cells(judged_metrics(catalog.rankings(space_for(active), test_queries, test_raw), held_out_truth))]]
+    for name, queries in (
+        ("descriptions only", []),
+        (f"descriptions + all {len(train_queries)} training queries, every match judged", train_queries),
+        (f"descriptions + the {len(test_queries)} held-out queries themselves (memorised)", test_queries),
+    ):
+        judged = judged_fully(queries)
+        raw = np.stack([raw_of[query] for query in queries]) if queries else np.zeros((0, test_raw.shape[1]), dtype=np.float32)
+        data = training_set(catalog, judged, queries, raw, active)
+        started = time.perf_counter()
+        heads, _ = heads_train(data, options=TrainingOptions(epochs=options.epochs, seed=1), device=encoders.device())
+        rows.append([name, len(data), *cells(judged_metrics(catalog.rankings(HeadsSpace(heads), test_queries, test_raw), held_out_truth))])
+        print(f"{name}: {rows[-1][2:]} ({time.perf_counter() - started:.0f} s)", flush=True)
+    return rows
+
+
+def cells(result: dict | None) -> list[str]:
+    return [f"{result[key]:.4f}" for key in ("nDCG@10", "Recall@10", "MRR")] if result else ["—"] * 3
 
 
 if __name__ == "__main__":
