@@ -16,6 +16,23 @@ QUERIES = ["apple", "guitar", "car", "cat", "dog", "house", "tree", "boat", "clo
 OPTIONS = TrainingOptions(epochs=4, seed=3)
 
 
+def random_unit_rows(rng, count: int, dimensions: int) -> np.ndarray:
+    rows = rng.normal(size=(count, dimensions)).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def mixed_catalog(make_images, *, count: int, described: int, seed: int):
+    """`count` images with random vectors; the first `described` have description vectors."""
+    rng = np.random.default_rng(seed)
+    bridges, features, texts = random_unit_rows(rng, count, 384), random_unit_rows(rng, count, FEATURE_DIMENSIONS), random_unit_rows(rng, described, 384)
+    return make_images(
+        [
+            {"title": f"image {index}", "image_vector": bridges[index], "feature_vector": features[index], **({"text_vector": texts[index]} if index < described else {})}
+            for index in range(count)
+        ]
+    )
+
+
 @pytest.fixture
 def judged_catalog(make_images, curator):
     rng = np.random.default_rng(0)
@@ -102,19 +119,7 @@ def test_training_calibrates_the_new_and_the_active_version(judged_catalog):
 
 def test_each_kind_of_vector_is_calibrated_on_its_own_judged_results(make_images, curator):
     # 20 described images (a description vector each) and 20 bare ones that borrow from them.
-    rng = np.random.default_rng(1)
-
-    def unit_rows(count, dimensions):
-        rows = rng.normal(size=(count, dimensions)).astype(np.float32)
-        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
-
-    bridges, features, texts = unit_rows(40, 384), unit_rows(40, FEATURE_DIMENSIONS), unit_rows(20, 384)
-    images = make_images(
-        [
-            {"title": f"image {index}", "image_vector": bridges[index], "feature_vector": features[index], **({"text_vector": texts[index]} if index < 20 else {})}
-            for index in range(40)
-        ]
-    )
+    images = mixed_catalog(make_images, count=40, described=20, seed=1)
     for number, query in enumerate(QUERIES):
         for offset, grade in ((0, 3), (1, 2), (2, 0)):
             # A described image and two bare ones of each grade: twice the relevant results
@@ -137,19 +142,7 @@ def test_the_gate_ranks_as_the_site_serves(make_images):
 
     from embeddings.spaces import space_for
 
-    rng = np.random.default_rng(2)
-
-    def unit_rows(count, dimensions):
-        rows = rng.normal(size=(count, dimensions)).astype(np.float32)
-        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
-
-    bridges, features, texts = unit_rows(30, 384), unit_rows(30, FEATURE_DIMENSIONS), unit_rows(12, 384)
-    images = make_images(
-        [
-            {"title": f"image {index}", "image_vector": bridges[index], "feature_vector": features[index], **({"text_vector": texts[index]} if index < 12 else {})}
-            for index in range(30)
-        ]
-    )
+    images = mixed_catalog(make_images, count=30, described=12, seed=2)
     version = version_active()
     assert neighbour_vectors_refresh(version=version, image_ids=[image.id for image in images]) == 18
     catalog = Catalog()
@@ -158,7 +151,7 @@ def test_the_gate_ranks_as_the_site_serves(make_images):
     assert sorted(catalog.ids[row] for row in neighbour) == sorted(stored)
     for row, vector in neighbour.items():
         np.testing.assert_allclose(vector, stored[catalog.ids[row]], atol=1e-3)  # stored as halfvec
-    queries = unit_rows(5, 384)
+    queries = random_unit_rows(np.random.default_rng(3), 5, 384)
     in_memory = catalog.rankings(space_for(version), [str(number) for number in range(5)], queries)
     for number, query in enumerate(queries):
         served = fused_ranking(mode="semantic", vector=vector_literal(query), text="", version=version, filters=Filters())
