@@ -14,8 +14,7 @@ from embeddings.services import TRAINING_QUEUE
 
 from .exceptions import TooFewJudgments
 from .jobs import train_version
-from .evaluation import RELEVANT_GRADE
-from .judgments import TAG_MAX_CHARS, TAG_PERMISSION, judgment_record, training_check
+from .judgments import TAG_MAX_CHARS, TAG_PERMISSION, judgment_record, tag_problem, training_check
 from .models import QueryLog, RelevanceJudgment
 
 # Query text shown in the query-log list; the whole of it is in the cell's title.
@@ -51,7 +50,7 @@ def tag_with_query(modeladmin, request, queryset):
     the image's own, and it is re-embedded."""
     tagged = skipped = 0
     for judgment in queryset.filter(is_current=True).order_by("id"):
-        if judgment.query_image_hash or judgment.grade < RELEVANT_GRADE or len(judgment.query_text) > TAG_MAX_CHARS:
+        if tag_problem(grade=judgment.grade, query_text=judgment.query_text, query_image_hash=judgment.query_image_hash):
             skipped += 1
             continue
         tagged += bool(image_tags_add(image_id=judgment.image_id, tags=[judgment.query_text]))

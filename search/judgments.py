@@ -10,7 +10,7 @@ from django.db import connection, transaction
 from redis.exceptions import RedisError
 
 from catalog.models import Image
-from catalog.services import clean_tags, image_tags_add
+from catalog.services import image_tags_add
 from embeddings.models import ModelVersion
 from embeddings.selectors import version_active
 
@@ -66,8 +66,10 @@ def judgment_record(
     if not Image.objects.filter(id=image_id).exists():
         raise InvalidJudgment(f"image {image_id} does not exist")
     key = query_key_for(text=query_text, image_hash=query_image_hash)
-    if tag:
-        tag_check(curator=curator, grade=grade, query_text=query_text, query_image_hash=query_image_hash)
+    if tag and (problem := tag_problem(grade=grade, query_text=query_text, query_image_hash=query_image_hash)):
+        raise InvalidJudgment(problem)
+    if tag and not curator.has_perm(TAG_PERMISSION):
+        raise TagNotAllowed(f"{curator} may not change images' tags")
     version = version or version_active()
     with transaction.atomic():
         judgment_lock(curator_id=curator.pk, image_id=image_id, query_key=key)
@@ -96,15 +98,16 @@ def judgment_record(
         )
 
 
-def tag_check(*, curator, grade: int, query_text: str, query_image_hash: str) -> None:
+def tag_problem(*, grade: int, query_text: str, query_image_hash: str = "") -> str:
+    """Why a judgment's query cannot become its image's tag ("" when it can)."""
     if query_image_hash:
-        raise InvalidJudgment("only a query in words can become a tag, not a picture")
+        return "only a query in words can become a tag, not a picture"
     if grade < RELEVANT_GRADE:
-        raise InvalidJudgment(f"only a relevant result (grade 2 or 3) takes the query as a tag, not one graded {grade}")
-    if not curator.has_perm(TAG_PERMISSION):
-        raise TagNotAllowed(f"{curator} may not change images' tags")
-    if len(" ".join(query_text.split())) > TAG_MAX_CHARS or not clean_tags([query_text]):
-        raise InvalidJudgment(f"a tag holds up to {TAG_MAX_CHARS} characters; this query has {len(' '.join(query_text.split()))}")
+        return f"only a relevant result (grade 2 or 3) takes the query as a tag, not one graded {grade}"
+    length = len(" ".join(query_text.split()))
+    if length > TAG_MAX_CHARS:
+        return f"a tag holds up to {TAG_MAX_CHARS} characters; this query has {length}"
+    return ""
 
 
 def judgment_lock(*, curator_id: int, image_id: int, query_key: str) -> None:
