@@ -304,13 +304,12 @@ def ceiling(options, rank, truth, train_queries: list[str], test_queries: list[s
     def judged_fully(queries: list[str]) -> dict[str, dict[int, float]]:
         """A thorough curator: what the site showed graded, and every exact match found."""
         shown = rank(queries, active)
-        return {
-            query: {
-                **{image_id: truth(query).get(image_id, 0.0) for image_id in shown[query][: options.pages * PAGE_SIZE]},
-                **{image_id: grade for image_id, grade in truth(query).items() if grade == 3.0},
-            }
-            for query in queries
-        }
+        judged = {}
+        for query in queries:
+            grades = truth(query)
+            judged[query] = {image_id: grades.get(image_id, 0.0) for image_id in shown[query][: options.pages * PAGE_SIZE]}
+            judged[query].update({image_id: grade for image_id, grade in grades.items() if grade == 3.0})
+        return judged
 
     rows = [["nothing (version 1)", 0, *cells(judged_metrics(catalog.rankings(space_for(active), test_queries, test_raw), held_out_truth))]]
     for name, queries in (

@@ -2,6 +2,8 @@ from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 
+TAG_MAX_CHARS = 100  # a tag's length; longer ones are cut (catalog.services.clean_tags)
+
 
 class Image(models.Model):
     class EmbeddingStatus(models.TextChoices):
@@ -13,7 +15,7 @@ class Image(models.Model):
     thumbnail = models.ImageField(upload_to="thumbnails/", max_length=255)
     title = models.CharField(max_length=300, blank=True)
     description = models.TextField(blank=True)
-    tags = ArrayField(models.CharField(max_length=100), default=list, blank=True)
+    tags = ArrayField(models.CharField(max_length=TAG_MAX_CHARS), default=list, blank=True)
     category = models.CharField(max_length=200, blank=True, db_index=True)
     source = models.CharField(max_length=500, blank=True)
     license = models.CharField(max_length=100, blank=True)

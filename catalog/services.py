@@ -7,7 +7,7 @@ from django.db import IntegrityError, transaction
 
 from .exceptions import DuplicateImage, InvalidImage
 from .imaging import check_image, thumbnail_bytes
-from .models import Image
+from .models import TAG_MAX_CHARS, Image
 from .signals import images_need_embedding
 
 
@@ -48,7 +48,7 @@ def text_problem(item: ImageInput) -> str | None:
 def clean_tags(tags: Iterable[str]) -> list[str]:
     seen = []
     for tag in tags:
-        tag = " ".join(str(tag).replace("_", " ").split()).lower()[:100]
+        tag = " ".join(str(tag).replace("_", " ").split()).lower()[:TAG_MAX_CHARS]
         if tag and tag not in seen:
             seen.append(tag)
     return seen

@@ -7,6 +7,7 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 
+from catalog.models import TAG_MAX_CHARS
 from catalog.services import image_tags_add
 from embeddings.admin import ModelVersionAdmin
 from embeddings.models import ModelVersion
@@ -14,7 +15,7 @@ from embeddings.services import TRAINING_QUEUE
 
 from .exceptions import TooFewJudgments
 from .jobs import train_version
-from .judgments import TAG_MAX_CHARS, TAG_PERMISSION, judgment_record, tag_problem, training_check
+from .judgments import TAG_PERMISSION, judgment_record, tag_problem, training_check
 from .models import QueryLog, RelevanceJudgment
 
 # Query text shown in the query-log list; the whole of it is in the cell's title.

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from redis.exceptions import RedisError
 
-from catalog.models import Image
+from catalog.models import TAG_MAX_CHARS, Image
 from catalog.services import image_tags_add
 from embeddings.models import ModelVersion
 from embeddings.selectors import version_active
@@ -21,7 +21,6 @@ from .models import JudgedQuery, RelevanceJudgment
 PERMISSION = "search.add_relevancejudgment"
 # Tagging a result with its query writes the image's own fields.
 TAG_PERMISSION = "catalog.change_image"
-TAG_MAX_CHARS = 100  # catalog.services.clean_tags
 # On the embedding workers' queue: they have the text tower loaded.
 JUDGED_QUERIES_QUEUE = "embeddings"
 JUDGED_QUERIES_JOB = "search.jobs.embed_judged_queries"

@@ -137,10 +137,9 @@ def test_the_gate_ranks_as_the_site_serves(make_images):
     # The release gate and early stopping rank candidates in memory; they must see the
     # ranking visitors get: described images by their words, bare ones by borrowed words.
     from embeddings.services import neighbour_vectors_refresh
+    from embeddings.spaces import space_for
     from search.selectors import Filters, fused_ranking, vector_literal
     from search.training import Catalog
-
-    from embeddings.spaces import space_for
 
     images = mixed_catalog(make_images, count=30, described=12, seed=2)
     version = version_active()
