@@ -267,7 +267,7 @@ def main():
             re_asked, re_asked_curator = measure_asked(version, asked)
             rows.append([
                 round_number, judged_count, tags_added, f"{exact_shown}/{len(batch)}", f"v{version.number}",
-                f"v{trained.number} {'released' if trained.metrics['released'] else 'kept back'}", gate_text,
+                f"v{trained.number} {'released' if trained.metrics['released'] else 'kept back'}, borrows {trained.borrowed_share:g}", gate_text,
                 *cells(measure(version, test_queries)), *cells(re_asked), cells(re_asked_curator)[0],
             ])
             print(f"round {round_number}: {rows[-1]}", flush=True)

@@ -2,6 +2,8 @@ from django.db import models
 from django.db.models import Q
 from pgvector.django import HalfVectorField
 
+from .neighbours import BORROWED_SHARE
+
 # Every tower pair in this project embeds into the text tower's 384-d space; a text
 # model of another width needs a migration that changes these columns.
 DIMENSIONS = 384
@@ -30,6 +32,11 @@ class ModelVersion(models.Model):
     metrics = models.JSONField(default=dict, blank=True, help_text="held-out metrics of this and the active version, training curve, counts")
     notes = models.TextField(blank=True)
     weights = models.BinaryField(null=True, editable=False, help_text="numpy .npz: projection heads for kind=heads, the adapted bridge for kind=zero-shot")
+    borrowed_share = models.FloatField(
+        default=BORROWED_SHARE,
+        help_text="share of borrowed words in a bare image's neighbour vector, the rest its own image vector; "
+        "a training run picks it on its held-out judged queries (embeddings/neighbours.py)",
+    )
     trained_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     activated_at = models.DateTimeField(null=True, blank=True)

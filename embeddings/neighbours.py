@@ -5,14 +5,18 @@ query can reach it only through the bridge, whose ImageNet vocabulary rarely nam
 a catalog shows. Its visually nearest described images (by CNN features) usually show
 the same kind of thing, so it borrows their description vectors: a softmax over the
 feature cosines (a sharp temperature, so the closest few dominate) weights them, and
-the mean is mixed with the image's own bridge vector, which still says what the CNN sees.
+the mean is mixed with the image's own vector (the bridge, or a trained head's), which
+still says what the CNN sees.
 """
 import numpy as np
 
 NEIGHBOURS = 10
 TEMPERATURE = 0.05
-# Share of the borrowed vector in the stored neighbour vector; the rest is the bridge's.
+# Share of the borrowed vector in the stored neighbour vector; the rest is the image
+# vector's. Version 1's; a trained version picks one of BORROWED_SHARES (search/training.py):
+# trained heads make an image's own vector stronger, so it may need less borrowing.
 BORROWED_SHARE = 0.5
+BORROWED_SHARES = (0.25, 0.5, 0.75)
 
 
 def neighbour_weights(similarities: np.ndarray, *, temperature: float = TEMPERATURE) -> np.ndarray:

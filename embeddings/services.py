@@ -304,7 +304,8 @@ def neighbour_vectors_refresh(*, version: ModelVersion, image_ids: list[int]) ->
             similarities=np.array([similarity for _, similarity in near]),
             text_vectors=np.stack([stored[neighbour_id][1] for neighbour_id, _ in near]),
         )
-        rows.append(ImageEmbedding(id=row_id, neighbour_vector=neighbour_vector(borrowed=borrowed, image_vector=stored[image_id][0])))
+        vector = neighbour_vector(borrowed=borrowed, image_vector=stored[image_id][0], borrowed_share=version.borrowed_share)
+        rows.append(ImageEmbedding(id=row_id, neighbour_vector=vector))
     ImageEmbedding.objects.bulk_update(rows, ["neighbour_vector"])
     return len(rows)
 

@@ -12,7 +12,7 @@ from django.db import transaction
 
 from embeddings import encoders
 from embeddings.models import ImageEmbedding, ModelVersion
-from embeddings.neighbours import borrowed_text_vector, neighbour_vector
+from embeddings.neighbours import BORROWED_SHARE, BORROWED_SHARES, borrowed_text_vector, neighbour_vector
 from embeddings.selectors import version_active, version_base, version_number_next
 from embeddings.services import described_neighbours, version_start_release
 from embeddings.spaces import HeadsSpace, ImageVectors, space_for
@@ -58,7 +58,7 @@ class Catalog:
         images = space.from_base(ImageVectors(text_space=self.bridge, features=self.features)).text_space
         return images, space.texts_from_base(self.texts)
 
-    def searched(self, space) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
+    def searched(self, space, *, borrowed_share: float = BORROWED_SHARE) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
         """Per row, as `space` would store them: the image vector, the description vector
         and, for a bare image, its neighbour vector (embeddings/neighbours.py)."""
         images, texts = self.vectors(space)
@@ -66,15 +66,18 @@ class Catalog:
             row: neighbour_vector(
                 borrowed=borrowed_text_vector(similarities=similarities, text_vectors=texts[neighbour_rows]),
                 image_vector=images[row],
+                borrowed_share=borrowed_share,
             )
             for row, (neighbour_rows, similarities) in self.neighbours.items()
         }
         return images, texts, neighbour
 
-    def calibration(self, space, judged: dict[str, dict[int, float]], raw: np.ndarray, *, source: str) -> Calibrations | None:
+    def calibration(
+        self, space, judged: dict[str, dict[int, float]], raw: np.ndarray, *, source: str, borrowed_share: float = BORROWED_SHARE
+    ) -> Calibrations | None:
         """The version's relevance calibration per kind of vector from every judged query
         (search/relevance.py)."""
-        images, texts, neighbour = self.searched(space)
+        images, texts, neighbour = self.searched(space, borrowed_share=borrowed_share)
         rows = {image_id: self.row_of[image_id] for grades in judged.values() for image_id in grades if image_id in self.row_of}
         return calibrations_from_similarities(
             judged_similarities(
@@ -89,10 +92,10 @@ class Catalog:
             source=source,
         )
 
-    def rankings(self, space, queries: list[str], raw_queries: np.ndarray) -> dict[str, list[int]]:
+    def rankings(self, space, queries: list[str], raw_queries: np.ndarray, *, borrowed_share: float = BORROWED_SHARE) -> dict[str, list[int]]:
         """Semantic-mode rankings as the version would serve them: described images by their
         descriptions, bare ones by their neighbour vectors, else their image vectors."""
-        images, texts, neighbour = self.searched(space)
+        images, texts, neighbour = self.searched(space, borrowed_share=borrowed_share)
         words = images.copy()
         words[self.has_text] = texts[self.has_text]
         for row, vector in neighbour.items():
@@ -166,8 +169,11 @@ def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: 
     held_out = {query: judged[query] for query in test_queries}
     data = training_set(catalog, judged, train_queries, raw_train, active)
 
+    def held_out_metrics(space, borrowed_share: float) -> dict:
+        return judged_metrics(catalog.rankings(space, test_queries, raw_test, borrowed_share=borrowed_share), held_out, condensed=True)
+
     def held_out_ndcg(epoch: int, heads: HeadWeights) -> dict:
-        return {"held_out_nDCG@10": judged_metrics(catalog.rankings(HeadsSpace(heads), test_queries, raw_test), held_out, condensed=True)["nDCG@10"]}
+        return {"held_out_nDCG@10": held_out_metrics(HeadsSpace(heads), active.borrowed_share)["nDCG@10"]}
 
     counts = {
         "images": len(catalog.ids),
@@ -189,8 +195,13 @@ def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: 
         on_epoch=held_out_ndcg if test_queries else None,
         keep_best="held_out_nDCG@10" if test_queries else None,
     )
-    candidate = judged_metrics(catalog.rankings(HeadsSpace(heads), test_queries, raw_test), held_out, condensed=True)
-    baseline = judged_metrics(catalog.rankings(space_for(active), test_queries, raw_test), held_out, condensed=True)
+    # How much a bare image borrows is the version's too: trained heads make its own vector
+    # stronger. The gate's split picks the share (ties: the one nearest version 1's), with
+    # the same small optimism as the epoch.
+    by_share = {share: held_out_metrics(HeadsSpace(heads), share) for share in BORROWED_SHARES} if test_queries else {}
+    borrowed_share = max(by_share, key=lambda share: (by_share[share]["nDCG@10"], -abs(share - BORROWED_SHARE)), default=BORROWED_SHARE)
+    candidate = by_share.get(borrowed_share) or held_out_metrics(HeadsSpace(heads), borrowed_share)
+    baseline = held_out_metrics(space_for(active), active.borrowed_share)
     released = bool(test_queries) and candidate["nDCG@10"] >= baseline["nDCG@10"] + margin
     if not test_queries:
         verdict = "not released: no held-out judged queries to compare on"
@@ -200,15 +211,18 @@ def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: 
         verdict = f"not released: held-out nDCG@10 {candidate['nDCG@10']:.4f} does not beat v{active.number}'s {baseline['nDCG@10']:.4f} by {margin}"
     every_query = {query: judged[query] for query in [*train_queries, *test_queries]}
     every_raw = np.concatenate([raw_train, raw_test])
-    calibration = catalog.calibration(HeadsSpace(heads), every_query, every_raw, source=f"{len(judged)} judged queries")
-    active_calibration = catalog.calibration(space_for(active), every_query, every_raw, source=f"{len(judged)} judged queries")
+    source = f"{len(judged)} judged queries"
+    calibration = catalog.calibration(HeadsSpace(heads), every_query, every_raw, source=source, borrowed_share=borrowed_share)
+    active_calibration = catalog.calibration(space_for(active), every_query, every_raw, source=source, borrowed_share=active.borrowed_share)
     with transaction.atomic():
         if active_calibration:
             active.metrics = {**active.metrics, "relevance": active_calibration.as_dict()}
             active.save(update_fields=["metrics"])
         version.weights = heads.to_bytes()
+        version.borrowed_share = borrowed_share
         version.metrics = {
             "held_out": {"candidate": candidate, f"active_v{active.number}": baseline},
+            "held_out_by_borrowed_share": {str(share): metrics["nDCG@10"] for share, metrics in by_share.items()},
             "margin": margin,
             "released": released,
             "curve": curve,

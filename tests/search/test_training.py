@@ -133,6 +133,21 @@ def test_each_kind_of_vector_is_calibrated_on_its_own_judged_results(make_images
     assert len({kind["cutoff"] for kind in relevance.values()}) == 3
 
 
+
+def test_a_trained_version_borrows_the_share_its_held_out_queries_rank_best(make_images, curator):
+    images = mixed_catalog(make_images, count=40, described=20, seed=1)
+    for number, query in enumerate(QUERIES):
+        for offset, grade in ((0, 3), (1, 2), (2, 0)):
+            judgment_record(curator=curator, image_id=images[20 + (2 * number + offset) % 20].id, grade=grade, query_text=query)
+    version = training_run(seed=3, margin=1.0, held_out_share=0.4, options=OPTIONS)
+    by_share = version.metrics["held_out_by_borrowed_share"]
+    assert set(by_share) == {"0.25", "0.5", "0.75"}
+    best = max(by_share.values())
+    # The best held-out nDCG@10; on a tie, the share nearest version 1's 0.5.
+    assert version.borrowed_share == min((float(share) for share, ndcg in by_share.items() if ndcg == best), key=lambda share: abs(share - 0.5))
+    assert version.metrics["held_out"]["candidate"]["nDCG@10"] == by_share[f"{version.borrowed_share:g}"]
+    assert ModelVersion.objects.get(number=1).borrowed_share == 0.5
+
 def test_the_gate_ranks_as_the_site_serves(make_images):
     # The release gate and early stopping rank candidates in memory; they must see the
     # ranking visitors get: described images by their words, bare ones by borrowed words.
@@ -143,15 +158,17 @@ def test_the_gate_ranks_as_the_site_serves(make_images):
 
     images = mixed_catalog(make_images, count=30, described=12, seed=2)
     version = version_active()
+    version.borrowed_share = 0.25  # not the default: the version's own share is what is served
+    version.save(update_fields=["borrowed_share"])
     assert neighbour_vectors_refresh(version=version, image_ids=[image.id for image in images]) == 18
     catalog = Catalog()
-    _, _, neighbour = catalog.searched(space_for(version))
+    _, _, neighbour = catalog.searched(space_for(version), borrowed_share=0.25)
     stored = dict(version.embeddings.filter(neighbour_vector__isnull=False).values_list("image_id", "neighbour_vector"))
     assert sorted(catalog.ids[row] for row in neighbour) == sorted(stored)
     for row, vector in neighbour.items():
         np.testing.assert_allclose(vector, stored[catalog.ids[row]], atol=1e-3)  # stored as halfvec
     queries = random_unit_rows(np.random.default_rng(3), 5, 384)
-    in_memory = catalog.rankings(space_for(version), [str(number) for number in range(5)], queries)
+    in_memory = catalog.rankings(space_for(version), [str(number) for number in range(5)], queries, borrowed_share=0.25)
     for number, query in enumerate(queries):
         served = fused_ranking(mode="semantic", vector=vector_literal(query), text="", version=version, filters=Filters())
         assert in_memory[str(number)] == [image_id for image_id, _ in served]

@@ -44,7 +44,7 @@ class Command(BaseCommand):
             source = "no stored vectors: computed in memory from the base vectors"
             from search.training import Catalog  # brings torch: only when ranking in memory
 
-            rankings = Catalog().rankings(space, queries, raw)
+            rankings = Catalog().rankings(space, queries, raw, borrowed_share=chosen.borrowed_share)
         metrics = judged_metrics(rankings, judged)
         self.stdout.write(f"v{chosen.number} ({chosen.get_kind_display()}, {chosen.state}), {mode} ranking, {source}")
         self.stdout.write("| nDCG@10 | Recall@10 | MRR | judged queries |")
