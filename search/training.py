@@ -185,8 +185,9 @@ def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: 
     }
     start = HeadWeights.from_bytes(active.weights) if active.kind == ModelVersion.Kind.HEADS else None
     # Early stopping on the gate's split: the epoch that ranked the held-out judged queries
-    # best. That makes the gate's figure for the candidate slightly optimistic; the margin
-    # and the next round's fresh queries absorb it.
+    # best (bare images borrowing as the serving version's do). That makes the gate's figure
+    # for the candidate slightly optimistic; the margin and the next round's fresh queries
+    # absorb it.
     heads, curve = heads_train(
         data,
         options=options,
