@@ -64,7 +64,6 @@ def test_only_images_without_text_borrow_and_the_vectors_are_exact(pond, version
     np.testing.assert_allclose(stored(twin), normalized(0.5 * borrowed + 0.5 * unit(0.2, 0, 0, 0, 0, 1)), atol=HALF_PRECISION)
 
 
-
 def test_a_version_mixes_by_its_own_borrowed_share(pond, version):
     # A trained version may lean more on its own image vector (search/training.py picks it).
     version.borrowed_share = 0.25
@@ -73,6 +72,7 @@ def test_a_version_mixes_by_its_own_borrowed_share(pond, version):
     assert neighbour_vectors_refresh(version=version, image_ids=[between.id]) == 1
     expected = normalized(0.25 * normalized(unit(1) + unit(0, 1)) + 0.75 * unit(0.1, 0, 1))
     np.testing.assert_allclose(stored(between), expected, atol=HALF_PRECISION)
+
 
 def test_described_images_point_back_to_the_bare_ones_near_them(pond, version):
     frog, lily, between, twin = pond

@@ -133,7 +133,6 @@ def test_each_kind_of_vector_is_calibrated_on_its_own_judged_results(make_images
     assert len({kind["cutoff"] for kind in relevance.values()}) == 3
 
 
-
 def test_a_trained_version_borrows_the_share_its_held_out_queries_rank_best(make_images, curator):
     images = mixed_catalog(make_images, count=40, described=20, seed=1)
     for number, query in enumerate(QUERIES):
@@ -147,6 +146,7 @@ def test_a_trained_version_borrows_the_share_its_held_out_queries_rank_best(make
     assert version.borrowed_share == min((float(share) for share, ndcg in by_share.items() if ndcg == best), key=lambda share: abs(share - 0.5))
     assert version.metrics["held_out"]["candidate"]["nDCG@10"] == by_share[f"{version.borrowed_share:g}"]
     assert ModelVersion.objects.get(number=1).borrowed_share == 0.5
+
 
 def test_the_gate_ranks_as_the_site_serves(make_images):
     # The release gate and early stopping rank candidates in memory; they must see the
