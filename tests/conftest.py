@@ -32,6 +32,12 @@ def unit(*weights: float) -> np.ndarray:
     return vector / np.linalg.norm(vector)
 
 
+def random_unit_rows(rng: np.random.Generator, count: int, dimensions: int) -> np.ndarray:
+    """`count` random unit rows (float32) drawn from `rng`."""
+    rows = rng.normal(size=(count, dimensions)).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
 @pytest.fixture
 def make_images(db):
     """Create catalog images with given fields and, optionally, hand-made vectors for version 1.

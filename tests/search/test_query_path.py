@@ -18,7 +18,7 @@ from search.models import QueryLog
 from search.query_vectors import QueryVectorCache
 from search.selectors import Filters, configure_index_scans, ef_search_for, fused_ranking, fused_ranking_sql, image_search, search_cursor
 from search.services import query_log_write
-from tests.conftest import unit
+from tests.conftest import random_unit_rows, unit
 
 QUERY = unit(1, 0, 0)
 
@@ -85,11 +85,7 @@ def sparse_catalog(version: ModelVersion, *, size: int, described: int) -> None:
     ids = list(Image.objects.order_by("id").values_list("id", flat=True))
     every = size // described
 
-    def unit_rows(count: int, width: int) -> np.ndarray:
-        rows = rng.normal(size=(count, width)).astype(np.float32)
-        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
-
-    images, texts, features = unit_rows(size, 384), unit_rows(size, 384), unit_rows(size, 1280)
+    images, texts, features = random_unit_rows(rng, size, 384), random_unit_rows(rng, size, 384), random_unit_rows(rng, size, 1280)
     embeddings_upsert(
         rows=[
             ImageEmbedding(

@@ -9,16 +9,12 @@ from embeddings.training.trainer import TrainingOptions
 from search.judgments import judgment_record
 from search.judgments import is_held_out
 from search.training import new_judgments_since_last_training, training_run
+from tests.conftest import random_unit_rows
 
 pytestmark = pytest.mark.slow
 
 QUERIES = ["apple", "guitar", "car", "cat", "dog", "house", "tree", "boat", "clock", "flower"]
 OPTIONS = TrainingOptions(epochs=4, seed=3)
-
-
-def random_unit_rows(rng, count: int, dimensions: int) -> np.ndarray:
-    rows = rng.normal(size=(count, dimensions)).astype(np.float32)
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
 def mixed_catalog(make_images, *, count: int, described: int, seed: int):
