@@ -2,15 +2,29 @@
 import os
 import sys
 
+# Commands that only read or stop the embedded servers, and help of any kind, start none.
+STARTS_NOTHING = {"help", "services", "version"}
+
+
+def starts_services(argv: list[str]) -> bool:
+    command = argv[1] if len(argv) > 1 else "help"
+    return command not in STARTS_NOTHING and not {"-h", "--help", "--version"} & set(argv[2:])
+
 
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    if sys.argv[1:2] == ["services"]:
-        # The settings start the embedded servers; `services status` and `stop` only look.
-        os.environ["GLIMPSE_START_SERVICES"] = "0"
     from django.core.management import execute_from_command_line
 
     try:
+        if starts_services(sys.argv):
+            from django.core.exceptions import ImproperlyConfigured
+
+            from config import embedded
+
+            try:
+                embedded.start()  # the first use of the settings: their errors show here
+            except ImproperlyConfigured as error:
+                sys.exit(f"glimpse: {error}")
         execute_from_command_line(sys.argv)
     except KeyboardInterrupt:
         # Ctrl-C is how a long command (an import, embed_catalog) is stopped: no traceback.

@@ -15,7 +15,10 @@ def throwaway_database():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
     import django
 
+    from config import embedded
+
     django.setup()
+    embedded.start()
     from django.test.utils import setup_databases, teardown_databases
 
     from django.db import connection

@@ -32,14 +32,16 @@ import redis  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from config import services, supervision  # noqa: E402
+from config import embedded, supervision  # noqa: E402
+
+embedded.start()
 
 
 def round_trip(kill_pid: int, wait) -> tuple[float, float]:
     reaped = []
 
     def watch() -> None:
-        while services.pid_exists(kill_pid):
+        while embedded.pid_exists(kill_pid):
             time.sleep(0.005)
         reaped.append(time.monotonic() - killed)
 
@@ -73,5 +75,5 @@ try:
     print(table(["server", "kills", "back after s (median)", "min", "max", "reaped after s (median)"], rows))
 finally:
     connection.close()
-    services.stop_embedded_redis(settings.DATA_DIR)
-    services.stop_embedded_database(settings.DATA_DIR)
+    embedded.stop_embedded_redis(settings.DATA_DIR)
+    embedded.stop_embedded_database(settings.DATA_DIR)

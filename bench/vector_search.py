@@ -11,7 +11,7 @@ as a binary parameter (pgvector-python's psycopg adapters), FAISS in process.
 measures it without the `vector` column (at 1M, one HNSW build instead of two).
 
 The embedded PostgreSQL runs in FOLDER (a temporary one by default) with the settings
-config.services sizes for this machine (GLIMPSE_PG_SETTINGS overrides them).
+config.embedded sizes for this machine (GLIMPSE_PG_SETTINGS overrides them).
 Prints build time, index size, recall@10 and p50/p95 per ef_search, and the ratio
 pgvector / FAISS p50 at the smallest ef_search of each that reaches recall@10 >= 0.97.
 """
@@ -167,7 +167,7 @@ def main():
     sys.path.insert(0, str(ROOT))
     import psycopg
 
-    from config import services
+    from config import embedded
     from pgvector.psycopg import register_vector
 
     data_dir = options.data_dir or Path(tempfile.mkdtemp(prefix="glimpse-vector-search-"))
@@ -176,7 +176,7 @@ def main():
     base, queries = dataset(options.count, options.queries, options.seed)
     truth = exact_top10(base, queries)
     try:
-        url = services.embedded_database_url(data_dir)
+        url = embedded.embedded_database_url(data_dir)
         with psycopg.connect(url.replace("/glimpse?", "/postgres?"), autocommit=True) as admin:
             admin.execute("DROP DATABASE IF EXISTS vector_search")
             admin.execute("CREATE DATABASE vector_search")
@@ -194,7 +194,7 @@ def main():
             rows += measured
     finally:
         if options.data_dir is None:
-            services.stop_embedded_database(data_dir)
+            embedded.stop_embedded_database(data_dir)
             shutil.rmtree(data_dir, ignore_errors=True)
     print(table(["engine", "build s", "index MB", "ef_search", "recall@10", "p50 ms", "p95 ms"], rows))
     faiss_goal = goals.pop("FAISS")

@@ -37,7 +37,10 @@ def setup_django():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import django
 
+    from config import embedded
+
     django.setup()
+    embedded.start()
 
 
 def read_dataset(folder: Path, limit: int | None):

@@ -1,11 +1,11 @@
 """Whether the embedded servers of a data folder are running, read from their pid files and
-sockets without starting anything (config/services.py starts them)."""
+sockets without starting anything (config/embedded.py starts them)."""
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 
-from config.services import pid_is_running, redis_answers, redis_paths
+from config.embedded import pid_is_running, redis_answers, redis_paths
 
 # A server that does not answer within this is reported as not answering, not waited for.
 ANSWER_SECONDS = 2

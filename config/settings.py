@@ -1,4 +1,8 @@
-"""Glimpse settings. Every knob is an environment variable; the defaults run offline on one machine."""
+"""Glimpse settings. Every knob is an environment variable; the defaults run offline on one machine.
+
+Importing them starts nothing: without DATABASE_URL / REDIS_URL they name where the
+embedded servers of the data folder listen, and manage.py, the WSGI and ASGI entry points
+start those servers (config/embedded.py, `start`) before anything connects."""
 import os
 import secrets
 from pathlib import Path
@@ -6,7 +10,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
-from config import services
+from config import embedded
 
 # The packaged weights are local; without this a hub lookup retries for tens of seconds first.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -133,25 +137,8 @@ TEMPLATES = [
     },
 ]
 
-# Off only for `manage.py services` (set in manage.py): looking at or stopping the embedded
-# servers must not start them first; their URLs then only name where they listen.
-GLIMPSE_START_SERVICES = env_flag("GLIMPSE_START_SERVICES", default=True)
-
-
-def embedded_database() -> str:
-    if GLIMPSE_START_SERVICES:
-        return services.embedded_database_url(DATA_DIR)
-    return f"postgresql://postgres@/{services.DATABASE_NAME}?host={DATA_DIR / 'postgres'}"
-
-
-def embedded_redis() -> str:
-    if GLIMPSE_START_SERVICES:
-        return services.embedded_redis_url(DATA_DIR)
-    return f"unix://{services.redis_paths(DATA_DIR)[1]}?db=0"
-
-
 DATABASES = {
-    "default": database_from_url(os.environ.get("DATABASE_URL") or embedded_database()),
+    "default": database_from_url(os.environ.get("DATABASE_URL") or embedded.database_url(DATA_DIR)),
 }
 # Read replicas of that server, e.g. "postgresql://glimpse@replica-1/glimpse,postgresql://glimpse@replica-2/glimpse":
 # the search pages and API read from them, everything else uses the primary (config/routers.py).
@@ -164,7 +151,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Embedded servers are started again by whichever process finds them dead; external ones are waited for.
 GLIMPSE_EMBEDDED_DATABASE = not os.environ.get("DATABASE_URL")
 
-REDIS_URL = os.environ.get("REDIS_URL") or embedded_redis()
+REDIS_URL = os.environ.get("REDIS_URL") or embedded.redis_url(DATA_DIR)
 GLIMPSE_EMBEDDED_REDIS = not os.environ.get("REDIS_URL")
 # Services already queue jobs from transaction.on_commit; enqueue at once when asked.
 RQ = {"COMMIT_MODE": "auto"}
@@ -217,6 +204,13 @@ GLIMPSE_DEVICE = os.environ.get("GLIMPSE_DEVICE", "auto")
 GLIMPSE_INFERENCE_BACKEND = os.environ.get("GLIMPSE_INFERENCE_BACKEND", "auto")
 if GLIMPSE_INFERENCE_BACKEND not in ("auto", "torch", "onnxruntime", "openvino"):
     raise ImproperlyConfigured(f"GLIMPSE_INFERENCE_BACKEND={GLIMPSE_INFERENCE_BACKEND!r}: use auto, torch, onnxruntime or openvino")
+# What the towers compute in. f32 (the default): every backend and machine writes the same
+# vectors (to 1e-4). bf16 is faster on CPUs with avx512_bf16 or AMX and on GPUs since Ampere,
+# but moves image features by up to 0.03; a catalog keeps the precision of its first
+# vectors (ModelVersion.precision) and workers set otherwise refuse to write into it.
+GLIMPSE_INFERENCE_PRECISION = os.environ.get("GLIMPSE_INFERENCE_PRECISION", "f32")
+if GLIMPSE_INFERENCE_PRECISION not in ("f32", "bf16"):
+    raise ImproperlyConfigured(f"GLIMPSE_INFERENCE_PRECISION={GLIMPSE_INFERENCE_PRECISION!r}: use f32 or bf16")
 # Images per forward pass on a GPU (a CPU uses 32); a GPU worker also wants jobs at least
 # this large: GLIMPSE_EMBED_BATCH_SIZE.
 GLIMPSE_CUDA_BATCH_SIZE = int(os.environ.get("GLIMPSE_CUDA_BATCH_SIZE", 256))

@@ -1,7 +1,7 @@
 """What a process does when PostgreSQL or Redis stops answering.
 
 Whichever process notices first (a web request, a worker, a command) restarts a dead
-embedded server; config.services' folder lock makes processes that notice together start
+embedded server; config.embedded' folder lock makes processes that notice together start
 one server, not two. Servers named by DATABASE_URL / REDIS_URL belong to someone else:
 they are only waited for, with growing pauses.
 """
@@ -16,8 +16,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import InterfaceError, OperationalError, connection
 
-from config import services
-from config.services import say
+from config import embedded
+from config.embedded import say
 
 FIRST_PAUSE = 0.1
 LONGEST_PAUSE = 10.0
@@ -50,7 +50,7 @@ def database_revive() -> None:
     if not settings.GLIMPSE_EMBEDDED_DATABASE:
         return
     try:
-        services.embedded_database_url(settings.DATA_DIR)
+        embedded.embedded_database_url(settings.DATA_DIR)
     except (subprocess.SubprocessError, psycopg.Error, ImproperlyConfigured) as error:
         # Back-ends of the killed server can hold its shared memory for a moment; the next try gets it.
         say(f"PostgreSQL did not start yet ({first_line(error)}); trying again")
@@ -61,7 +61,7 @@ def redis_revive() -> bool:
     if not settings.GLIMPSE_EMBEDDED_REDIS:
         return False
     try:
-        services.embedded_redis_url(settings.DATA_DIR)
+        embedded.embedded_redis_url(settings.DATA_DIR)
     except (subprocess.SubprocessError, ImproperlyConfigured) as error:
         say(f"Redis did not start yet ({first_line(error)}); trying again")
         return False

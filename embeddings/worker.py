@@ -16,7 +16,7 @@ from rq.exceptions import InvalidJobOperation
 from rq.job import Job, JobStatus
 
 from config import supervision
-from config.services import say
+from config.embedded import say
 
 from .services import embedding_sweep
 

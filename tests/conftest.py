@@ -5,10 +5,15 @@ from django.db import connection
 
 from catalog.models import Image
 from catalog.services import ImageInput, images_create
-from config import services
+from config import embedded
 from embeddings.models import DIMENSIONS, ImageEmbedding, ModelVersion
 from embeddings.services import QUEUE
 from tests.images import distinct_pngs
+
+
+def pytest_sessionstart(session):
+    """The embedded PostgreSQL and Redis the run uses (as manage.py starts them for a command)."""
+    embedded.start()
 
 
 @pytest.fixture
@@ -111,6 +116,6 @@ def data_dir(tmp_path_factory):
     """A data folder of its own for embedded servers; they are stopped after the test."""
     folder = tmp_path_factory.mktemp("svc")
     yield folder
-    services.stop_embedded_redis(folder)
+    embedded.stop_embedded_redis(folder)
     if (folder / "postgres" / "postmaster.pid").exists():
-        services.stop_embedded_database(folder)
+        embedded.stop_embedded_database(folder)

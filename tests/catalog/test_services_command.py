@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from config import services
+from config import embedded
 
 MANAGE = str(Path(__file__).resolve().parents[2] / "manage.py")
 
@@ -34,8 +34,8 @@ def test_status_and_stop_start_nothing(data_dir):
 
 
 def test_status_names_pids_and_sockets_and_stop_says_what_it_stopped(data_dir, settings, capsys):
-    services.embedded_database_url(data_dir)
-    services.embedded_redis_url(data_dir)
+    embedded.embedded_database_url(data_dir)
+    embedded.embedded_redis_url(data_dir)
     settings.DATA_DIR = data_dir
     postgres_pid = int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
     redis_pid = int((data_dir / "redis" / "redis.pid").read_text())

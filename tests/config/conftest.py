@@ -8,12 +8,12 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from config import services
+from config import embedded
 
 
 def wait_until_gone(pid: int) -> None:
     deadline = time.monotonic() + 10
-    while services.pid_is_running(pid):
+    while embedded.pid_is_running(pid):
         assert time.monotonic() < deadline, f"pid {pid} outlived kill -9 by 10 s"
         time.sleep(0.02)
 
@@ -35,7 +35,7 @@ def kill_redis() -> int:
 
 def postgres_is_running() -> bool:
     pid = int((settings.DATA_DIR / "postgres" / "postmaster.pid").read_text().split()[0])
-    return services.pid_is_running(pid)
+    return embedded.pid_is_running(pid)
 
 
 @pytest.fixture
@@ -45,8 +45,8 @@ def outage():
     servers run again and this process's broken connection is dropped, before the flush."""
     yield
     connection.close()
-    services.embedded_database_url(settings.DATA_DIR)
-    services.embedded_redis_url(settings.DATA_DIR)
+    embedded.embedded_database_url(settings.DATA_DIR)
+    embedded.embedded_redis_url(settings.DATA_DIR)
 
 
 def wait_for(condition, *, seconds: float, what: str) -> None:

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from config import services
+from config import embedded
 from config.service_status import postgres_status, redis_status
 
 
@@ -22,9 +22,9 @@ class Command(BaseCommand):
 
         connections.close_all()
         stopped = []
-        if settings.GLIMPSE_EMBEDDED_REDIS and redis.running and services.stop_embedded_redis(settings.DATA_DIR):
+        if settings.GLIMPSE_EMBEDDED_REDIS and redis.running and embedded.stop_embedded_redis(settings.DATA_DIR):
             stopped.append(f"Redis (pid {redis.pid})")
-        if settings.GLIMPSE_EMBEDDED_DATABASE and database.running and services.stop_embedded_database(settings.DATA_DIR):
+        if settings.GLIMPSE_EMBEDDED_DATABASE and database.running and embedded.stop_embedded_database(settings.DATA_DIR):
             stopped.append(f"PostgreSQL (pid {database.pid})")
         self.stdout.write(f"stopped {' and '.join(stopped)}" if stopped else "no embedded server was running; nothing stopped")
 

