@@ -12,3 +12,7 @@ class InvalidVector(ValueError):
 
 class EmptyCatalog(LookupError):
     """No image has vectors yet, so there is nothing to adapt a version to."""
+
+
+class PrecisionMismatch(ValueError):
+    """The encoders compute in another precision than the version's vectors; nothing was written."""

@@ -23,12 +23,22 @@ class ModelVersion(models.Model):
         ACTIVE = "active"
         RETIRED = "retired"
 
+    class Precision(models.TextChoices):
+        F32 = "f32"
+        BF16 = "bf16"
+
     number = models.PositiveIntegerField(unique=True)
     kind = models.CharField(max_length=10, choices=Kind.choices)
     state = models.CharField(max_length=12, choices=State.choices, default=State.TRAINING)
     image_model = models.CharField(max_length=200)
     text_model = models.CharField(max_length=200)
     dimensions = models.PositiveSmallIntegerField(default=DIMENSIONS)
+    precision = models.CharField(
+        max_length=4,
+        choices=Precision.choices,
+        default=Precision.F32,
+        help_text="what the towers computed this version's vectors in (GLIMPSE_INFERENCE_PRECISION); one per version, never mixed",
+    )
     metrics = models.JSONField(default=dict, blank=True, help_text="held-out metrics of this and the active version, training curve, counts")
     notes = models.TextField(blank=True)
     weights = models.BinaryField(null=True, editable=False, help_text="numpy .npz: projection heads for kind=heads, the adapted bridge for kind=zero-shot")

@@ -9,7 +9,7 @@ import django_rq
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from catalog.exceptions import InvalidImage
@@ -17,7 +17,8 @@ from catalog.imaging import decode
 from catalog.models import Image
 
 from .bulk import embeddings_upsert_columns
-from .exceptions import EmptyCatalog, InvalidVector, VersionStateError
+from . import encoders
+from .exceptions import EmptyCatalog, InvalidVector, PrecisionMismatch, VersionStateError
 from .indexes import scan_index_until_enough, version_indexes_create, version_indexes_drop
 from .models import ImageEmbedding, ModelVersion
 from .neighbours import NEIGHBOURS, borrowed_text_vector, neighbour_vector
@@ -75,15 +76,35 @@ def embedding_sweep(*, grace: timedelta = timedelta(minutes=10)) -> int:
     return len(missing)
 
 
+def version_precision_check(*, version: ModelVersion) -> None:
+    """PrecisionMismatch unless the encoders compute in the precision of `version`'s vectors.
+
+    Versions that hold no vectors yet (a new catalog) take the encoders' precision: a
+    catalog keeps the precision of its first vectors, and one version never mixes two.
+    """
+    wanted = encoders.precision()
+    if version.precision == wanted:
+        return
+    ModelVersion.objects.exclude(Exists(ImageEmbedding.objects.filter(version_id=OuterRef("id")))).update(precision=wanted)
+    version.refresh_from_db(fields=["precision"])
+    if version.precision != wanted:
+        raise PrecisionMismatch(
+            f"this process computes in {wanted} (GLIMPSE_INFERENCE_PRECISION) but v{version.number}'s vectors were "
+            f"computed in {version.precision}; set GLIMPSE_INFERENCE_PRECISION={version.precision} on every worker"
+        )
+
+
 def images_embed(*, image_ids: list[int], version: ModelVersion | None = None) -> EmbedReport:
     """Compute and store vectors for the given images, in bulk, for every version that
     needs them (the base, the active one, any being backfilled; or the base and `version`).
 
     The CNN and text tower run once; trained versions apply their heads to those outputs.
     A file that cannot be read or decoded fails alone with its reason. An error in the
-    encoders fails the whole batch with the reason and is raised for the queue to record.
+    encoders fails the whole batch with the reason and is raised for the queue to record;
+    encoders set to another precision than the vectors' raise before anything is read.
     """
     base = version_base()
+    version_precision_check(version=base)
     targets = versions_written() if version is None else sorted({base, version}, key=lambda item: item.number)
     active = next((target for target in targets if target.state == ModelVersion.State.ACTIVE), None)
     bridge = space_for(base)
@@ -362,6 +383,7 @@ def version_zero_shot_create(
             state=ModelVersion.State.TRAINING,
             image_model=base.image_model,
             text_model=base.text_model,
+            precision=base.precision,
             weights=recipe.to_bytes(),
             trained_from=base,
             metrics={"prior_images": len(features)},

@@ -160,6 +160,7 @@ def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: 
             state=ModelVersion.State.TRAINING,
             image_model=base.image_model,
             text_model=base.text_model,
+            precision=base.precision,
             trained_from=active,
         )
     catalog = Catalog()

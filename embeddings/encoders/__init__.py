@@ -7,7 +7,8 @@ Hugging Face id takes the libraries' normal download path.
 GLIMPSE_INFERENCE_BACKEND picks what runs the forward passes: "torch", or the towers
 exported to ONNX and run by "onnxruntime" or "openvino" (exported.py); "auto" is
 OpenVINO on the CPU, the fastest measured here (README), and torch on CUDA. Every
-backend gives the same vectors to 1e-4 (tests/embeddings/test_backends.py). Nothing
+backend computes in GLIMPSE_INFERENCE_PRECISION (f32 unless bf16 is asked for) and in f32
+gives the same vectors to 1e-4 on any machine (tests/embeddings/test_backends.py). Nothing
 here imports torch, timm or transformers until a tower is built.
 """
 import functools
@@ -21,12 +22,12 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from .bridge import bridge_vectors, class_name_embeddings
-from .devices import RunOptions, device, device_type, run_options
+from .devices import RunOptions, device, device_type, precision, run_options
 from .image import ImageOutputs
 
 __all__ = [
     "ImageOutputs", "RunOptions", "bridge_vectors", "class_embeddings", "device", "image_encoder",
-    "inference_backend", "run_options", "text_encoder",
+    "inference_backend", "precision", "run_options", "text_encoder",
 ]
 
 logger = logging.getLogger("glimpse.encoders")
@@ -114,14 +115,14 @@ def image_encoder_on(backend: str):
     if backend == "torch":
         from .image import ImageEncoder
 
-        logger.info("loading image tower %s with torch on %s", name, device())
+        logger.info("loading image tower %s with torch on %s in %s", name, device(), precision())
         return ImageEncoder(timm_model(name, weights), device=device())
     from . import exported
 
     folder, loaded = export_target(name, weights, load=lambda: timm_model(name, None))
     config = exported.exported(folder, lambda path: exported.export_image_tower(loaded or timm_model(name, weights))(path))
-    logger.info("loading image tower %s with %s on the CPU", name, backend)
-    return exported.ExportedImageEncoder(folder, config, backend=backend, cache=settings.GLIMPSE_MODEL_CACHE)
+    logger.info("loading image tower %s with %s on the CPU in %s", name, backend, precision())
+    return exported.ExportedImageEncoder(folder, config, backend=backend, precision=precision(), cache=settings.GLIMPSE_MODEL_CACHE)
 
 
 def export_target(name: str, weights: Path | None, *, load):
@@ -148,15 +149,15 @@ def text_encoder_on(backend: str):
     if backend == "torch":
         from .text import TextEncoder
 
-        logger.info("loading text tower %s with torch on %s", name, device())
+        logger.info("loading text tower %s with torch on %s in %s", name, device(), precision())
         return TextEncoder(transformers_model(name, location), tokens, device=device())
     from . import exported
 
     weights = next((Path(location, file) for file in ("model.safetensors", "pytorch_model.bin") if Path(location, file).exists()), None)
     folder, loaded = export_target(name, weights, load=lambda: transformers_model(name, location))
     config = exported.exported(folder, lambda path: exported.export_text_tower(loaded or transformers_model(name, location), tokens)(path))
-    logger.info("loading text tower %s with %s on the CPU", name, backend)
-    return exported.ExportedTextEncoder(folder, config, tokens, backend=backend, cache=settings.GLIMPSE_MODEL_CACHE)
+    logger.info("loading text tower %s with %s on the CPU in %s", name, backend, precision())
+    return exported.ExportedTextEncoder(folder, config, tokens, backend=backend, precision=precision(), cache=settings.GLIMPSE_MODEL_CACHE)
 
 
 @built_once

@@ -46,26 +46,33 @@ class RunOptions:
     batch_size: int = 32  # images or texts per forward pass
     channels_last: bool = True  # NHWC convolutions: faster on CPU and on tensor cores alike
     pin_memory: bool = False  # page-locked host batches, copied to the GPU without blocking
-    autocast: str | None = None  # "float16" or "bfloat16": mixed precision on CUDA
+    autocast: str | None = None  # "bfloat16": mixed precision (GLIMPSE_INFERENCE_PRECISION=bf16)
 
     def usable_on(self, target) -> "RunOptions":
-        """These options where `target` supports them. Pinned memory and half precision need
-        CUDA; on the CPU they would fail (pinning) or change the vectors (float16), so they
-        are dropped with a note, and the CPU keeps float32."""
-        if target.type == "cuda":
+        """These options where `target` supports them. Pinned memory needs CUDA: on the CPU
+        it is dropped with a note. Mixed precision is the precision setting's, kept anywhere."""
+        if target.type == "cuda" or not self.pin_memory:
             return self
-        dropped = [name for name in ("pin_memory", "autocast") if getattr(self, name)]
-        if dropped:
-            logger.info("%s not used on %s", " and ".join(dropped), target)
-        return replace(self, pin_memory=False, autocast=None)
+        logger.info("pin_memory not used on %s", target)
+        return replace(self, pin_memory=False)
+
+
+def precision() -> str:
+    """"f32" or "bf16" (GLIMPSE_INFERENCE_PRECISION): what every backend computes in."""
+    return settings.GLIMPSE_INFERENCE_PRECISION
 
 
 def run_options(target) -> RunOptions:
-    """Per-device defaults: a GPU wants large batches in half precision; bfloat16 where the
-    card has it (no overflow to guard against), float16 before Ampere."""
+    """Per-device defaults at the configured precision: a GPU wants large batches from
+    page-locked memory. In f32 a GPU also leaves TF32 off, which would round convolutions
+    and matrix products to 10-bit mantissas and give other vectors than a CPU worker's."""
+    autocast = "bfloat16" if precision() == "bf16" else None
     if target.type == "cuda":
         import torch
 
-        half = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-        return RunOptions(batch_size=settings.GLIMPSE_CUDA_BATCH_SIZE, pin_memory=True, autocast=half)
-    return RunOptions(batch_size=32)
+        if autocast is None:
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        elif not torch.cuda.is_bf16_supported():
+            raise ImproperlyConfigured("GLIMPSE_INFERENCE_PRECISION=bf16: this GPU has no bf16 (it came with Ampere); use f32")
+        return RunOptions(batch_size=settings.GLIMPSE_CUDA_BATCH_SIZE, pin_memory=True, autocast=autocast)
+    return RunOptions(batch_size=32, autocast=autocast)

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import warnings
 from collections.abc import Callable
 from importlib.metadata import version
@@ -24,7 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from config.services import file_lock
+from django.core.exceptions import ImproperlyConfigured
+
+from config.embedded import file_lock
 
 from .image import ImageOutputs, Preprocessing
 from .text import TOKEN_INPUTS, Tokens, encode_in_batches
@@ -33,6 +36,10 @@ logger = logging.getLogger("glimpse.encoders")
 
 OPSET = 17
 BACKENDS = ("onnxruntime", "openvino")
+# torch.onnx.export keeps global state: two threads exporting at once (a worker builds the
+# text tower on its encoder thread while the main thread builds the image tower) fail with
+# "GLOBALS.in_onnx_export must be False". The file lock below serialises processes only.
+EXPORT_LOCK = threading.Lock()
 
 
 class DamagedExport(Exception):
@@ -103,7 +110,8 @@ def exported(folder: Path, export: Callable[[Path], dict]) -> dict:
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir()
         logger.info("exporting %s to ONNX (once; later starts reuse it)", folder.name)
-        config = export(partial / "model.onnx")
+        with EXPORT_LOCK:
+            config = export(partial / "model.onnx")
         config["sha256"] = file_digest(partial / "model.onnx")
         (partial / "config.json").write_text(json.dumps(config, indent=1))
         partial.rename(folder)
@@ -154,9 +162,14 @@ def export_text_tower(model, tokens: Tokens) -> Callable[[Path], dict]:
 
 
 class OnnxRuntime:
-    def __init__(self, path: Path, cache: Path):
+    def __init__(self, path: Path, cache: Path, *, precision: str):
         import onnxruntime
 
+        if precision != "f32":
+            raise ImproperlyConfigured(
+                f"GLIMPSE_INFERENCE_PRECISION={precision}: ONNX Runtime runs the towers in f32 only; use it with f32, "
+                "or GLIMPSE_INFERENCE_BACKEND=openvino for bf16"
+            )
         self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -164,13 +177,22 @@ class OnnxRuntime:
 
 
 class OpenVino:
-    def __init__(self, path: Path, cache: Path):
+    # OpenVINO's CPU plugin computes in bf16 by default wherever the CPU has it (avx512_bf16,
+    # AMX): features then differ from torch's by up to 0.03, and two workers on two machines
+    # would write different vectors for one picture. The precision is always named.
+    HINTS = {"f32": "f32", "bf16": "bf16"}
+
+    def __init__(self, path: Path, cache: Path, *, precision: str):
         import openvino
 
         core = openvino.Core()
-        # OpenVINO names its blobs by model and device; the folder adds its own version.
+        if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            raise ImproperlyConfigured(
+                "GLIMPSE_INFERENCE_PRECISION=bf16: this CPU has no bf16 instructions (avx512_bf16 or AMX); use f32"
+            )
+        # OpenVINO names its blobs by model, device and precision; the folder adds its own version.
         core.set_property({"CACHE_DIR": str(cache / f"openvino-{openvino.__version__.split('-')[0]}")})
-        self.model = core.compile_model(str(path), "CPU")
+        self.model = core.compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": self.HINTS[precision]})
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         # One request per call: a compiled model is shared by a web process's threads.
@@ -182,9 +204,10 @@ RUNTIMES = {"onnxruntime": OnnxRuntime, "openvino": OpenVino}
 
 
 class ExportedImageEncoder:
-    def __init__(self, folder: Path, config: dict, *, backend: str, cache: Path, batch_size: int = 32):
-        self.run = RUNTIMES[backend](folder / "model.onnx", cache)
+    def __init__(self, folder: Path, config: dict, *, backend: str, precision: str, cache: Path, batch_size: int = 32):
+        self.run = RUNTIMES[backend](folder / "model.onnx", cache, precision=precision)
         self.backend = backend
+        self.precision = precision
         self.preprocess = Preprocessing.from_dict(config["preprocessing"])
         self.batch_size = batch_size
 
@@ -198,9 +221,10 @@ class ExportedImageEncoder:
 
 
 class ExportedTextEncoder:
-    def __init__(self, folder: Path, config: dict, tokens: Tokens, *, backend: str, cache: Path):
-        self.run = RUNTIMES[backend](folder / "model.onnx", cache)
+    def __init__(self, folder: Path, config: dict, tokens: Tokens, *, backend: str, precision: str, cache: Path):
+        self.run = RUNTIMES[backend](folder / "model.onnx", cache, precision=precision)
         self.backend = backend
+        self.precision = precision
         self.tokens = tokens
         self.dimensions = config["dimensions"]
 

@@ -89,6 +89,10 @@ class ImageEncoder:
 
     backend = "torch"
 
+    @property
+    def precision(self) -> str:
+        return "bf16" if self.options.autocast == "bfloat16" else "f32"
+
     def __init__(self, model, *, device, options: RunOptions | None = None):
         import torch
 

@@ -64,6 +64,10 @@ class TextEncoder:
 
     backend = "torch"
 
+    @property
+    def precision(self) -> str:
+        return "bf16" if self.options.autocast == "bfloat16" else "f32"
+
     def __init__(self, model, tokens: Tokens, *, device, options: RunOptions | None = None):
         from .devices import run_options
         from .towers import TextTower

@@ -40,7 +40,7 @@ class TextTower(torch.nn.Module):
 
 
 def autocast(device: torch.device, options: RunOptions):
-    """Mixed precision where the options ask for it (only ever on CUDA), else nothing."""
+    """Mixed precision where the options ask for it, else nothing."""
     if options.autocast is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=getattr(torch, options.autocast))

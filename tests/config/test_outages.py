@@ -26,13 +26,15 @@ IMAGES = 40
 IMPORTED = 48  # 12 batches: at about 35 images/s the import still runs when the kill lands
 
 
-def manage(*arguments: str) -> subprocess.Popen:
-    """A management command in its own process, on this test run's database and media."""
+def manage(*arguments: str, **variables: str) -> subprocess.Popen:
+    """A management command in its own process, on this test run's database and media,
+    with `variables` added to its environment."""
     environment = dict(
         os.environ,
         DJANGO_SETTINGS_MODULE="tests.settings",
         GLIMPSE_TEST_DATABASE=connection.settings_dict["NAME"],
         GLIMPSE_TEST_MEDIA=str(settings.MEDIA_ROOT),
+        **variables,
     )
     return subprocess.Popen(
         [sys.executable, "manage.py", *arguments],

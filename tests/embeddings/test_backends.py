@@ -1,14 +1,18 @@
-"""The inference backends: the same vectors from torch, ONNX Runtime and OpenVINO, and an
-export cache that survives concurrent first use and damage."""
+"""The inference backends: the same vectors from torch, ONNX Runtime and OpenVINO on any
+CPU (OpenVINO computes in bf16 by default where the CPU has it: these tests hold on CPUs
+with and without avx512_bf16), and an export cache that survives concurrent first use,
+within one process and across processes, and damage."""
 import json
 import logging
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from PIL import Image as PILImage
 
 from embeddings import encoders
@@ -111,8 +115,73 @@ def test_a_small_module_exports_and_runs_the_same_on_every_runtime(tmp_path):
     with torch.inference_mode():
         expected = module(torch.from_numpy(inputs)).numpy()
     for runtime in exported.RUNTIMES.values():
-        (found,) = runtime(folder / "model.onnx", tmp_path)({"pixels": inputs})  # batch 5, exported at 2
+        (found,) = runtime(folder / "model.onnx", tmp_path, precision="f32")({"pixels": inputs})  # batch 5, exported at 2
         assert np.abs(found - expected).max() < 1e-6
+
+
+def cpu_has_bf16() -> bool:
+    import openvino
+
+    return "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def test_openvino_computes_in_f32_unless_bf16_is_asked_for_and_the_cpu_has_it(tmp_path):
+    import torch
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.Tanh(), torch.nn.Linear(64, 8)).eval()
+    inputs = np.random.default_rng(1).normal(size=(16, 64)).astype(np.float32)
+    folder = tmp_path / "tiny"
+    exported.exported(folder, lambda path: exported.onnx_export(module, {"pixels": inputs[:2]}, ["out"], path) or {})
+    with torch.inference_mode():
+        expected = module(torch.from_numpy(inputs)).numpy()
+    f32 = exported.OpenVino(folder / "model.onnx", tmp_path, precision="f32")
+    assert str(f32.model.get_property("INFERENCE_PRECISION_HINT")) == "<Type: 'float32'>"
+    assert np.abs(f32({"pixels": inputs})[0] - expected).max() < 1e-5
+    if not cpu_has_bf16():
+        with pytest.raises(ImproperlyConfigured, match="this CPU has no bf16 instructions"):
+            exported.OpenVino(folder / "model.onnx", tmp_path, precision="bf16")
+        return
+    bf16 = exported.OpenVino(folder / "model.onnx", tmp_path, precision="bf16")
+    assert str(bf16.model.get_property("INFERENCE_PRECISION_HINT")) == "<Type: 'bfloat16'>"
+    difference = np.abs(bf16({"pixels": inputs})[0] - expected).max()
+    assert 1e-5 < difference < 0.1  # rounded to bf16's 8-bit mantissa, and only that
+    # The compiled-model cache keeps the precisions apart: f32 again is f32's answer.
+    assert np.abs(exported.OpenVino(folder / "model.onnx", tmp_path, precision="f32")({"pixels": inputs})[0] - expected).max() < 1e-5
+
+
+def test_onnx_runtime_refuses_bf16_rather_than_computing_in_f32_under_its_name(tmp_path):
+    with pytest.raises(ImproperlyConfigured, match="ONNX Runtime runs the towers in f32 only"):
+        exported.OnnxRuntime(tmp_path / "model.onnx", tmp_path, precision="bf16")
+
+
+@pytest.mark.slow
+def test_both_towers_built_at_once_on_an_empty_cache_export_each_once(settings, tmp_path):
+    """What a worker does at its first job on a new data folder: the text tower on the
+    encoder thread while the main thread builds the image tower (torch's exporter is not
+    thread-safe)."""
+    settings.GLIMPSE_MODEL_CACHE = tmp_path / "models"
+    built, failures = {}, []
+
+    def build(name, make):
+        try:
+            built[name] = make("openvino")
+        except Exception as error:  # reported below with the thread's name
+            failures.append(f"{name}: {type(error).__name__}: {error}")
+
+    threads = [
+        threading.Thread(target=build, args=("text", encoders.text_encoder_on)),
+        threading.Thread(target=build, args=("image", encoders.image_encoder_on)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
+    folders = sorted(path.name for path in (tmp_path / "models" / "exported").iterdir())
+    assert len(folders) == 4 and not [name for name in folders if "partial" in name]  # two exports and their locks
+    assert built["text"].encode(["a red apple"]).shape == (1, 384)
+    assert built["image"].encode(np.zeros((1, 3, 224, 224), dtype=np.float32)).features.shape == (1, 1280)
 
 
 def counting_export(calls: list):

@@ -1,5 +1,6 @@
-"""The CUDA code paths (batch size, pinned memory, mixed precision, channels-last), run on
-the CPU: what a CPU keeps of them, and that a tower asked for them still gives its vectors."""
+"""The CUDA code paths (batch size, pinned memory, channels-last), run on the CPU: what a
+CPU keeps of them, and that a tower asked for them still gives its vectors; and mixed
+precision only where GLIMPSE_INFERENCE_PRECISION asks for it."""
 import numpy as np
 import pytest
 import timm
@@ -12,18 +13,25 @@ from embeddings.encoders.image import ImageEncoder
 from embeddings.encoders.text import TextEncoder, Tokens
 
 CPU = torch.device("cpu")
-CUDA_OPTIONS = RunOptions(batch_size=3, pin_memory=True, autocast="float16")
+CUDA_OPTIONS = RunOptions(batch_size=3, pin_memory=True)
 
 
 def test_a_cpu_runs_float32_batches_of_32_in_channels_last():
     assert run_options(CPU) == RunOptions(batch_size=32, channels_last=True, pin_memory=False, autocast=None)
 
 
+def test_a_gpu_runs_float32_too_unless_bf16_is_asked_for(settings):
+    assert run_options(torch.device("cuda")) == RunOptions(batch_size=256, pin_memory=True, autocast=None)  # no GPU is touched
+    assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32  # TF32 would round like bf16
+    settings.GLIMPSE_INFERENCE_PRECISION = "bf16"
+    assert run_options(CPU) == RunOptions(batch_size=32, autocast="bfloat16")
+
+
 def test_cuda_options_on_the_cpu_keep_what_it_can_use(caplog):
     with caplog.at_level("INFO", logger="glimpse.encoders"):
         usable = CUDA_OPTIONS.usable_on(CPU)
     assert usable == RunOptions(batch_size=3, channels_last=True, pin_memory=False, autocast=None)
-    assert "pin_memory and autocast not used on cpu" in caplog.text
+    assert "pin_memory not used on cpu" in caplog.text
     assert CUDA_OPTIONS.usable_on(torch.device("cuda")) == CUDA_OPTIONS  # a device object; no GPU is touched
 
 

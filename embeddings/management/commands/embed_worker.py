@@ -5,7 +5,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from config import supervision
 from embeddings import encoders
-from embeddings.services import QUEUE, TRAINING_QUEUE, embedding_sweep
+from embeddings.exceptions import PrecisionMismatch
+from embeddings.selectors import version_base
+from embeddings.services import QUEUE, TRAINING_QUEUE, embedding_sweep, version_precision_check
 from embeddings.worker import OutageProofWorker
 
 
@@ -32,10 +34,14 @@ class Command(BaseCommand):
         supervision.redis_wait(client=served[0].connection)
         if name and any(worker.name == name for worker in OutageProofWorker.all(connection=served[0].connection)):
             raise CommandError(f"a worker named {name!r} is already running; give each machine's workers their own names")
+        supervision.database_wait()
+        try:
+            version_precision_check(version=version_base())
+        except PrecisionMismatch as error:
+            raise CommandError(str(error)) from None
         encoders.image_encoder()
         encoders.text_encoder()
         encoders.class_embeddings()
-        supervision.database_wait()
         if not no_sweep:
             # A worker that died mid-batch left its images pending and its job abandoned.
             requeued = embedding_sweep(grace=timedelta(0))
