@@ -1,5 +1,5 @@
 # `make demo` and `make test` do all set-up on a fresh machine: virtualenv, install,
-# embedded PostgreSQL+pgvector and Redis (started by the settings on first use).
+# embedded PostgreSQL+pgvector and Redis (started by manage.py and the test run).
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -7,7 +7,7 @@ MANAGE := $(PY) manage.py
 DEMO := catalog/fixtures/openclipart-demo
 HOST ?= 127.0.0.1:8000
 
-.PHONY: install demo test test-fast serve worker scheduler stop bench datasets clean
+.PHONY: install demo test test-fast contract serve worker scheduler stop bench datasets clean
 
 install: $(VENV)/.installed
 
@@ -45,6 +45,10 @@ test: install $(CHROMIUM)
 
 test-fast: install
 	$(PY) -m pytest -m "not slow"
+
+# The API contract test with fresh random requests (CI replays the same 200 every run).
+contract: install
+	GLIMPSE_CONTRACT_EXAMPLES=3000 GLIMPSE_CONTRACT_RANDOM=1 $(PY) -m pytest tests/search/test_api_contract.py
 
 # Development: reloads on code changes, shows tracebacks (DEBUG), serves static and media.
 serve: install

@@ -21,7 +21,7 @@ from catalog.models import Image
 from config.middleware import api_error
 from embeddings.exceptions import NoActiveVersion
 
-from .exceptions import InvalidJudgment, InvalidQuery, JudgmentNotAllowed, QueryImageNotFound, UploadTooLarge
+from .exceptions import EmptyQuery, InvalidJudgment, InvalidQuery, JudgmentNotAllowed, QueryImageNotFound, UploadTooLarge
 from .forms import search_filters
 from .judgments import judgment_record
 from .selectors import MODES, Results, search_depth
@@ -45,12 +45,33 @@ Day = Annotated[date, spelled(r"\d{4}-\d{2}-\d{2}", "a day as YYYY-MM-DD")]
 Flag = Annotated[bool, spelled(r"true|false", "true or false")]
 Whole = Annotated[int, spelled(r"-?\d+", "a whole number")]
 # Ids are PostgreSQL bigints; text is stored in PostgreSQL, which refuses NUL characters.
-ImageId = Annotated[Whole, Field(ge=1, le=2**63 - 1)]
+# The bounds come before the spelling check: after a BeforeValidator pydantic would publish
+# them as unknown "ge"/"le" keys instead of the schema's minimum and maximum.
+ImageId = Annotated[int, Field(ge=1, le=2**63 - 1), spelled(r"-?\d+", "a whole number")]
+
+
+def integral(value):
+    """JSON Schema's integer includes 3.0; the strict JSON body takes it as 3, not true or "3"."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Grade = Annotated[int, Field(ge=0, le=3, description="0 irrelevant, 1 partly relevant, 2 relevant, 3 perfect"), BeforeValidator(integral)]
 NO_NUL = r"^[^\x00]*$"
+# Some character other than the whitespace Python's str.split() collapses (which the
+# services do to every text): "\f\f" is no query. Spelled out, not \S, because JSON
+# Schema's regex dialect and Python disagree on which characters are whitespace.
+PYTHON_WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+SOME_WORD = f"^[^\x00]*[^\x00{PYTHON_WHITESPACE}][^\x00]*$"
+# What a failed pattern means, said to the person who sent it.
+PATTERN_MESSAGES = {
+    NO_NUL: "contains a NUL character, which cannot be stored",
+    SOME_WORD: "needs at least one character that is not a space (and no NUL character)",
+}
 
 
-def text_field(max_length: int, **field):
-    return Annotated[str, StringConstraints(strip_whitespace=True, max_length=max_length, pattern=NO_NUL), Field(**field)]
+def text_field(max_length: int, *, pattern: str = NO_NUL, **field):
+    """Text as sent: lengths are counted before any whitespace is collapsed, as the schema counts them."""
+    return Annotated[str, StringConstraints(max_length=max_length, pattern=pattern), Field(**field)]
 
 
 class SearchParams(Schema):
@@ -112,12 +133,13 @@ class SearchResults(Schema):
 
 
 class JudgmentIn(Schema):
-    # JSON has types of its own: "12" is not an image id, nor true a grade.
-    model_config = ConfigDict(strict=True)
+    # JSON has types of its own: "12" is not an image id, nor true a grade; and a key the
+    # schema does not name (a misspelt "grdae") is refused, not silently ignored.
+    model_config = ConfigDict(strict=True, extra="forbid")
 
-    query: text_field(settings.GLIMPSE_SEARCH_MAX_QUERY_CHARS, min_length=1, description="the query the result answered")
-    image: ImageId
-    grade: int = Field(ge=0, le=3, description="0 irrelevant, 1 partly relevant, 2 relevant, 3 perfect")
+    query: text_field(settings.GLIMPSE_SEARCH_MAX_QUERY_CHARS, pattern=SOME_WORD, description="the query the result answered")
+    image: Annotated[ImageId, BeforeValidator(integral)]
+    grade: Grade
     tag: bool = Field(
         False, description="also add the query to the image's tags (grade 2 or 3 only; needs the permission to change images)"
     )
@@ -221,7 +243,8 @@ def search_answer(request, params: SearchParams, results: Results) -> dict:
 
 @api.get("/search", response={200: SearchResults, **SEARCH_ERRORS}, summary="Search by words or by example")
 def search(request, params: Query[SearchParams]):
-    """Words (`q`), more like an image (`like`), or both, ranked together."""
+    """Words (`q`), more like an image (`like`), or both, ranked together. A request with
+    neither is refused with 422 (`field`: `q`); a page that starts beyond `depth` with 400."""
     return search_answer(request, params, search_run(query=params.search_query()))
 
 
@@ -231,7 +254,8 @@ api.api_operation(["HEAD"], "/search", response={200: SearchResults, **SEARCH_ER
 
 @api.post("/search", response={200: SearchResults, **SEARCH_ERRORS}, summary="Search by an uploaded picture")
 def search_by_picture(request, params: Form[SearchParams], image: File[UploadedFile] = None):
-    """An uploaded picture (`image`), alone or with words (`q`), or any search of the GET form as a form post."""
+    """An uploaded picture (`image`), alone or with words (`q`), or any search of the GET form as a form post.
+    A request with no picture, words or `like` is refused with 422 (`field`: `q`)."""
     return search_answer(request, params, search_run(query=params.search_query(picture=image)))
 
 
@@ -260,6 +284,12 @@ def refused(status: int, code: str = ""):
     return lambda request, error: api_error(status, str(error), code=code)
 
 
+@api.exception_handler(EmptyQuery)
+def empty_query(request, error: EmptyQuery):
+    # The one rule the schema cannot say (q, like or image, any of them): refused like a missing field.
+    return api_error(422, f"q: {error}", field="q")
+
+
 for error_class, status, code in (
     (InvalidQuery, 400, "invalid_query"),
     (InvalidJudgment, 400, "invalid_judgment"),
@@ -280,7 +310,8 @@ def invalid_field(request, error: ValidationError):
     where, *names = first.get("loc") or ("",)
     names = [name for name in names[1 if where == "body" else 0 :] if isinstance(name, str)]
     field = names[-1] if names else None
-    return api_error(422, f"{field}: {first['msg']}" if field else first["msg"], field=field)
+    message = PATTERN_MESSAGES.get((first.get("ctx") or {}).get("pattern"), first["msg"])
+    return api_error(422, f"{field}: {message}" if field else message, field=field)
 
 
 @api.exception_handler(AuthenticationError)

@@ -2,6 +2,10 @@ class InvalidQuery(ValueError):
     """The query cannot be run as given; the message says what to change."""
 
 
+class EmptyQuery(InvalidQuery):
+    """The search has neither words nor a picture (uploaded or "more like this")."""
+
+
 class JudgmentNotAllowed(PermissionError):
     """The user may not judge results."""
 

@@ -51,7 +51,7 @@ class SearchForm(Form):
 def search_filters(*, category: str, tag: str, created_from, created_to) -> Filters:
     """Filters as the site and the API take them: a category path, comma-separated tags."""
     return Filters(
-        category=category.strip("/"),
+        category=category.strip().strip("/"),
         tags=tuple(part.strip().lower() for part in tag.split(",") if part.strip()),
         created_from=created_from,
         created_to=created_to,

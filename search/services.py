@@ -13,7 +13,7 @@ from catalog.models import Image
 from embeddings.selectors import version_active
 from embeddings.spaces import space_for
 
-from .exceptions import InvalidQuery, QueryImageNotFound, UploadTooLarge
+from .exceptions import EmptyQuery, InvalidQuery, QueryImageNotFound, UploadTooLarge
 from .models import QueryLog
 from .selectors import Filters, Results, depth_check, image_search, stored_vectors
 
@@ -39,7 +39,7 @@ def search_mode(*, query: SearchQuery, text: str) -> str:
     """The mode the query runs in, or InvalidQuery: no part of a query is dropped silently."""
     has_picture = bool(query.picture or query.like)
     if not (text or has_picture):
-        raise InvalidQuery("Type something to search for, upload a picture, or pick “more like this”.")
+        raise EmptyQuery("Type something to search for, upload a picture, or pick “more like this”.")
     if query.picture and query.like:
         raise InvalidQuery("search by an uploaded picture or by “more like this”, not both at once")
     if has_picture and query.mode == "keyword":

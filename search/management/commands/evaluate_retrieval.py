@@ -84,7 +84,8 @@ class Command(BaseCommand):
         # workers serve the real database and must never see their ids.
         images_need_embedding.disconnect(dispatch_uid="embeddings.queue_embedding")
         try:
-            with override_settings(MEDIA_ROOT=tempfile.mkdtemp(prefix="glimpse-eval-")):
+            # The dataset's copies (pictures, thumbnails) go with the run, also on an error or Ctrl-C.
+            with tempfile.TemporaryDirectory(prefix="glimpse-eval-") as media, override_settings(MEDIA_ROOT=media):
                 results = self.evaluate(dataset, records, fields, described_share, queries, seed, zero_shot)
         except InvalidManifest as error:
             raise CommandError(str(error)) from None
