@@ -1,6 +1,8 @@
 """The real settings, with the queue on its own Redis database and media in a scratch folder,
 so that a test run never touches the demo catalog (its database is test_glimpse)."""
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -9,7 +11,12 @@ from config.settings import REDIS_URL
 
 TEST_REDIS_URL = REDIS_URL.replace("db=0", "db=15") if "db=0" in REDIS_URL else REDIS_URL.rstrip("/") + "/15"
 RQ_QUEUES = {name: {"URL": TEST_REDIS_URL, "DEFAULT_TIMEOUT": 600} for name in ("embeddings", "training")}
-MEDIA_ROOT = Path(os.environ.get("GLIMPSE_TEST_MEDIA") or tempfile.mkdtemp(prefix="glimpse-test-media-"))
+if os.environ.get("GLIMPSE_TEST_MEDIA"):
+    MEDIA_ROOT = Path(os.environ["GLIMPSE_TEST_MEDIA"])  # a process a test started shares the test's files
+else:
+    MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="glimpse-test-media-"))
+    # Gone when the run ends, on an error and on Ctrl-C too (they unwind through atexit).
+    atexit.register(shutil.rmtree, MEDIA_ROOT, ignore_errors=True)
 GLIMPSE_EMBED_BATCH_SIZE = 4
 GLIMPSE_SERVE_MEDIA = True
 # Static files straight from the apps, looked up per request: no collectstatic before a run.
