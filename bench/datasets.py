@@ -1,6 +1,6 @@
 """Build the evaluation sets from their public packages, for `evaluate_retrieval` and the benches.
 
-    python bench/datasets.py [--data .glimpse/data] [--only openclipart|emoji] [--workers 2]
+    python bench/datasets.py [--data .glimpse/data] [--only SET] [--from FOLDER] [--workers 2]
     make datasets DATA=folder
 
 openclipart: Debian's openclipart-svg and openclipart-png 1:0.18+dfsg-19 (Open Clip Art
@@ -13,12 +13,30 @@ emoji: the same 1,906 emoji by three artists, from npm (`npm pack`): openmoji 17
 (Apache-2.0 and CC-BY-4.0, 64 px PNGs), captions and keywords from Unicode CLDR via
 openmoji.json; `group_id` marks the same emoji across artists.
 
+The two multilingual sets are made from those two (built first, here or in the folder
+named by --from) and the Unicode CLDR emoji names in en zh ja ko de es fr ru ar hi, from
+npm cldr-annotations-full and cldr-annotations-derived-full 48.2.0 (Unicode-3.0):
+
+emoji-multilingual: every emoji row plus `caption_<language>` (CLDR's short name) and
+`keywords_<language>` (CLDR's keywords), and `split`, "tune" or "confirm" by a hash of
+`group_id`, so that one half can be tuned on and the other confirm it.
+
+openclipart-multilingual: the emoji whose English name is one word ("tiger") matched to
+the drawings whose title holds that word or whose keywords include it, one row per
+(drawing, word), the word as `caption` and `group_id`, its CLDR names as
+`caption_<language>`. Words that mean something else in the drawings or in the other
+languages are left out (EXCLUDED_WORDS, with the reasons); dictionary.tsv lists every
+one-word name, its drawings and its fate, for the review a new version of either needs.
+
 Each set lands in DATA/<name>/ as images/ and data.jsonl (one JSON object per image,
 `file` relative to the folder), plus the licence texts; downloads stay in DATA/downloads/
-and are reused. Rasterising SVGs needs cairosvg (`pip install -e '.[datasets]'`).
+and are reused. The multilingual sets' images are hard links to (or, across file
+systems, copies of) their source set's. Rasterising SVGs needs cairosvg
+(`pip install -e '.[datasets]'`).
 """
 import argparse
 import collections
+import functools
 import hashlib
 import html
 import io
@@ -51,7 +69,12 @@ MIN_INK = 0.005  # images with less ink than this share of pixels are near blank
 OPENMOJI_SIDE = 72  # OpenMoji SVGs use a 72×72 viewBox
 # A few PNG renditions are about 20,000 × 30,000 px: trusted files, shrunk on reading.
 Image.MAX_IMAGE_PIXELS = 1_000_000_000
+SETS = ("openclipart", "emoji", "emoji-multilingual", "openclipart-multilingual")  # in build order: the last two are made from the first two
 EMOJI_LICENCES = {"openmoji": "CC-BY-SA-4.0", "noto": "Apache-2.0", "twemoji": "CC-BY-4.0"}
+CLDR_VERSION = "48.2.0"
+CLDR_FOLDERS = {"cldr-annotations-full": "annotations", "cldr-annotations-derived-full": "annotationsDerived"}  # package -> its folder of <language>/annotations.json
+LANGUAGES = ("en", "zh", "ja", "ko", "de", "es", "fr", "ru", "ar", "hi")  # English first: the others are its translations
+VARIATION_SELECTOR = "\ufe0f"  # CLDR keys and group_id both leave it out today; stripped so that a key with it still matches
 
 DC = "{http://purl.org/dc/elements/1.1/}"
 EMAIL = re.compile(r"\(?\s*(?:(?:e-?mail|contact)\s*:?\s*)?[\w.+-]+@[\w-]+(?:\.[\w-]+)+\s*\)?", re.I)
@@ -93,21 +116,26 @@ def debian_unpacked(*, downloads: Path) -> Path:
     return share
 
 
+def npm_tarball(*, package: str, version: str, downloads: Path) -> Path:
+    """The package's tarball in `downloads`, fetched with `npm pack` unless it is there already."""
+    tarball = downloads / f"{package}-{version}.tgz"
+    if not tarball.is_file():
+        downloads.mkdir(parents=True, exist_ok=True)
+        run_client(["npm", "pack", f"{package}@{version}", "--silent"], cwd=downloads, what=f"the npm package {package}@{version}")
+    return tarball
+
+
 def npm_unpacked(*, downloads: Path) -> Path:
     """The npm packages' tarballs, downloaded once and unpacked side by side as node_modules/ would hold them."""
     modules = downloads / "node_modules"
-    downloads.mkdir(parents=True, exist_ok=True)
     for package, version in tqdm(NPM_PACKAGES.items(), desc="npm packages", unit="package"):
         target = modules / package
         if (target / "package.json").is_file():
             continue
-        tarballs = list(downloads.glob(f"{package}-{version}.tgz"))
-        if not tarballs:
-            run_client(["npm", "pack", f"{package}@{version}", "--silent"], cwd=downloads, what=f"the npm package {package}@{version}")
-            tarballs = list(downloads.glob(f"{package}-{version}.tgz"))
+        tarball = npm_tarball(package=package, version=version, downloads=downloads)
         partial = modules / f".{package}.partial"
         shutil.rmtree(partial, ignore_errors=True)
-        with tarfile.open(tarballs[0]) as archive:
+        with tarfile.open(tarball) as archive:
             archive.extractall(partial, filter="data")
         partial.joinpath("package").rename(target)
         partial.rmdir()
@@ -374,6 +402,261 @@ def emoji_build(*, modules: Path, out: Path) -> dict:
     return {"images": len(rows), "emoji": len(seen), "styles": dict(collections.Counter(row["style"] for row in rows)), "skipped": dict(skipped)}
 
 
+# ------------------------------------------------------------------ multilingual names (Unicode CLDR)
+
+
+@functools.cache  # read once for both multilingual sets
+def cldr_names(*, downloads: Path) -> dict[str, dict[str, dict]]:
+    """language -> emoji (without U+FE0F) -> {"name": CLDR short name, "keywords": [...]}.
+
+    The plain annotations name most emoji; flags, keycaps and sequences such as
+    1F468-200D-1F3EB are only in the derived package, read second, so the plain name wins
+    where both have one. Only the needed files are read, straight from the tarballs.
+    """
+    names: dict[str, dict[str, dict]] = {language: {} for language in LANGUAGES}
+    for package, folder in tqdm(CLDR_FOLDERS.items(), desc="CLDR packages", unit="package"):
+        tarball = npm_tarball(package=package, version=CLDR_VERSION, downloads=downloads)
+        for language, annotations in tarball_json(tarball, {language: f"package/{folder}/{language}/annotations.json" for language in LANGUAGES}).items():
+            for characters, entry in annotations[folder]["annotations"].items():
+                if entry.get("tts"):
+                    names[language].setdefault(characters.replace(VARIATION_SELECTOR, ""), {"name": entry["tts"][0], "keywords": list(entry.get("default") or [])})
+    return names
+
+
+def tarball_json(tarball: Path, members: dict[str, str]) -> dict[str, dict]:
+    """key -> the parsed JSON member of the tarball named by `members[key]`."""
+    wanted = {member: key for key, member in members.items()}
+    found = {}
+    try:
+        with tarfile.open(tarball) as archive:
+            for member in archive:
+                if member.name in wanted and member.isfile():
+                    found[wanted[member.name]] = json.load(archive.extractfile(member))
+    except (tarfile.TarError, OSError, ValueError) as error:
+        raise DatasetError(f"cannot read {tarball} ({error}); delete it to fetch it again") from None
+    missing = sorted(members[key] for key in members.keys() - found.keys())
+    if missing:
+        raise DatasetError(f"{tarball} lacks {', '.join(missing)}; delete it to fetch it again")
+    return found
+
+
+def cldr_licences_write(*, downloads: Path, out: Path) -> None:
+    """The Unicode-3.0 notice must go with every copy of the CLDR names, so each set carries it."""
+    licences = out / "licenses"
+    licences.mkdir(parents=True, exist_ok=True)
+    for package in CLDR_FOLDERS:
+        with tarfile.open(npm_tarball(package=package, version=CLDR_VERSION, downloads=downloads)) as archive:
+            (licences / f"{package}-LICENSE").write_bytes(archive.extractfile("package/LICENSE").read())
+
+
+def built_set(folder: Path, *, needed_by: str) -> list[dict]:
+    """The rows of a set built earlier, or why the set that needs it cannot be made."""
+    if not (folder / "data.jsonl").is_file():
+        raise DatasetError(
+            f"{needed_by} is made from the {folder.name} set, and {folder} holds none: build it first "
+            f"(--only {folder.name}), or name the folder that holds it with --from"
+        )
+    with (folder / "data.jsonl").open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def images_place(*, source: Path, out: Path, files: list[str]) -> str:
+    """Each image as a real file inside `out`: the importer refuses a path that resolves outside
+    the set's folder, so a symlink will not do. Hard links cost no space; copies where the two
+    folders are on different file systems. Returns which of the two was made."""
+    made = "hard links"
+    for name in tqdm(files, desc=f"{out.name} images", unit="image"):
+        target = out / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)
+        try:
+            os.link(source / name, target)
+        except OSError:
+            shutil.copyfile(source / name, target)
+            made = "copies"
+    return made
+
+
+def licences_copy(*, source: Path, out: Path) -> None:
+    """The pictures keep their own licences: the source set's notices go with them."""
+    if (source / "COPYRIGHT").is_file():
+        shutil.copyfile(source / "COPYRIGHT", out / "COPYRIGHT")
+    if (source / "licenses").is_dir():
+        shutil.copytree(source / "licenses", out / "licenses", dirs_exist_ok=True)
+
+
+def emoji_characters(group_id: str) -> str:
+    """'1F468-200D-1F3EB' -> the emoji itself (without U+FE0F, as group_id is)."""
+    return "".join(chr(int(code, 16)) for code in group_id.split("-"))
+
+
+def emoji_split(group_id: str) -> str:
+    """'tune' or 'confirm', from a hash of the group_id: stable across builds, the same for every artist of an emoji."""
+    return "tune" if hashlib.sha256(group_id.encode()).digest()[0] % 2 == 0 else "confirm"
+
+
+def emoji_multilingual_build(*, source: Path, downloads: Path, out: Path) -> dict:
+    """Every emoji row with its name and keywords in each language and a tune/confirm split.
+
+    caption_en is the set's own caption (CLDR's English name, via OpenMoji); keywords_en is
+    CLDR's list, like the other languages', not OpenMoji's older copy in `keywords`. A
+    language that has no name for an emoji leaves both of its fields out.
+    """
+    rows, emoji_rows = [], built_set(source, needed_by="emoji-multilingual")
+    names = cldr_names(downloads=downloads)
+    for row in tqdm(emoji_rows, desc="emoji-multilingual", unit="row"):
+        characters = emoji_characters(row["group_id"])
+        row = {**row, "caption_en": row["caption"], "keywords_en": names["en"].get(characters, {"keywords": row["keywords"]})["keywords"]}
+        for language in LANGUAGES[1:]:
+            if entry := names[language].get(characters):
+                row[f"caption_{language}"], row[f"keywords_{language}"] = entry["name"], entry["keywords"]
+        rows.append({**row, "split": emoji_split(row["group_id"])})
+    out.mkdir(parents=True, exist_ok=True)
+    made = images_place(source=source, out=out, files=[row["file"] for row in rows])
+    manifest_write(out / "data.jsonl", rows)
+    licences_copy(source=source, out=out)
+    cldr_licences_write(downloads=downloads, out=out)
+    per_emoji = {row["group_id"]: row for row in rows}.values()
+    return {
+        "images": len(rows), "emoji": len(per_emoji), "images_are": made,
+        "split": dict(collections.Counter(row["split"] for row in per_emoji)),
+        "named": {language: sum(f"caption_{language}" in row for row in per_emoji) for language in LANGUAGES},
+    }
+
+
+# ------------------------------------------------------------------ openclipart, multilingual
+
+# One-word emoji names left out after reading every match and every translation by eye.
+EXCLUDED_WORDS = {
+    # the drawings mean another sense of the English word
+    "cook": "the drawings are the Cook Islands flag and a frying pan tagged with the verb",
+    "fly": "two of three matches are the verb (an eagle, an airplane tagged 'fly')",
+    "label": "a CD label and 'label points' on a diagram, not a luggage tag",
+    "mouse": "all matches are computer mice; the emoji is the animal",
+    "pill": "all matches are pill-shaped GUI buttons",
+    "seal": "two of three matches are emblems (a state seal, a government seal tag)",
+    "turkey": "the flag of Turkey and a turban tagged with the country",
+    # the other languages name something else, or something narrower, than the English word
+    "bug": "the emoji is a caterpillar: 毛毛虫, Raupe, chenille, гусеница",
+    "construction": "the emoji is a road barrier: 路障, Baustellenabsperrung",
+    "cooking": "the emoji is a fried egg in a pan: 煎蛋, Spiegelei in Bratpfanne, œuf au plat",
+    "kiss": "the emoji is a kissing couple (2人でキス, sich küssendes Paar); the drawing is lips",
+    "person": "the other languages say 'adult': 成人, 大人, adulte, взрослый, بالغ",
+    "ribbon": "the emoji is a bow (蝴蝶结, pinke Schleife, бантик); the drawing is an awareness ribbon",
+    "star": "the emoji is 'white medium star' in de/ar/hi and 'yellow star' in ru",
+    "tennis": "the emoji is a tennis ball (Tennisball, pelota de tenis); the drawings are shoes, rackets",
+    "wedding": "the emoji is a wedding chapel (iglesia celebrando boda, كنيسة زفاف, विवाह धर्मस्थल)",
+    "wheel": "the emoji is a car wheel (Autorad, автомобильное колесо); the matches are an icon, an 'O', a truck",
+    # the other languages name the animal's face, not the animal
+    "bear": "クマの顔, морда медведя, وجه دب, भालू का चेहरा, 곰 얼굴 ('bear face')",
+    "frog": "カエルの顔, голова лягушки, وجه ضفدع, मेंढक का चेहरा, 개구리 얼굴 ('frog face')",
+    "robot": "وجه روبوت, रोबोट चेहरा, 로봇 얼굴 ('robot face')",
+    "wolf": "オオカミの顔, морда волка, وجه ذئب, सियार का चेहरा, 늑대 얼굴 ('wolf face')",
+}
+# Title phrases in which a word does not name what is drawn ("Hot Dog" is no dog): a drawing
+# whose title holds one is no match for the phrase's words, whatever its keywords say.
+NOT_THE_THING = (
+    "baseball bat", "cricket bat", "chicken burger", "coat of arms", "cook islands", "fat man",
+    "fire engine", "giraffe cichlid", "grain elevator", "hot dog", "ice cream", "isle of man",
+    "keyboard key", "little boy", "mountain dulcimer", "mouse scroll", "nodding donkey",
+    "prince edward island", "sandwich islands", "watch for",
+)
+# A word that matches more drawings is a series or too loose a word ("hotel": the "Hotel Icon …" series).
+MAX_DRAWINGS_PER_WORD = 30
+
+
+def one_word_names(emoji_rows: list[dict], names: dict[str, dict[str, dict]]) -> dict[str, dict[str, str]]:
+    """English word -> language -> CLDR name, for the emoji whose English name is one word.
+
+    Two-word names ("red apple", "tiger face") are mostly the emoji's own variant of a thing
+    and rarely stand in a drawing's title, so they are left out rather than phrase-matched.
+    """
+    words = {}
+    for row in {row["group_id"]: row for row in emoji_rows}.values():
+        word = row["caption"].strip().lower()
+        if re.fullmatch(r"[a-z]+", word):
+            characters = emoji_characters(row["group_id"])
+            words[word] = {"en": word} | {language: names[language][characters]["name"] for language in LANGUAGES[1:] if characters in names[language]}
+    return words
+
+
+def whole_word(word: str) -> re.Pattern:
+    """The word on its own: "cat" is not in "Catalog"; '_' and '-' count as breaks."""
+    return re.compile(rf"(?<![^\W_]){re.escape(word)}(?![^\W_])", re.IGNORECASE)
+
+
+def drawings_by_word(drawings: list[dict], words: list[str]) -> dict[str, list[dict]]:
+    """word -> the drawings whose title holds it as a whole word or one of whose keywords is it.
+
+    No plurals or stems ("frogs" is not "frog"), and descriptions are not read: both let in
+    more drawings of other things than of the thing.
+    """
+    patterns = {word: whole_word(word) for word in words}
+    matches: dict[str, list[dict]] = {word: [] for word in words}
+    for drawing in tqdm(drawings, desc="openclipart-multilingual words", unit="drawing"):
+        title = " | ".join({drawing.get("title") or "", drawing.get("caption") or ""} - {""})
+        keywords = {keyword.replace("_", " ").strip().lower() for keyword in drawing.get("keywords") or []}
+        phrases = [phrase for phrase in NOT_THE_THING if phrase in title.lower()]
+        for word in words:
+            if any(patterns[word].search(phrase) for phrase in phrases):
+                continue
+            if word in keywords or patterns[word].search(title):
+                matches[word].append(drawing)
+    return matches
+
+
+def word_fate(word: str, drawings: int) -> str:
+    if word in EXCLUDED_WORDS:
+        return "excluded"
+    if not drawings:
+        return "no drawing"
+    return "too common" if drawings > MAX_DRAWINGS_PER_WORD else "kept"
+
+
+def dictionary_write(path: Path, words: dict[str, dict[str, str]], matches: dict[str, list[dict]]) -> None:
+    """Every one-word name with its translations, its drawings and what became of it: the
+    review that EXCLUDED_WORDS came from, to redo for another version of either source."""
+    lines = ["\t".join(["word", "drawings", "status", *LANGUAGES[1:], "titles (up to 10)"])]
+    for word in sorted(words):
+        fate = word_fate(word, len(matches[word]))
+        status = {"excluded": f"excluded: {EXCLUDED_WORDS.get(word)}", "too common": f"too common (over {MAX_DRAWINGS_PER_WORD})"}.get(fate, fate)
+        titles = " ; ".join(drawing["title"].replace("\t", " ") for drawing in matches[word][:10])
+        lines.append("\t".join([word, str(len(matches[word])), status, *(words[word].get(language, "") for language in LANGUAGES[1:]), titles]))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def openclipart_multilingual_build(*, emoji_source: Path, openclipart_source: Path, downloads: Path, out: Path) -> dict:
+    """One row per (drawing, word) for the one-word emoji names that openclipart drawings show.
+
+    The word is the English caption and group_id; caption_<language> its CLDR names. A
+    drawing of several words ("Cat and dog") has a row for each.
+    """
+    emoji_rows = built_set(emoji_source, needed_by="openclipart-multilingual")
+    drawings = built_set(openclipart_source, needed_by="openclipart-multilingual")
+    words = one_word_names(emoji_rows, cldr_names(downloads=downloads))
+    matches = drawings_by_word(drawings, sorted(words))
+    fates = {word: word_fate(word, len(matches[word])) for word in words}
+    rows = [
+        {"file": drawing["file"], "caption": word, **{f"caption_{language}": name for language, name in words[word].items()},
+         **{key: value for key, value in drawing.items() if key not in ("file", "caption")}, "group_id": word}
+        for word in sorted(words) if fates[word] == "kept"
+        for drawing in matches[word]
+    ]
+    out.mkdir(parents=True, exist_ok=True)
+    made = images_place(source=openclipart_source, out=out, files=sorted({row["file"] for row in rows}))
+    manifest_write(out / "data.jsonl", rows)
+    dictionary_write(out / "dictionary.tsv", words, matches)
+    licences_copy(source=openclipart_source, out=out)
+    cldr_licences_write(downloads=downloads, out=out)
+    kept = [word for word, fate in fates.items() if fate == "kept"]
+    return {
+        "images": len(rows), "words": len(kept), "drawings": len({row["file"] for row in rows}), "images_are": made,
+        "one_word_names": len(words), "fates": dict(collections.Counter(fates.values())),
+        "too_common": {word: len(matches[word]) for word, fate in sorted(fates.items()) if fate == "too common"},
+        "named": {language: sum(language in words[word] for word in kept) for language in LANGUAGES},
+    }
+
+
 def manifest_write(path: Path, rows: list[dict]) -> None:
     partial = path.with_suffix(".partial")
     with partial.open("w", encoding="utf-8") as handle:
@@ -385,17 +668,30 @@ def manifest_write(path: Path, rows: list[dict]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path(".glimpse/data"), help="where the sets go (default .glimpse/data)")
-    parser.add_argument("--only", choices=["openclipart", "emoji"], help="build one set")
+    parser.add_argument("--only", choices=SETS, help="build one set")
+    parser.add_argument(
+        "--from", dest="sources", type=Path, metavar="FOLDER",
+        help="the folder holding the built emoji and openclipart sets that the multilingual sets are made from (default: --data)",
+    )
     parser.add_argument("--workers", type=int, default=max(1, min(4, multiprocessing.cpu_count())), help="processes decoding openclipart")
     options = parser.parse_args()
-    downloads = options.data / "downloads"
+    downloads, sources = options.data / "downloads", options.sources or options.data
+    wanted = [name for name in SETS if options.only in (None, name)]
     try:
-        if options.only in (None, "openclipart"):
+        if "openclipart" in wanted:
             summary = openclipart_build(share=debian_unpacked(downloads=downloads), out=options.data / "openclipart", workers=options.workers)
             print("openclipart:", json.dumps(summary))
-        if options.only in (None, "emoji"):
+        if "emoji" in wanted:
             summary = emoji_build(modules=npm_unpacked(downloads=downloads), out=options.data / "emoji")
             print("emoji:", json.dumps(summary))
+        if "emoji-multilingual" in wanted:
+            summary = emoji_multilingual_build(source=sources / "emoji", downloads=downloads, out=options.data / "emoji-multilingual")
+            print("emoji-multilingual:", json.dumps(summary, ensure_ascii=False))
+        if "openclipart-multilingual" in wanted:
+            summary = openclipart_multilingual_build(
+                emoji_source=sources / "emoji", openclipart_source=sources / "openclipart", downloads=downloads, out=options.data / "openclipart-multilingual"
+            )
+            print("openclipart-multilingual:", json.dumps(summary, ensure_ascii=False))
     except DatasetError as error:
         print(f"datasets: {error}", file=sys.stderr)
         return 1
