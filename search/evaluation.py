@@ -1,11 +1,13 @@
 """Retrieval metrics. Recall@k is the share of queries with at least one relevant image in
 the top k (the usual R@k of image-retrieval papers); MRR uses the first relevant rank."""
+from collections import defaultdict
 from dataclasses import dataclass
 from math import comb
 
 import numpy as np
 
 KS = (1, 5, 10)
+WORST_BY = 10  # labels are ranked by Recall@WORST_BY: R@1 is too harsh on a handful of queries
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,21 @@ def score(first_ranks: list[int | None]) -> Scores:
         mrr=sum(1 / rank for rank in first_ranks if rank is not None) / count,
         queries=count,
     )
+
+
+def scores_by_label(first_ranks: list[int | None], labels: list[str | None]) -> dict[str, Scores]:
+    """Each label's scores over its own queries (`labels[i]` is query i's); unlabelled queries count in no label."""
+    ranks_of = defaultdict(list)
+    for rank, label in zip(first_ranks, labels, strict=True):
+        if label is not None:
+            ranks_of[label].append(rank)
+    return {label: score(ranks) for label, ranks in sorted(ranks_of.items())}
+
+
+def worst_labels(by_label: dict[str, Scores], *, count: int) -> list[str]:
+    """The `count` labels with the lowest Recall@10, then MRR; among equals the one with more
+    queries first, as the surer failure."""
+    return sorted(by_label, key=lambda label: (by_label[label].recall[WORST_BY], by_label[label].mrr, -by_label[label].queries, label))[:count]
 
 
 def random_scores(cases: list[tuple[int, int]]) -> Scores:
@@ -107,13 +124,15 @@ def rank_in_memory(queries: np.ndarray, vectors: np.ndarray, has_text: np.ndarra
     return rankings
 
 
-def described_captions(captions_of: dict[int, set[str]], *, share: float, seed: int) -> set[str]:
+def described_captions(captions_of: dict[int, set], *, share: float, seed: int) -> set:
     """The captions whose images keep their text in a mixed catalog, chosen at random.
 
     Captions that share an image are chosen together (each connected group of captions
-    and images falls on one side), so no bare-side query has a described hit.
+    and images falls on one side), so no bare-side query has a described hit. A caption is
+    any sortable key: with several query fields, a (field, text) pair, so that an image's
+    queries in every field fall on its side.
     """
-    parent: dict[str, str] = {}
+    parent: dict = {}
 
     def root(caption: str) -> str:
         while parent.setdefault(caption, caption) != caption:
