@@ -217,6 +217,12 @@ GLIMPSE_CUDA_BATCH_SIZE = int(os.environ.get("GLIMPSE_CUDA_BATCH_SIZE", 256))
 GLIMPSE_MODEL_CACHE = DATA_DIR / "models"
 GLIMPSE_EMBED_BATCH_SIZE = int(os.environ.get("GLIMPSE_EMBED_BATCH_SIZE", 32))
 
+# The catalog's language for keyword search: one of PostgreSQL's text search configurations
+# (a snowball language such as english, german, french, spanish, russian; or simple, which
+# stems nothing). `manage.py migrate` applies a change and stores every search document
+# again (catalog/text_search.py); Chinese, Japanese and Korean are searchable in any of them.
+GLIMPSE_TEXT_SEARCH_LANGUAGE = os.environ.get("GLIMPSE_TEXT_SEARCH_LANGUAGE", "english")
+
 # Search.
 GLIMPSE_SEARCH_MAX_QUERY_CHARS = 200
 GLIMPSE_SEARCH_MAX_LIMIT = 100

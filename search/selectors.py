@@ -209,16 +209,20 @@ def vector_list_sql(column: str, where: str, *, version: ModelVersion, query: st
 # contain: an image with one word of three is weaker evidence than one with all three, and
 # at full weight a partial match outranked pictures that only the vectors find. Stop words
 # parse to empty queries and count for nothing; exclusions (-word, -"a phrase") remove
-# images outright.
+# images outright. Each term is parsed alone by glimpse_to_tsquery (catalog migration
+# 0004), in the catalog's language (the configuration `glimpse`, catalog/text_search.py):
+# a run of Chinese, Japanese or Korean in it is one phrase of its character bigrams, so
+# such a term counts as one word too.
 KEYWORD_LIST_SQL = """
         SELECT image_id, row_number() OVER (ORDER BY matched DESC, relevance DESC, image_id) AS rank,
                matched::numeric / greatest(counted, 1) AS weight FROM (
             SELECT i.id AS image_id, ts_rank_cd(i.search_document, k.query) AS relevance,
                    (SELECT count(*) FROM unnest(k.terms) term WHERE i.search_document @@ term) AS matched, k.counted
             FROM catalog_image i, (
-                SELECT query, terms, (SELECT count(*) FROM unnest(terms) term WHERE numnode(term) > 0) AS counted FROM (
-                    SELECT websearch_to_tsquery('english', %s) && websearch_to_tsquery('english', %s) AS query,
-                           ARRAY(SELECT websearch_to_tsquery('english', term) FROM unnest(%s::text[]) term) AS terms
+                SELECT (SELECT glimpse_any(term) FROM unnest(terms) term) && !!(SELECT glimpse_any(term) FROM unnest(excluded) term) AS query,
+                       terms, (SELECT count(*) FROM unnest(terms) term WHERE numnode(term) > 0) AS counted FROM (
+                    SELECT ARRAY(SELECT glimpse_to_tsquery('glimpse', term) FROM unnest(%s::text[]) term) AS terms,
+                           ARRAY(SELECT glimpse_to_tsquery('glimpse', term) FROM unnest(%s::text[]) term) AS excluded
                 ) parsed
             ) k
             WHERE i.search_document @@ k.query{where}
@@ -250,8 +254,8 @@ class KeywordQuery:
         return cls(terms=tuple(terms), excluded=tuple(excluded))
 
     def params(self) -> list:
-        """any term (websearch's `or`), none of the exclusions, and each term alone for coverage"""
-        return [" or ".join(self.terms), " ".join(f"-{term}" for term in self.excluded), list(self.terms)]
+        """the terms, any of which may match, and the exclusions, none of which may"""
+        return [list(self.terms), list(self.excluded)]
 
 
 # Every image that curators graded for judged queries whose text is within `distance` of
@@ -425,7 +429,7 @@ COVERAGE_SQL = """
         SELECT i.id, (SELECT count(*) FROM unnest(k.terms) term WHERE i.search_document @@ term), cardinality(k.terms)
         FROM catalog_image i, (
             SELECT ARRAY(
-                SELECT term FROM (SELECT websearch_to_tsquery('english', word) AS term FROM unnest(%s::text[]) word) parsed
+                SELECT term FROM (SELECT glimpse_to_tsquery('glimpse', word) AS term FROM unnest(%s::text[]) word) parsed
                 WHERE numnode(term) > 0
             ) AS terms
         ) k

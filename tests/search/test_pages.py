@@ -89,3 +89,14 @@ def test_an_uploads_preview_is_a_small_thumbnail_not_the_upload(db):
         assert image.size == (PREVIEW_SIZE, PREVIEW_SIZE // 2)
         assert image.convert("RGB").getpixel((5, 5)) == pytest.approx((10, 120, 200), abs=4)
     assert upload_preview(upload=SimpleUploadedFile("x.png", b"not an image")) == ""
+
+
+def test_pages_declare_the_sites_language_and_fonts_that_draw_cjk(client, make_images, settings):
+    image = make_images([{"title": "白い猫"}])[0]
+    assert client.get(reverse("search:page")).content.decode().startswith('<!doctype html>\n<html lang="en-us">')
+    settings.LANGUAGE_CODE = "ja"
+    page = client.get(reverse("search:image", args=[image.id])).content.decode()
+    assert page.startswith('<!doctype html>\n<html lang="ja">') and "白い猫" in page
+    assert 'body { margin:0; font:15px/1.45 system-ui, -apple-system, "Segoe UI", var(--cjk), sans-serif;' in page
+    assert re.search(r':root \{ --cjk:"Hiragino Sans", [^}]*"PingFang SC", [^}]*"Malgun Gothic"', page)
+    assert client.get("/no/such/page").content.decode().startswith('<!doctype html>\n<html lang="ja">')

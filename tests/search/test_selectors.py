@@ -214,6 +214,103 @@ def test_a_category_holds_its_subcategories_and_its_words_are_searchable(make_im
     assert titles(image_search(text="roses", mode="keyword")) == ["rose"]
 
 
+def test_english_words_are_still_stemmed(make_images):
+    make_images([{"title": "Red apple"}, {"title": "Pear", "tags": ("apples",)}])
+    assert titles(image_search(text="apples", mode="keyword")) == ["Red apple", "Pear"]
+    assert titles(image_search(text="apple", mode="keyword")) == ["Red apple", "Pear"]
+
+
+@pytest.fixture
+def cjk_titles(make_images):
+    return make_images(
+        [
+            {"title": "黑猫在屋顶上"},  # a black cat on the roof
+            {"title": "白い猫のイラスト"},  # an illustration of a white cat
+            {"title": "白狗"},  # a white dog
+            {"title": "고양이가 잔다"},  # the cat (고양이) sleeps; 가 marks the subject
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("猫", ["黑猫在屋顶上", "白い猫のイラスト"]),  # a single character matches wherever it stands
+        ("黑猫", ["黑猫在屋顶上"]),
+        ("屋顶", ["黑猫在屋顶上"]),
+        ("猫在屋", ["黑猫在屋顶上"]),  # three characters: the phrase of two bigrams
+        ("白猫", []),  # both characters are in 白い猫, but not next to each other
+        ("白", ["白い猫のイラスト", "白狗"]),
+        ("イラスト", ["白い猫のイラスト"]),  # katakana
+        ("白い", ["白い猫のイラスト"]),  # kanji and hiragana
+        ("猫のイラスト", ["白い猫のイラスト"]),
+        ("ｲﾗｽﾄ", ["白い猫のイラスト"]),  # half-width katakana reads as the usual kind
+        ("ネコ", []),  # a word in another script is another word
+        ("고양이", ["고양이가 잔다"]),  # Korean, with the particle attached in the title
+    ],
+)
+def test_a_chinese_japanese_or_korean_title_is_found_by_a_part_of_it(cjk_titles, text, expected):
+    assert titles(image_search(text=text, mode="keyword")) == expected
+
+
+def test_cjk_and_english_terms_mix_in_one_query_and_exclusions_work_for_both(make_images):
+    make_images([{"title": "Red apple"}, {"title": "苹果树"}, {"title": "Red 苹果"}, {"title": "青苹果"}])  # apple tree, green apple
+    # Both terms first; one-term matches tie on rank and go to the older image.
+    assert titles(image_search(text="red 苹果", mode="keyword")) == ["Red 苹果", "Red apple", "苹果树", "青苹果"]
+    assert titles(image_search(text='"red 苹果"', mode="keyword")) == ["Red 苹果"]
+    assert titles(image_search(text="苹果 -苹果树", mode="keyword")) == ["Red 苹果", "青苹果"]
+    assert titles(image_search(text="苹果 -青", mode="keyword")) == ["苹果树", "Red 苹果"]
+    assert titles(image_search(text="red -苹果", mode="keyword")) == ["Red apple"]
+    assert titles(image_search(text="苹果 -red", mode="keyword")) == ["苹果树", "青苹果"]
+
+
+def test_a_cjk_term_counts_as_one_word_of_the_query(make_images):
+    make_images([{"title": "Red 苹果树"}, {"title": "苹果树"}, {"title": "苹果"}])
+    results = image_search(text="苹果树 red", mode="keyword")
+    assert [(hit.image.title, hit.label, hit.relevance) for hit in results.hits] == [
+        ("Red 苹果树", "close", 1.0),
+        ("苹果树", "related", 0.5),
+    ]
+
+
+@pytest.mark.parametrize(
+    "full, partial, text",
+    [("red apple", "red car", "red apple"), ("红色 苹果", "红色 汽车", "红色 苹果"), ("red 苹果", "red 汽车", "red 苹果")],
+)
+def test_a_partial_cjk_match_weighs_as_much_as_a_partial_english_one(make_images, full, partial, text):
+    make_images(
+        [
+            {"title": full, "image_vector": unit(0.2, 1)},
+            {"title": partial, "image_vector": unit(0.1, 1)},
+            {"title": "picture", "image_vector": unit(1, 0.1)},
+        ]
+    )
+    results = image_search(text=text, vector=QUERY, mode="hybrid", include_distant=True)
+    # As in test_a_partial_keyword_match_counts_by_the_share_of_words_it_holds: half a word list's weight.
+    assert titles(results) == [full, partial, "picture"]
+    assert [hit.score for hit in results.hits] == pytest.approx([1 / 62 + 1 / 61, 1 / 63 + 0.5 / 62, 1 / 61])
+
+
+def test_a_query_that_no_keyword_matches_ranks_in_hybrid_exactly_as_in_semantic(make_images):
+    make_images(
+        [
+            {"title": "青苹果", "image_vector": unit(1, 0.1)},  # green apple: holds 苹果 but not 红苹果
+            {"title": "红 苹 果", "image_vector": unit(1, 0.5)},  # the characters, apart
+            {"title": "red car", "image_vector": unit(0.5, 1)},
+            {"title": "nothing", "image_vector": unit(0, 1)},
+        ]
+    )
+    for text in ("红苹果", "blue 红苹果", "the"):
+        assert titles(image_search(text=text, mode="keyword")) == []
+        hybrid = image_search(text=text, vector=QUERY, mode="hybrid", include_distant=True)
+        semantic = image_search(text=text, vector=QUERY, mode="semantic", include_distant=True)
+        assert titles(hybrid) == ["青苹果", "红 苹 果", "red car", "nothing"]
+        assert [(hit.image_id, hit.score, hit.label, hit.relevance) for hit in hybrid.hits] == [
+            (hit.image_id, hit.score, hit.label, hit.relevance) for hit in semantic.hits
+        ]
+        assert [hit.score for hit in hybrid.hits] == pytest.approx([1 / 61, 1 / 62, 1 / 63, 1 / 64])
+
+
 @pytest.fixture
 def spread(make_images):
     # Cosines with QUERY: 0.995, 0.177, 0.0. The default calibration (evaluation data)
