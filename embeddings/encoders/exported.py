@@ -221,16 +221,17 @@ class ExportedImageEncoder:
 
 
 class ExportedTextEncoder:
-    def __init__(self, folder: Path, config: dict, tokens: Tokens, *, backend: str, precision: str, cache: Path):
+    def __init__(self, folder: Path, config: dict, tokens: Tokens, *, backend: str, precision: str, cache: Path, prefix: str = ""):
         self.run = RUNTIMES[backend](folder / "model.onnx", cache, precision=precision)
         self.backend = backend
         self.precision = precision
+        self.prefix = prefix
         self.tokens = tokens
         self.dimensions = config["dimensions"]
 
     def encode(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
         """Texts -> (n, dimensions) float32 unit vectors."""
         return encode_in_batches(
-            texts, tokens=self.tokens, batch_size=batch_size, dimensions=self.dimensions,
+            texts, tokens=self.tokens, batch_size=batch_size, dimensions=self.dimensions, prefix=self.prefix,
             run=lambda tokens: self.run({name: tokens[name] for name in TOKEN_INPUTS})[0],
         )

@@ -23,7 +23,8 @@ class Tokens:
 
             self.fast = Tokenizer.from_file(str(tokenizer_file))
             self.fast.enable_truncation(max_tokens)
-            pad = self.fast.padding or {"pad_id": 0, "pad_token": "[PAD]", "pad_type_id": 0}
+            pad_token = next(token for token in ("[PAD]", "<pad>") if self.fast.token_to_id(token) is not None)  # BERT's, XLM-R's
+            pad = self.fast.padding or {"pad_id": self.fast.token_to_id(pad_token), "pad_token": pad_token, "pad_type_id": 0}
             # Pad to the longest text of the batch, not to the file's fixed length.
             self.fast.enable_padding(pad_id=pad["pad_id"], pad_token=pad["pad_token"], pad_type_id=pad["pad_type_id"])
             self.slow = None
@@ -46,10 +47,12 @@ class Tokens:
         return {name: tokens[name].astype(np.int64) if name in tokens else np.zeros_like(tokens["input_ids"]) for name in TOKEN_INPUTS}
 
 
-def encode_in_batches(texts: list[str], *, tokens: Tokens, batch_size: int, dimensions: int, run) -> np.ndarray:
+def encode_in_batches(texts: list[str], *, tokens: Tokens, batch_size: int, dimensions: int, run, prefix: str = "") -> np.ndarray:
     """Tokenise and run `run(token arrays) -> unit vectors` batch by batch, shortest texts
     first: each batch pads to its longest text, so sorting saves the padded positions
-    (a job's descriptions run from a word to 128 tokens)."""
+    (a job's descriptions run from a word to 128 tokens). `prefix` starts every text (e5's
+    "query: ")."""
+    texts = [prefix + text for text in texts]
     order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
     vectors = np.zeros((len(texts), dimensions), dtype=np.float32)
     for start in range(0, len(texts), batch_size):
@@ -68,7 +71,7 @@ class TextEncoder:
     def precision(self) -> str:
         return "bf16" if self.options.autocast == "bfloat16" else "f32"
 
-    def __init__(self, model, tokens: Tokens, *, device, options: RunOptions | None = None):
+    def __init__(self, model, tokens: Tokens, *, device, options: RunOptions | None = None, prefix: str = ""):
         from .devices import run_options
         from .towers import TextTower
 
@@ -77,10 +80,7 @@ class TextEncoder:
         self.device = device
         self.options = (options or run_options(device)).usable_on(device)
         self.dimensions = model.config.hidden_size
-
-    @classmethod
-    def from_pretrained(cls, location: str, *, device, options: RunOptions | None = None) -> "TextEncoder":
-        return cls(transformers_model(location), Tokens(location), device=device, options=options)
+        self.prefix = prefix
 
     def encode(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
         """Texts -> (n, dimensions) float32 unit vectors."""
@@ -93,12 +93,13 @@ class TextEncoder:
             with torch.inference_mode(), autocast(self.device, self.options):
                 return self.tower(**inputs).float().cpu().numpy()
 
-        return encode_in_batches(texts, tokens=self.tokens, batch_size=batch_size, dimensions=self.dimensions, run=run)
+        return encode_in_batches(texts, tokens=self.tokens, batch_size=batch_size, dimensions=self.dimensions, run=run, prefix=self.prefix)
 
 
-def transformers_model(location: str):
+def transformers_model(location: str, *, pooler: bool = True):
     from transformers import AutoModel
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
-    return AutoModel.from_pretrained(location)
+    # A checkpoint without a pooler loads without one, rather than with random weights it never uses.
+    return AutoModel.from_pretrained(location, **({} if pooler else {"add_pooling_layer": False}))

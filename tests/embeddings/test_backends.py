@@ -73,7 +73,7 @@ def test_the_text_tower_gives_torch_vectors_on(backend):
 def test_the_fast_tokenizer_matches_transformers():
     from transformers import AutoTokenizer
 
-    location = encoders.text_location()
+    location = encoders.text_model(encoders.MINILM).location
     ours = encoders.text_encoder_on("openvino").tokens(TEXTS)
     theirs = AutoTokenizer.from_pretrained(location)(TEXTS, padding=True, truncation=True, max_length=128, return_tensors="np")
     for name in ("input_ids", "attention_mask", "token_type_ids"):

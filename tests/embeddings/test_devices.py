@@ -66,7 +66,7 @@ def test_the_image_tower_with_cuda_options_falls_back_to_the_same_vectors(image_
 def test_the_text_tower_with_cuda_options_falls_back_to_the_same_vectors():
     torch.manual_seed(0)
     model = BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64))
-    tokens = Tokens(encoders.text_location())
+    tokens = Tokens(encoders.text_model(encoders.MINILM).location)
     texts = ["a red apple", "an electric guitar", "a cat", "Old car on a long road", "x"]
     plain = TextEncoder(model, tokens, device=CPU, options=RunOptions()).encode(texts)
     found = TextEncoder(model, tokens, device=CPU, options=CUDA_OPTIONS).encode(texts, batch_size=2)
