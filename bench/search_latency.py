@@ -11,7 +11,9 @@ filter. Synthetic rows: clustered random unit vectors added to reach N embedding
 the demo images have descriptions, as in a catalog where few images are described);
 query vectors come from the same clusters. "ready vector" rows rank a given vector
 (SQL and rows, no encode); "API" is the whole JSON request (encode, SQL, query log,
-JSON). FAISS is `IndexHNSWFlat` (m=16, ef_construction=64, ef_search=40, one thread)
+JSON). "English tower only" and "both towers" ask the API the same way with the version's
+multilingual tower switched off and on, query by query in turn (the synthetic rows then
+have random vectors in both towers' spaces). FAISS is `IndexHNSWFlat` (m=16, ef_construction=64, ef_search=40, one thread)
 over the same vectors, asked for the top 20. Recall@10 compares the pgvector index's top
 10, at the ef_search a first page runs with, with an exact scan. "outside encode and search" is, per
 request of the repeated query, the request's time minus the `latency_ms` its answer
@@ -120,20 +122,40 @@ def add_synthetic(total: int, *, version_id: int, seed: int, clusters: np.ndarra
                 )
         cursor.execute("SELECT setval(pg_get_serial_sequence('catalog_image', 'id'), %s)", [last_id + missing])
         with cursor.copy(
-            "COPY embeddings_imageembedding (image_id, version_id, image_vector, created_at) FROM STDIN WITH (FORMAT BINARY)"
+            "COPY embeddings_imageembedding (image_id, version_id, image_vector, multilingual_image_vector, created_at) FROM STDIN WITH (FORMAT BINARY)"
         ) as copy:
-            copy.set_types(["int8", "int8", kind, "timestamptz"])
+            copy.set_types(["int8", "int8", kind, kind, "timestamptz"])
             for start in range(0, missing, 10_000):
                 count = min(10_000, missing - start)
-                centres = clusters[rng.integers(0, len(clusters), count)]
-                vectors = centres + rng.normal(0, 0.04, centres.shape).astype(np.float32)
-                vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-                stored = vectors if kind == "vector" else [HalfVector(vector) for vector in vectors]
-                for offset, vector in enumerate(stored):
-                    copy.write_row((last_id + 1 + start + offset, version_id, vector, CREATED))
+                spaces = []
+                for _ in range(2):  # the English tower's space, the multilingual one's
+                    centres = clusters[rng.integers(0, len(clusters), count)]
+                    vectors = centres + rng.normal(0, 0.04, centres.shape).astype(np.float32)
+                    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+                    spaces.append(vectors if kind == "vector" else [HalfVector(vector) for vector in vectors])
+                for offset, (vector, multilingual) in enumerate(zip(*spaces)):
+                    copy.write_row((last_id + 1 + start + offset, version_id, vector, multilingual, CREATED))
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE catalog_image")
         cursor.execute("ANALYZE embeddings_imageembedding")
+
+
+def towers_side_by_side(client, version, texts, count: int) -> dict[str, list[float]]:
+    """API latencies of new English queries with the version's multilingual tower switched
+    off and on, one query each in turn, so both rows see the same machine load."""
+    from embeddings.models import ModelVersion
+
+    tower = version.multilingual_text_model
+    samples = {"English tower only": [], "both towers": []}
+    for index in range(count + 1):  # the first round warms both up and is dropped
+        for name, model in (("English tower only", ""), ("both towers", tower)):
+            ModelVersion.objects.filter(id=version.id).update(multilingual_text_model=model)
+            started = time.perf_counter()
+            client.get("/api/search", {"q": next(texts), "limit": 20}, HTTP_HOST="localhost")
+            if index:
+                samples[name].append((time.perf_counter() - started) * 1000)
+    ModelVersion.objects.filter(id=version.id).update(multilingual_text_model=tower)
+    return samples
 
 
 def recall_at_10(query_vectors, version) -> float:
@@ -199,8 +221,15 @@ def main():
         samples = timed(each_new_query(lambda q: image_search(text=q, mode="hybrid", filters=Filters(category=category))), options.queries)
         rows.append(row(f"demo ({len(ids)}): hybrid + category filter", samples))
         encode_samples = timed(each_new_query(lambda q: text_encoder.encode([q])), options.queries)
-        rows.append(row("text encoder alone (one query)", encode_samples))
+        rows.append(row("English text encoder alone (one query)", encode_samples))
         encode_p50 = percentile(encode_samples, 50)
+        from search.query_vectors import CACHE, query_text_vectors
+
+        multilingual_encoder = encoders.multilingual_encoder()
+        rows.append(row("multilingual text encoder alone (one query)", timed(each_new_query(lambda q: multilingual_encoder.encode([q])), options.queries)))
+        both = timed(each_new_query(lambda q: query_text_vectors(text=q, version=version)), options.queries)
+        rows.append(row("an English query's vectors, both towers at once (query_text_vectors)", both))
+        CACHE.clear()
 
         rng = np.random.default_rng(options.seed)
         clusters = rng.normal(size=(1000, 384)).astype(np.float32)
@@ -240,6 +269,11 @@ def main():
             api_p50 = percentile(api_samples, 50)
             ratio = f"{api_p50 / (encode_p50 + faiss_p50):.2f}"
             rows.append(row(f"**{size:,} vectors: new text query through the JSON API, hybrid**", api_samples, ratio=ratio))
+            towers = towers_side_by_side(client, version, new_texts, options.queries)
+            for name, samples in towers.items():
+                rows.append(row(f"{size:,} vectors: new English query through the JSON API, {name}", samples))
+            english_p50, both_p50 = (percentile(samples, 50) for samples in towers.values())
+            rows.append([f"{size:,} vectors: both towers / English tower only, API p50", f"{both_p50 / english_p50:.2f} ×", "", "", "", "", ""])
             repeated = next(new_texts)
             answers = []
 

@@ -53,7 +53,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ["number", "kind", "status", "held_out_ndcg", "active_ndcg", "embedding_count", "created_at", "activated_at"]
     list_filter = [LifecycleFilter, "kind"]
     readonly_fields = [
-        "number", "kind", "status", "image_model", "text_model", "dimensions", "precision", "borrowed_share", "trained_from", "notes",
+        "number", "kind", "status", "image_model", "text_model", "multilingual_text_model", "dimensions", "precision", "borrowed_share", "trained_from", "notes",
         "training_curve", "held_out_table", "counts", "created_at", "activated_at", "retired_at", "vectors_dropped",
     ]
     exclude = ["metrics", "weights"]

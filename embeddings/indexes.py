@@ -22,6 +22,10 @@ all three kinds ranked by raw cosine instead put bare images under described
 look-alikes, because a borrowed vector's cosine runs lower than a description's (README,
 "Retrieval with a mixed catalog"). The columns themselves stay as written: training, backfills and analysts read
 them. Queries must repeat the expression (`indexed_expression`) for the index to serve.
+
+A version with a multilingual text tower has the same two lists in that tower's space
+(`multilingual_text_vector`, `multilingual_bare_vector`); whether an image is described is
+the same in both spaces (the same words went through both towers).
 """
 from django.conf import settings
 from django.db import connection
@@ -35,7 +39,13 @@ INDEXED = {
     "text_vector": ("{prefix}text_vector", "{prefix}text_vector IS NOT NULL"),
     "bare_vector": ("COALESCE({prefix}neighbour_vector, {prefix}image_vector)", "{prefix}text_vector IS NULL"),
     "feature_vector": ("{prefix}feature_vector", "{prefix}feature_vector IS NOT NULL"),
+    "multilingual_text_vector": ("{prefix}multilingual_text_vector", "{prefix}multilingual_text_vector IS NOT NULL"),
+    "multilingual_bare_vector": (
+        "COALESCE({prefix}multilingual_neighbour_vector, {prefix}multilingual_image_vector)",
+        "{prefix}text_vector IS NULL AND {prefix}multilingual_image_vector IS NOT NULL",
+    ),
 }
+MULTILINGUAL_INDEXES = ("multilingual_text_vector", "multilingual_bare_vector")
 HNSW_OPTIONS = "m = 16, ef_construction = 64"
 OPERATOR_CLASS = "halfvec_cosine_ops"
 
@@ -60,11 +70,16 @@ def index_predicate(column: str, version: ModelVersion, *, alias: str = "") -> s
     return f"{prefix}version_id = {int(version.id)} AND {INDEXED[column][1].format(prefix=prefix)}"
 
 
+def version_indexes(version: ModelVersion) -> list[str]:
+    """The indexes `version` is searched by: the multilingual ones only where it has that tower."""
+    return [column for column in INDEXED if version.multilingual or column not in MULTILINGUAL_INDEXES]
+
+
 def version_indexes_create(*, version: ModelVersion) -> None:
     # CONCURRENTLY keeps writes flowing on a live catalog; it cannot run inside a transaction.
     concurrently = "" if connection.in_atomic_block else "CONCURRENTLY "
     with connection.cursor() as cursor:
-        for column in INDEXED:
+        for column in version_indexes(version):
             cursor.execute(
                 f"CREATE INDEX {concurrently}IF NOT EXISTS {index_name(column, version)} "
                 f"ON embeddings_imageembedding USING hnsw (({indexed_expression(column)}) {OPERATOR_CLASS}) "

@@ -31,7 +31,13 @@ class ModelVersion(models.Model):
     kind = models.CharField(max_length=10, choices=Kind.choices)
     state = models.CharField(max_length=12, choices=State.choices, default=State.TRAINING)
     image_model = models.CharField(max_length=200)
-    text_model = models.CharField(max_length=200)
+    text_model = models.CharField(max_length=200, help_text="the English text tower")
+    multilingual_text_model = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="the multilingual text tower, whose lists serve queries in any language beside the English tower's; "
+        "empty: English only",
+    )
     dimensions = models.PositiveSmallIntegerField(default=DIMENSIONS)
     precision = models.CharField(
         max_length=4,
@@ -62,6 +68,10 @@ class ModelVersion(models.Model):
     def __str__(self):
         return f"v{self.number} ({self.get_kind_display()}, {self.state})"
 
+    @property
+    def multilingual(self) -> bool:
+        return bool(self.multilingual_text_model)
+
 
 class ImageEmbedding(models.Model):
     """One image's vectors in one model version's space; spaces never mix."""
@@ -81,6 +91,12 @@ class ImageEmbedding(models.Model):
         help_text="only where text_vector is null: the description vectors of the visually nearest described images, "
         "mixed with image_vector (embeddings/neighbours.py)",
     )
+    # The multilingual tower's space (ModelVersion.multilingual_text_model): the same three
+    # kinds of vector through that tower, frozen in every version (heads train the English
+    # space only). Version 1's rows keep them whenever any version needs them.
+    multilingual_image_vector = HalfVectorField(dimensions=DIMENSIONS, null=True, help_text="the bridge through the multilingual tower")
+    multilingual_text_vector = HalfVectorField(dimensions=DIMENSIONS, null=True)
+    multilingual_neighbour_vector = HalfVectorField(dimensions=DIMENSIONS, null=True)
     created_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -22,8 +22,8 @@ from .exceptions import EmptyCatalog, InvalidVector, PrecisionMismatch, VersionS
 from .indexes import scan_index_until_enough, version_indexes_create, version_indexes_drop
 from .models import ImageEmbedding, ModelVersion
 from .neighbours import NEIGHBOURS, borrowed_text_vector, neighbour_vector
-from .selectors import version_base, version_number_next, versions_written
-from .spaces import ImageVectors, space_for
+from .selectors import version_active, version_base, version_number_next, versions_written
+from .spaces import BridgeSpace, ImageVectors, space_for
 from .zero_shot import PRIOR_SAMPLE, ZeroShotRecipe
 
 logger = logging.getLogger("glimpse.embeddings")
@@ -107,7 +107,8 @@ def images_embed(*, image_ids: list[int], version: ModelVersion | None = None) -
     version_precision_check(version=base)
     targets = versions_written() if version is None else sorted({base, version}, key=lambda item: item.number)
     active = next((target for target in targets if target.state == ModelVersion.State.ACTIVE), None)
-    bridge = space_for(base)
+    # The multilingual tower runs when a version written needs it; the base rows keep its outputs too.
+    bridge = BridgeSpace(multilingual=any(target.multilingual for target in targets))
     report = EmbedReport()
     images = list(Image.objects.filter(id__in=image_ids).order_by("id"))
     readable: list[Image] = []
@@ -118,7 +119,7 @@ def images_embed(*, image_ids: list[int], version: ModelVersion | None = None) -
     decoded: SimpleQueue = SimpleQueue()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder") as encoder:
         described = [image for image in images if image.text]
-        describing = encoder.submit(bridge.embed_texts, [image.text for image in described])
+        describing = encoder.submit(texts_embed, bridge, [image.text for image in described])
         encoding = encoder.submit(images_encode_as_decoded, bridge, decoded)
         try:
             for image in images:
@@ -137,10 +138,9 @@ def images_embed(*, image_ids: list[int], version: ModelVersion | None = None) -
             decoded.put(None)  # even on an unexpected error, or the encoder would wait for ever
 
         try:
-            raw_text_of = dict(zip((image.id for image in described), describing.result()))
+            position_of = {image.id: position for position, image in enumerate(readable)}
+            texts = describing.result().at(position_of, [image.id for image in described])
             base_vectors = encoding.result()
-            texted = [position for position, image in enumerate(readable) if image.text]
-            raw_texts = [raw_text_of[readable[position].id] for position in texted]
         except Exception as error:
             reason = f"the encoder failed on this batch: {type(error).__name__}: {error}"
             mark_failed(active, {image.id: reason for image in images})
@@ -150,9 +150,8 @@ def images_embed(*, image_ids: list[int], version: ModelVersion | None = None) -
     try:
         with transaction.atomic():
             if base_vectors is not None:
-                raw_by_position = dict(zip(texted, raw_texts))
                 for target in targets:
-                    version_rows_write(version=target, image_ids=ids, base=base_vectors, raw_texts=raw_by_position)
+                    version_rows_write(version=target, image_ids=ids, base=base_vectors, texts=texts)
             for target in targets:
                 # The batch's bare images borrow words now; bare images near its described ones
                 # may have found closer words in them.
@@ -168,6 +167,31 @@ def images_embed(*, image_ids: list[int], version: ModelVersion | None = None) -
         raise
     report.embedded = [image.id for image in readable]
     return report
+
+
+@dataclass(frozen=True)
+class TextVectors:
+    """The frozen text towers' vectors of some images' words, by position in a batch (only
+    where there are words); `multilingual` is empty where that tower did not run."""
+
+    english: dict[int, np.ndarray]
+    multilingual: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def at(self, position_of: dict[int, int], image_ids: list[int]) -> "TextVectors":
+        """Keyed by index into `image_ids` (as texts_embed returns them), re-keyed by each
+        image's position in `position_of`; images not there (unreadable files) are left out."""
+        where = {index: position_of[image_id] for index, image_id in enumerate(image_ids) if image_id in position_of}
+        return TextVectors(
+            english={where[index]: vector for index, vector in self.english.items() if index in where},
+            multilingual={where[index]: vector for index, vector in self.multilingual.items() if index in where},
+        )
+
+
+def texts_embed(space: BridgeSpace, texts: list[str]) -> "TextVectors":
+    """Both towers' vectors of `texts`, keyed by index into `texts` (what `TextVectors.at` re-keys)."""
+    english = space.embed_texts(texts)
+    multilingual = space.embed_multilingual_texts(texts) if space.multilingual and texts else []
+    return TextVectors(english=dict(enumerate(english)), multilingual=dict(enumerate(multilingual)))
 
 
 def images_encode_as_decoded(space, decoded: SimpleQueue) -> ImageVectors | None:
@@ -204,24 +228,31 @@ def mark_failed(active: ModelVersion | None, reasons: dict[int, str]) -> None:
         Image.objects.filter(id=image_id).update(embedding_status=Image.EmbeddingStatus.FAILED, embedding_error=reason)
 
 
-def version_vectors(*, version: ModelVersion, base: ImageVectors, raw_texts: dict[int, np.ndarray]) -> dict[str, Sequence]:
+def version_vectors(*, version: ModelVersion, base: ImageVectors, texts: TextVectors) -> dict[str, Sequence]:
     """One version's vector columns, as embeddings_upsert_columns takes them, from
-    frozen-tower outputs (by position; `raw_texts` only where there is text)."""
+    frozen-tower outputs (by position; text vectors only where there are words). The
+    multilingual tower's columns go to the versions that have it and to the base rows,
+    which keep them for every version to come."""
     space = space_for(version)
     vectors = space.from_base(base)
-    positions = list(raw_texts)
-    texts = dict(zip(positions, space.texts_from_base(np.stack([raw_texts[p] for p in positions])))) if positions else {}
-    return {
+    count = len(vectors.text_space)
+    positions = list(texts.english)
+    english = dict(zip(positions, space.texts_from_base(np.stack([texts.english[p] for p in positions])))) if positions else {}
+    columns = {
         "image_vector": vectors.text_space,
-        "text_vector": [texts.get(position) for position in range(len(vectors.text_space))],
+        "text_vector": [english.get(position) for position in range(count)],
         "feature_vector": vectors.features,
     }
+    if base.multilingual is not None and (version.multilingual or version.id == version_base().id):
+        columns["multilingual_image_vector"] = base.multilingual
+        columns["multilingual_text_vector"] = [texts.multilingual.get(position) for position in range(count)]
+    return columns
 
 
-def version_rows_write(*, version: ModelVersion, image_ids: list[int], base: ImageVectors, raw_texts: dict[int, np.ndarray]) -> int:
+def version_rows_write(*, version: ModelVersion, image_ids: list[int], base: ImageVectors, texts: TextVectors) -> int:
     """Upsert one version's rows for `image_ids` by binary COPY."""
     return embeddings_upsert_columns(
-        image_ids=image_ids, version_ids=[version.id] * len(image_ids), vectors=version_vectors(version=version, base=base, raw_texts=raw_texts)
+        image_ids=image_ids, version_ids=[version.id] * len(image_ids), vectors=version_vectors(version=version, base=base, texts=texts)
     )
 
 
@@ -240,17 +271,22 @@ def version_backfill_chunk(*, version: ModelVersion, limit: int = 2000) -> int:
     rows = list(
         base_rows_missing(version)
         .order_by("image_id")
-        .values_list("image_id", "image_vector", "text_vector", "feature_vector")[:limit]
+        .values_list("image_id", "image_vector", "text_vector", "feature_vector", "multilingual_image_vector", "multilingual_text_vector")[:limit]
     )
     if not rows:
         return 0
     base = ImageVectors(
         text_space=np.stack([row[1] for row in rows]).astype(np.float32),
         features=np.stack([row[3] for row in rows]).astype(np.float32),
+        # None for a picture whose file could not be read when the tower was added (base_multilingual_fill)
+        multilingual=[None if row[4] is None else np.asarray(row[4], dtype=np.float32) for row in rows] if version.multilingual else None,
     )
-    raw_texts = {position: np.asarray(row[2], dtype=np.float32) for position, row in enumerate(rows) if row[2] is not None}
+    texts = TextVectors(
+        english={position: np.asarray(row[2], dtype=np.float32) for position, row in enumerate(rows) if row[2] is not None},
+        multilingual={position: np.asarray(row[5], dtype=np.float32) for position, row in enumerate(rows) if row[5] is not None},
+    )
     # An upsert: a worker may have written some of these rows meanwhile, with the same vectors.
-    version_rows_write(version=version, image_ids=[row[0] for row in rows], base=base, raw_texts=raw_texts)
+    version_rows_write(version=version, image_ids=[row[0] for row in rows], base=base, texts=texts)
     return len(rows)
 
 
@@ -311,23 +347,27 @@ def neighbour_vectors_refresh(*, version: ModelVersion, image_ids: list[int]) ->
     if not found:
         return 0
     stored = {
-        image_id: (image_vector, text_vector)
-        for image_id, image_vector, text_vector in version.embeddings.filter(
-            image_id__in={row[1] for row in found} | {row[2] for row in found}
-        ).values_list("image_id", "image_vector", "text_vector")
+        row[0]: row[1:]
+        for row in version.embeddings.filter(image_id__in={row[1] for row in found} | {row[2] for row in found}).values_list(
+            "image_id", "image_vector", "text_vector", "multilingual_image_vector", "multilingual_text_vector"
+        )
     }
     neighbours: dict[tuple[int, int], list[tuple[int, float]]] = {}
     for row_id, image_id, neighbour_id, similarity in found:
         neighbours.setdefault((row_id, image_id), []).append((neighbour_id, similarity))
     rows = []
     for (row_id, image_id), near in neighbours.items():
-        borrowed = borrowed_text_vector(
-            similarities=np.array([similarity for _, similarity in near]),
-            text_vectors=np.stack([stored[neighbour_id][1] for neighbour_id, _ in near]),
-        )
-        vector = neighbour_vector(borrowed=borrowed, image_vector=stored[image_id][0], borrowed_share=version.borrowed_share)
-        rows.append(ImageEmbedding(id=row_id, neighbour_vector=vector))
-    ImageEmbedding.objects.bulk_update(rows, ["neighbour_vector"])
+        similarities = np.array([similarity for _, similarity in near])
+        row = ImageEmbedding(id=row_id)
+        # The same look-alikes lend their words in each tower's space.
+        for column, image_column, text_column in (("neighbour_vector", 0, 1), ("multilingual_neighbour_vector", 2, 3)):
+            words = [stored[neighbour_id][text_column] for neighbour_id, _ in near]
+            if stored[image_id][image_column] is None or any(vector is None for vector in words):
+                continue
+            borrowed = borrowed_text_vector(similarities=similarities, text_vectors=np.stack(words))
+            setattr(row, column, neighbour_vector(borrowed=borrowed, image_vector=stored[image_id][image_column], borrowed_share=version.borrowed_share))
+        rows.append(row)
+    ImageEmbedding.objects.bulk_update(rows, ["neighbour_vector", "multilingual_neighbour_vector"])
     return len(rows)
 
 
@@ -347,17 +387,35 @@ def bare_images_near(*, version: ModelVersion, image_ids: list[int]) -> list[int
         return [row[0] for row in cursor.fetchall()]
 
 
-def neighbour_sweep(*, version: ModelVersion, limit: int = 1000) -> int:
-    """Give borrowed words to up to `limit` bare images of `version` that have none yet
-    (embedded before any described image existed, or before this column did)."""
-    if not version.embeddings.filter(text_vector__isnull=False).exists():
-        return 0
-    waiting = list(
-        version.embeddings.filter(text_vector__isnull=True, neighbour_vector__isnull=True, feature_vector__isnull=False)
+def neighbours_waiting(*, version: ModelVersion, after: int = 0, limit: int = 1000) -> list[int]:
+    """Bare images of `version` (ids above `after`, in order) with no borrowed words yet in a
+    space that needs them: embedded before any described image existed, or before the column."""
+    missing = Q(neighbour_vector__isnull=True) | Q(multilingual_image_vector__isnull=False, multilingual_neighbour_vector__isnull=True)
+    return list(
+        version.embeddings.filter(missing, text_vector__isnull=True, feature_vector__isnull=False, image_id__gt=after)
         .order_by("image_id")
         .values_list("image_id", flat=True)[:limit]
     )
-    return neighbour_vectors_refresh(version=version, image_ids=waiting)
+
+
+def neighbour_sweep(*, version: ModelVersion, limit: int = 1000) -> int:
+    """Give borrowed words to up to `limit` bare images of `version` that have none yet."""
+    if not version.embeddings.filter(text_vector__isnull=False).exists():
+        return 0
+    return neighbour_vectors_refresh(version=version, image_ids=neighbours_waiting(version=version, limit=limit))
+
+
+def neighbours_fill(*, version: ModelVersion) -> int:
+    """Borrowed words for every bare image of `version` that lacks them, in pages; returns
+    how many were written. A page whose words cannot be made (its look-alikes lack a
+    space's vectors) is passed, never retried in a loop."""
+    if not version.embeddings.filter(text_vector__isnull=False).exists():
+        return 0
+    after, written = 0, 0
+    while waiting := neighbours_waiting(version=version, after=after):
+        written += neighbour_vectors_refresh(version=version, image_ids=waiting)
+        after = waiting[-1]
+    return written
 
 
 def version_zero_shot_create(
@@ -383,6 +441,7 @@ def version_zero_shot_create(
             state=ModelVersion.State.TRAINING,
             image_model=base.image_model,
             text_model=base.text_model,
+            multilingual_text_model=version_active().multilingual_text_model,
             precision=base.precision,
             weights=recipe.to_bytes(),
             trained_from=base,
@@ -411,14 +470,59 @@ def version_mark_backfilling(*, version: ModelVersion) -> None:
 def version_backfill(*, version: ModelVersion) -> int:
     """Index and fill a backfilling version, then switch every search to it (the release
     job's work); returns the rows written. Searches stay on the old version until the switch."""
+    written = version_fill(version=version)
+    version_activate(version=version)
+    return written
+
+
+def version_fill(*, version: ModelVersion) -> int:
+    """Index a new version and write its rows from the base rows (after giving those the
+    multilingual tower's vectors where the version has that tower and they lack them)."""
+    if version.multilingual:
+        base_multilingual_fill()
     version_indexes_create(version=version)
     written = 0
     while count := version_backfill_chunk(version=version):
         written += count
     # Borrowed words are means of this version's description vectors, so they come last.
-    while neighbour_sweep(version=version):
-        pass
-    version_activate(version=version)
+    neighbours_fill(version=version)
+    return written
+
+
+def base_multilingual_fill(*, chunk: int = 64) -> int:
+    """Give the base rows that lack them the multilingual tower's vectors (the bridge through
+    its class names, its vectors of the words): what a catalog embedded before the tower
+    existed needs before a version with it can be filled. Runs the CNN again over those
+    pictures, in chunks; a file that can no longer be read is passed with a warning (its
+    picture stays out of the multilingual lists). Returns the rows given vectors."""
+    base = version_base()
+    space = BridgeSpace(multilingual=True)
+    after, written = 0, 0
+    while rows := list(
+        base.embeddings.filter(multilingual_image_vector__isnull=True, image_id__gt=after).order_by("image_id").select_related("image")[:chunk]
+    ):
+        after = rows[-1].image_id
+        pixels, readable = [], []
+        for row in rows:
+            try:
+                with row.image.file.open("rb") as handle:
+                    rgb = decode(handle.read(), max_pixels=settings.GLIMPSE_MAX_PIXELS, max_aspect_ratio=settings.GLIMPSE_MAX_ASPECT_RATIO).rgb
+            except (InvalidImage, OSError) as error:
+                logger.warning("image %s gets no multilingual bridge vector: its file cannot be read (%s)", row.image_id, error)
+                continue
+            pixels.append(space.preprocess(rgb))
+            readable.append(row)
+        described = [row for row in rows if row.text_vector is not None]
+        words = space.embed_multilingual_texts([row.image.text for row in described]) if described else []
+        for row, vector in zip(described, words):
+            row.multilingual_text_vector = vector
+        if readable:
+            for row, vector in zip(readable, space.embed_image_batch(np.stack(pixels)).multilingual):
+                row.multilingual_image_vector = vector
+        ImageEmbedding.objects.bulk_update(rows, ["multilingual_image_vector", "multilingual_text_vector"])
+        written += len(readable)
+        logger.info("multilingual vectors for %s base rows so far", written)
+    neighbours_fill(version=base)
     return written
 
 

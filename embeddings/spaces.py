@@ -1,11 +1,15 @@
 """A model version's embedding space: how images and texts become comparable vectors.
 
-Version 1 is the label bridge (DESIGN.md): images go through the CNN's class
-probabilities into the text tower's space; texts go through the text tower. Trained
-versions apply projection heads on top of exactly those frozen vectors, and zero-shot
-versions adapt the bridge to the catalog from the stored features (zero_shot.py), so the
-bridge version's rows double as the cache of frozen-tower outputs that training and
-backfilling read.
+Version 1 is the label bridge: images go through the CNN's class probabilities into the
+text tower's space (the probability-weighted mean of the class names' vectors); texts go
+through the text tower. Trained versions apply projection heads on top of exactly those
+frozen vectors, and zero-shot versions adapt the bridge to the catalog from the stored
+features (zero_shot.py), so the bridge version's rows double as the cache of frozen-tower
+outputs that training and backfilling read.
+
+A version with a multilingual tower also has that tower's space: the same bridge through
+its class-name vectors, and its vectors of the same words. It stays frozen in every
+version: heads train the English space.
 """
 from dataclasses import dataclass
 
@@ -20,16 +24,26 @@ from .models import ModelVersion
 class ImageVectors:
     text_space: np.ndarray  # (n, 384): comparable with text queries
     features: np.ndarray  # (n, 1280): the CNN's pooled features, for picture-to-picture search
+    # (n, 384): the bridge through the multilingual tower, where asked for (a list with None
+    # for pictures that have none, when read back from stored rows)
+    multilingual: np.ndarray | list | None = None
 
     @classmethod
     def concatenate(cls, parts: list["ImageVectors"]) -> "ImageVectors":
+        multilingual = [part.multilingual for part in parts]
         return cls(
             text_space=np.concatenate([part.text_space for part in parts]),
             features=np.concatenate([part.features for part in parts]),
+            multilingual=None if any(part is None for part in multilingual) else np.concatenate(multilingual),
         )
 
 
 class BridgeSpace:
+    """`multilingual`: images also get the bridge through the multilingual tower."""
+
+    def __init__(self, *, multilingual: bool = False):
+        self.multilingual = multilingual
+
     def preprocess(self, image: PILImage.Image) -> np.ndarray:
         return encoders.image_encoder().preprocess(image)
 
@@ -38,6 +52,9 @@ class BridgeSpace:
         return ImageVectors(
             text_space=encoders.bridge_vectors(outputs.probabilities, encoders.class_embeddings()),
             features=outputs.features,
+            multilingual=encoders.bridge_vectors(outputs.probabilities, encoders.class_embeddings(multilingual=True))
+            if self.multilingual
+            else None,
         )
 
     def embed_images(self, images: list[PILImage.Image]) -> ImageVectors:
@@ -45,6 +62,9 @@ class BridgeSpace:
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         return encoders.text_encoder().encode(texts)
+
+    def embed_multilingual_texts(self, texts: list[str]) -> np.ndarray:
+        return encoders.multilingual_encoder().encode(texts)
 
     def from_base(self, base: ImageVectors) -> ImageVectors:
         return base
@@ -55,6 +75,7 @@ class BridgeSpace:
 
 class HeadsSpace(BridgeSpace):
     def __init__(self, heads):
+        super().__init__()
         self.heads = heads  # training.heads.HeadWeights
 
     def embed_image_batch(self, batch: np.ndarray) -> ImageVectors:
@@ -64,7 +85,7 @@ class HeadsSpace(BridgeSpace):
         return self.texts_from_base(super().embed_texts(texts))
 
     def from_base(self, base: ImageVectors) -> ImageVectors:
-        return ImageVectors(text_space=self.heads.embed_images(base.text_space, base.features), features=base.features)
+        return ImageVectors(text_space=self.heads.embed_images(base.text_space, base.features), features=base.features, multilingual=base.multilingual)
 
     def texts_from_base(self, raw: np.ndarray) -> np.ndarray:
         return self.heads.embed_texts(raw)
@@ -74,13 +95,14 @@ class ZeroShotSpace(BridgeSpace):
     """Images through the catalog-adapted bridge; texts stay the text tower's own."""
 
     def __init__(self, recipe):
+        super().__init__()
         self.recipe = recipe  # zero_shot.ZeroShotRecipe
 
     def embed_image_batch(self, batch: np.ndarray) -> ImageVectors:
         return self.from_base(super().embed_image_batch(batch))
 
     def from_base(self, base: ImageVectors) -> ImageVectors:
-        return ImageVectors(text_space=self.recipe.image_vectors(base.features), features=base.features)
+        return ImageVectors(text_space=self.recipe.image_vectors(base.features), features=base.features, multilingual=base.multilingual)
 
 
 def space_for(version: ModelVersion) -> BridgeSpace:

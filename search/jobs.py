@@ -38,5 +38,17 @@ def refresh_analytics() -> None:
 
 
 def embed_judged_queries() -> dict:
-    """Text-tower vectors for judged queries that have none (queued when a judgment commits)."""
-    return {"embedded": judged_queries_embed(encode=space_for(version_base()).embed_texts)}
+    """Text towers' vectors for judged queries that have none (queued when a judgment commits)."""
+    space = space_for(version_base())
+    multilingual = space.embed_multilingual_texts if settings.GLIMPSE_MULTILINGUAL_TEXT_MODEL else None
+    return {"embedded": judged_queries_embed(encode=space.embed_texts, encode_multilingual=multilingual)}
+
+
+def release_multilingual_version(version_id: int) -> dict:
+    """Give an existing catalog the multilingual tower (search/multilingual.py)."""
+    from embeddings.models import ModelVersion
+
+    from .multilingual import multilingual_release
+
+    version = multilingual_release(version=ModelVersion.objects.get(id=version_id))
+    return {"version": version.number, "state": version.state, "notes": version.notes}

@@ -7,6 +7,7 @@ import django_rq
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from redis.exceptions import RedisError
 
 from catalog.models import TAG_MAX_CHARS, Image
@@ -149,15 +150,21 @@ def judged_queries_enqueue() -> None:
         logger.warning("could not queue the judged-query vectors (%s); the scheduled run will embed them", error)
 
 
-def judged_queries_embed(*, encode) -> int:
-    """Give judged queries that lack one their text-tower vector (`encode`: texts -> unit rows)."""
-    waiting = list(JudgedQuery.objects.filter(vector__isnull=True).order_by("id").values_list("id", "text")[:1000])
+def judged_queries_embed(*, encode, encode_multilingual=None) -> int:
+    """Give judged queries that lack them their text towers' vectors (`encode`: texts ->
+    unit rows through the English tower; `encode_multilingual`, where there is that tower,
+    through the multilingual one)."""
+    missing = Q(vector__isnull=True) | Q(multilingual_vector__isnull=True) if encode_multilingual else Q(vector__isnull=True)
+    waiting = list(JudgedQuery.objects.filter(missing).order_by("id")[:1000])
     if not waiting:
         return 0
-    vectors = encode([text for _, text in waiting])
-    JudgedQuery.objects.bulk_update(
-        [JudgedQuery(id=query_id, vector=vector) for (query_id, _), vector in zip(waiting, vectors)], ["vector"]
-    )
+    texts = [query.text for query in waiting]
+    for query, vector in zip(waiting, encode(texts)):
+        query.vector = vector
+    if encode_multilingual:
+        for query, vector in zip(waiting, encode_multilingual(texts)):
+            query.multilingual_vector = vector
+    JudgedQuery.objects.bulk_update(waiting, ["vector", "multilingual_vector"])
     return len(waiting)
 
 

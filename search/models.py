@@ -69,12 +69,14 @@ class RelevanceJudgment(models.Model):
 
 
 class JudgedQuery(models.Model):
-    """A judged text query and its text-tower vector (version-independent: the tower is
-    frozen), so that a new query close to it can borrow its curators' grades at once."""
+    """A judged text query and its text-tower vectors (version-independent: the towers are
+    frozen), so that a new query close to it, in any language through the multilingual
+    tower, can borrow its curators' grades at once."""
 
     query_key = models.CharField(max_length=300, unique=True)
     text = models.TextField()
-    vector = VectorField(dimensions=DIMENSIONS, null=True, blank=True, help_text="null until the next search embeds it")
+    vector = VectorField(dimensions=DIMENSIONS, null=True, blank=True, help_text="the English tower's; null until a job embeds it")
+    multilingual_vector = VectorField(dimensions=DIMENSIONS, null=True, blank=True, help_text="the multilingual tower's; null until a job embeds it")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self):

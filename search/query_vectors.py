@@ -1,16 +1,19 @@
 """Query texts' vectors, kept per process, so repeated and paginated searches do not encode again.
 
-An in-process LRU, not Django's cache framework: an entry is two 384-d float32 rows
-(3 KB) wanted within a millisecond of the request starting; a Redis cache would add a
+An in-process LRU, not Django's cache framework: an entry is a few 384-d float32 rows
+(5 KB) wanted within a millisecond of the request starting; a Redis cache would add a
 network round trip and pickling to every search, and the configured Redis is the job
 queue's. Each web process warms its own copy within seconds of traffic, and a bounded
-entry count bounds its memory (QUERY_CACHE_SIZE × 3 KB ≈ 3 MB).
+entry count bounds its memory (QUERY_CACHE_SIZE × 5 KB ≈ 5 MB).
 """
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 
+from embeddings import encoders
 from embeddings.models import ModelVersion
 from embeddings.selectors import version_base
 from embeddings.spaces import space_for
@@ -18,19 +21,31 @@ from embeddings.spaces import space_for
 QUERY_CACHE_SIZE = 1024
 
 
+@dataclass(frozen=True)
+class QueryVectors:
+    """A query text in the spaces a version ranks by. `english` weighs the English tower's
+    lists (embeddings/encoders/english.py): 1 for an English query, 0 for one the English
+    tower cannot read, whose English vectors are then not computed (None)."""
+
+    raw: np.ndarray | None  # the English tower's own vector: finds close judged queries
+    vector: np.ndarray | None  # in the version's English space (raw, or through its heads)
+    multilingual: np.ndarray | None = None  # the multilingual tower's, for a version that has it
+    english: float = 1.0
+
+
 class QueryVectorCache:
-    """(text-tower vector, vector in the version's space) by query text, for one model
-    version at a time: the first lookup for another version (a release or a rollback)
-    empties it, so a switch never serves the old space's vectors."""
+    """QueryVectors by query text, for one model version at a time: the first lookup for
+    another version (a release or a rollback) empties it, so a switch never serves the old
+    space's vectors."""
 
     def __init__(self, *, size: int):
         self.size = size
         self.version_id: int | None = None
-        self.entries: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self.entries: OrderedDict[str, QueryVectors] = OrderedDict()
         self.lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def get(self, *, version_id: int, text: str) -> tuple[np.ndarray, np.ndarray] | None:
+    def get(self, *, version_id: int, text: str) -> QueryVectors | None:
         with self.lock:
             if version_id != self.version_id:
                 self.entries.clear()
@@ -43,7 +58,7 @@ class QueryVectorCache:
             self.hits += 1
             return found
 
-    def put(self, *, version_id: int, text: str, vectors: tuple[np.ndarray, np.ndarray]) -> None:
+    def put(self, *, version_id: int, text: str, vectors: QueryVectors) -> None:
         with self.lock:
             if version_id != self.version_id:
                 return  # another version took over while this one was encoding
@@ -60,10 +75,12 @@ class QueryVectorCache:
 
 
 CACHE = QueryVectorCache(size=QUERY_CACHE_SIZE)
+# The two towers encode one query at once: their runtimes release the GIL.
+ENCODERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="query-encoder")
 
 
-def query_text_vectors(*, text: str, version: ModelVersion) -> tuple[np.ndarray, np.ndarray]:
-    """(the text tower's own vector, the vector in `version`'s space) for a query text.
+def query_text_vectors(*, text: str, version: ModelVersion) -> QueryVectors:
+    """A query text's vectors for ranking in `version`.
 
     Keyed by the text with its whitespace collapsed, not lower-cased: a cased text model
     gives "Apple" and "apple" different vectors."""
@@ -71,7 +88,29 @@ def query_text_vectors(*, text: str, version: ModelVersion) -> tuple[np.ndarray,
     found = CACHE.get(version_id=version.id, text=key)
     if found is not None:
         return found
-    raw = space_for(version_base()).embed_texts([key])[0]
-    vectors = (raw, space_for(version).texts_from_base(raw[None, :])[0])
+    english = encoders.query_englishness(key) if version.multilingual else 1.0
+    base = space_for(version_base())
+    multilingual = ENCODERS.submit(base.embed_multilingual_texts, [key]) if version.multilingual else None
+    raw = base.embed_texts([key])[0] if english > 0 else None
+    vectors = QueryVectors(
+        raw=raw,
+        vector=None if raw is None else space_for(version).texts_from_base(raw[None, :])[0],
+        multilingual=None if multilingual is None else multilingual.result()[0],
+        english=english,
+    )
     CACHE.put(version_id=version.id, text=key, vectors=vectors)
     return vectors
+
+
+def query_texts_vectors(*, texts: list[str], version: ModelVersion) -> list[QueryVectors]:
+    """query_text_vectors for many texts at once, in batches and uncached (evaluations, gates)."""
+    english = [encoders.query_englishness(text) if version.multilingual else 1.0 for text in texts]
+    base = space_for(version_base())
+    read = [index for index, weight in enumerate(english) if weight > 0]
+    raw = dict(zip(read, base.embed_texts([texts[index] for index in read]))) if read else {}
+    served = dict(zip(read, space_for(version).texts_from_base(np.stack([raw[index] for index in read])))) if read else {}
+    multilingual = base.embed_multilingual_texts(texts) if version.multilingual and texts else [None] * len(texts)
+    return [
+        QueryVectors(raw=raw.get(index), vector=served.get(index), multilingual=multilingual[index], english=english[index])
+        for index in range(len(texts))
+    ]

@@ -29,6 +29,8 @@ MIN_RELEVANT_RESULTS = 20
 # The text-space vectors a result is matched on (embeddings_imageembedding's image_vector,
 # text_vector and neighbour_vector), best to worst label order below.
 KINDS = ("image", "text", "neighbour")
+# The same kinds in the multilingual tower's space (embeddings_imageembedding's multilingual_* columns).
+MULTILINGUAL_KINDS = ("multilingual_image", "multilingual_text", "multilingual_neighbour")
 LABELS = ("close", "related", "distant")
 
 
@@ -83,16 +85,20 @@ def calibration_of(stored: dict, source: str = "") -> Calibration:
 
 
 def calibration_for(version: ModelVersion) -> Calibrations:
-    """The version's calibrations; kinds it has too few judgments for fall back to the defaults.
-    A version calibrated before there were kinds has one calibration for all of them."""
-    default = settings.GLIMPSE_RELEVANCE_DEFAULT
+    """The version's calibrations, one per kind of vector and tower; kinds it has too few
+    judgments for fall back to the defaults. A version calibrated before there were kinds
+    has one calibration for all of the English tower's."""
+    default = settings.GLIMPSE_RELEVANCE_DEFAULT | settings.GLIMPSE_RELEVANCE_DEFAULT_MULTILINGUAL
     if version.kind == ModelVersion.Kind.ZERO_SHOT:
         default = default | settings.GLIMPSE_RELEVANCE_DEFAULT_ZERO_SHOT
     stored = (version.metrics or {}).get("relevance") or {}
     if "quantiles" in stored:
-        return Calibrations(kinds={kind: calibration_of(stored) for kind in KINDS})
+        stored = {kind: stored for kind in KINDS}
     return Calibrations(
-        kinds={kind: calibration_of(stored[kind]) if kind in stored else calibration_of(default[kind], "evaluation data") for kind in KINDS}
+        kinds={
+            kind: calibration_of(stored[kind]) if kind in stored else calibration_of(default[kind], "evaluation data")
+            for kind in KINDS + MULTILINGUAL_KINDS
+        }
     )
 
 

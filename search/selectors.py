@@ -186,7 +186,8 @@ def filter_sql(filters: Filters) -> tuple[str, list]:
 
 def vector_list_sql(column: str, where: str, *, version: ModelVersion, query: str = "vector") -> str:
     """`column` names an index (embeddings/indexes.py); `query` the column of the
-    statement's `query` row to rank by (vector or features)."""
+    statement's `query` row to rank by (vector, multilingual or features). Its parameters:
+    the list's weight in the fusion, then the filters'."""
     indexed = indexed_expression(column, alias="e")
     join = " JOIN catalog_image i ON i.id = e.image_id" if where else ""
     # The inner ORDER BY ... LIMIT is what the HNSW index serves; its WHERE repeats the
@@ -195,7 +196,7 @@ def vector_list_sql(column: str, where: str, *, version: ModelVersion, query: st
     # really sorts: iterative scans relax the index's order, and the index (normalised
     # half precision) ties vectors less than a degree apart.
     return f"""
-        SELECT image_id, row_number() OVER (ORDER BY similarity DESC) AS rank, 1.0 AS weight FROM (
+        SELECT image_id, row_number() OVER (ORDER BY similarity DESC) AS rank, %s::numeric AS weight FROM (
             SELECT e.image_id, 1 - ({indexed} <=> (SELECT {query} FROM query)) AS similarity
             FROM embeddings_imageembedding e{join}
             WHERE {index_predicate(column, version, alias="e")}{where}
@@ -266,8 +267,8 @@ JUDGED_LIST_SQL = """
         SELECT image_id, max(similarity) AS similarity, max(grade) AS grade FROM (
             SELECT j.image_id, q.similarity, avg(j.grade) AS grade
             FROM (
-                SELECT query_key, 1 - (vector <=> (SELECT vector FROM query)) AS similarity
-                FROM search_judgedquery WHERE vector <=> (SELECT vector FROM query) <= %s
+                SELECT query_key, 1 - ({column} <=> (SELECT vector FROM query)) AS similarity
+                FROM search_judgedquery WHERE {column} <=> (SELECT vector FROM query) <= %s
             ) q
             JOIN search_relevancejudgment j ON j.query_key = q.query_key AND j.is_current
             JOIN catalog_image i ON i.id = j.image_id
@@ -290,12 +291,18 @@ class JudgedImages:
     rejected: frozenset[int] = frozenset()
 
 
-def judged_list(*, raw_vector, filters: Filters) -> JudgedImages:
+def judged_list(*, raw_vector, filters: Filters, multilingual: bool = False) -> JudgedImages:
+    """`raw_vector` is the English tower's own vector of the query, or with `multilingual`
+    the multilingual tower's, which finds judged queries in any language."""
     where, where_params = filter_sql(filters)
-    # search_judgedquery holds float32 vectors: the text tower's own, compared at full precision.
-    params = [Vector(vector_literal(raw_vector)), 1 - settings.GLIMPSE_JUDGED_QUERY_SIMILARITY, *where_params]
+    column, similarity = (
+        ("multilingual_vector", settings.GLIMPSE_JUDGED_QUERY_SIMILARITY_MULTILINGUAL) if multilingual
+        else ("vector", settings.GLIMPSE_JUDGED_QUERY_SIMILARITY)
+    )
+    # search_judgedquery holds float32 vectors: the text towers' own, compared at full precision.
+    params = [Vector(vector_literal(raw_vector)), 1 - similarity, *where_params]
     with search_cursor() as cursor:
-        cursor.execute(JUDGED_LIST_SQL.format(where=where), params)
+        cursor.execute(JUDGED_LIST_SQL.format(where=where, column=column), params)
         rows = cursor.fetchall()
     return JudgedImages(
         lent=tuple(image_id for image_id, _, grade in rows if grade >= 1)[: search_depth()],
@@ -309,11 +316,13 @@ JUDGED_RANKS_SQL = """
 
 
 def ranked_lists(
-    *, mode: str, vector, features, text: str, version: ModelVersion, filters: Filters, judged_ids: tuple[int, ...] = ()
+    *, mode: str, vector, features, text: str, version: ModelVersion, filters: Filters, judged_ids: tuple[int, ...] = (),
+    multilingual=None, english: float = 1.0,
 ) -> tuple[list[str], list]:
-    """One ranked list per index that can answer: in the text space, described images by
-    their descriptions and the others by borrowed words, else the bridge (each image in one
-    of the two); CNN features for picture queries; full text for words; plus the images
+    """One ranked list per index that can answer: in each text tower's space, described
+    images by their descriptions and the others by borrowed words, else the bridge (each
+    image in one of the two), the English tower's lists counting by the query's
+    Englishness; CNN features for picture queries; full text for words; plus the images
     judged relevant for close queries."""
     where, where_params = filter_sql(filters)
     lists, params = [], []
@@ -322,13 +331,15 @@ def ranked_lists(
         params.append(list(judged_ids))
     columns = []
     if mode in ("hybrid", "semantic"):
-        if vector is not None:
-            columns += [("text_vector", "vector"), ("bare_vector", "vector")]
+        if vector is not None and english > 0:
+            columns += [("text_vector", "vector", english), ("bare_vector", "vector", english)]
+        if multilingual is not None and version.multilingual:
+            columns += [("multilingual_text_vector", "multilingual", 1.0), ("multilingual_bare_vector", "multilingual", 1.0)]
         if features is not None:
-            columns.append(("feature_vector", "features"))
-    for column, query in columns:
+            columns.append(("feature_vector", "features", 1.0))
+    for column, query, weight in columns:
         lists.append(vector_list_sql(column, where, version=version, query=query))
-        params += where_params
+        params += [weight, *where_params]
     keywords = KeywordQuery.parse(text)
     if mode in ("hybrid", "keyword") and keywords.terms:
         lists.append(KEYWORD_LIST_SQL.format(where=where))
@@ -336,19 +347,22 @@ def ranked_lists(
     return lists, params
 
 
-def fused_ranking_sql(*, mode, vector, text, version, filters, features=None, exclude_id=None, judged_ids=()) -> tuple[str, list]:
+def fused_ranking_sql(
+    *, mode, vector, text, version, filters, features=None, exclude_id=None, judged_ids=(), multilingual=None, english: float = 1.0
+) -> tuple[str, list]:
     """The one ranking statement and its parameters ("" when there is nothing to rank by).
     The query vectors are bound once, in the `query` row that every vector list reads."""
     lists, params = ranked_lists(
-        mode=mode, vector=vector, features=features, text=text, version=version, filters=filters, judged_ids=judged_ids
+        mode=mode, vector=vector, features=features, text=text, version=version, filters=filters, judged_ids=judged_ids,
+        multilingual=multilingual, english=english,
     )
     if not lists:
         return "", []
     union = "\n        UNION ALL\n".join(lists)
     exclude = "WHERE image_id <> %s" if exclude_id else ""
-    params = [halfvec(vector), halfvec(features), *params]
+    params = [halfvec(vector), halfvec(features), halfvec(multilingual), *params]
     sql = f"""
-        WITH query AS MATERIALIZED (SELECT %s::halfvec AS vector, %s::halfvec AS features)
+        WITH query AS MATERIALIZED (SELECT %s::halfvec AS vector, %s::halfvec AS features, %s::halfvec AS multilingual)
         SELECT image_id, sum(weight / ({RRF_K} + rank)) AS score
         FROM ({union}) ranked
         {exclude}
@@ -422,6 +436,14 @@ SIMILARITY_SQL = """
                CASE WHEN text_vector IS NOT NULL THEN 'text' WHEN neighbour_vector IS NOT NULL THEN 'neighbour' ELSE 'image' END,
                1 - (COALESCE(text_vector, neighbour_vector, image_vector) <=> %(query)s)
         FROM embeddings_imageembedding WHERE version_id = %(version)s AND image_id = ANY(%(ids)s)"""
+# The same in the multilingual tower's space; its kinds have calibrations of their own.
+MULTILINGUAL_SIMILARITY_SQL = """
+        SELECT image_id,
+               CASE WHEN multilingual_text_vector IS NOT NULL THEN 'multilingual_text'
+                    WHEN multilingual_neighbour_vector IS NOT NULL THEN 'multilingual_neighbour' ELSE 'multilingual_image' END,
+               1 - (COALESCE(multilingual_text_vector, multilingual_neighbour_vector, multilingual_image_vector) <=> %(query)s)
+        FROM embeddings_imageembedding
+        WHERE version_id = %(version)s AND image_id = ANY(%(ids)s) AND multilingual_image_vector IS NOT NULL"""
 
 # How many of the query's words and phrases each image contains, and how many count
 # (stop words parse to empty queries and are left out).
@@ -436,10 +458,11 @@ COVERAGE_SQL = """
         WHERE i.id = ANY(%s)"""
 
 
-def similarities(*, ids: list[int], vector, version: ModelVersion) -> dict[int, dict[str, float]]:
-    """{image id: {kind: the query's cosine with that vector}} for the kind each image is ranked by."""
+def similarities(*, ids: list[int], vector, version: ModelVersion, multilingual: bool = False) -> dict[int, dict[str, float]]:
+    """{image id: {kind: the query's cosine with that vector}} for the kind each image is
+    ranked by, in the English tower's space or (`multilingual`) the multilingual one's."""
     with search_cursor() as cursor:
-        cursor.execute(SIMILARITY_SQL, {"query": halfvec(vector), "version": version.id, "ids": ids})
+        cursor.execute(MULTILINGUAL_SIMILARITY_SQL if multilingual else SIMILARITY_SQL, {"query": halfvec(vector), "version": version.id, "ids": ids})
         return {image_id: {kind: float(value)} for image_id, kind, value in cursor.fetchall()}
 
 
@@ -450,14 +473,24 @@ def keyword_coverage(*, ids: list[int], keywords: KeywordQuery) -> dict[int, flo
         return {image_id: matched / counted for image_id, matched, counted in cursor.fetchall() if counted}
 
 
-def judge_hits(hits: list[Hit], *, text: str, vector: np.ndarray | None, judged_ids: tuple[int, ...], version: ModelVersion) -> None:
+def judge_hits(
+    hits: list[Hit], *, text: str, vector: np.ndarray | None, judged_ids: tuple[int, ...], version: ModelVersion,
+    multilingual: np.ndarray | None = None,
+) -> None:
     """Fill each hit's similarity, relevance and label. Each text-space similarity is read
-    against the version's calibration for its kind of vector; without one (keyword mode) relevance is the share
-    of the query's words matched. Judged hits and hits matching every word are close."""
+    against the version's calibration for its kind of vector, in the space of the tower
+    that reads the query (the English one's when it reads most of it, else the
+    multilingual one's); without one (keyword mode) relevance is the share of the query's
+    words matched. Judged hits and hits matching every word are close."""
     ids = [hit.image_id for hit in hits]
     keywords = KeywordQuery.parse(text)
     coverage = keyword_coverage(ids=ids, keywords=keywords) if keywords.terms and ids else {}
-    similar = similarities(ids=ids, vector=vector, version=version) if vector is not None and ids else {}
+    similar = {}
+    if ids and (vector is not None or multilingual is not None):
+        similar = (
+            similarities(ids=ids, vector=vector, version=version) if vector is not None
+            else similarities(ids=ids, vector=multilingual, version=version, multilingual=True)
+        )
     measured = [hit for hit in hits if similar.get(hit.image_id)]
     for hit, (relevance, label) in zip(measured, calibration_for(version).judge([similar[hit.image_id] for hit in measured])):
         hit.similarity = max(similar[hit.image_id].values())
@@ -466,7 +499,7 @@ def judge_hits(hits: list[Hit], *, text: str, vector: np.ndarray | None, judged_
     for hit in hits:
         hit.judged = hit.image_id in judged
         words = coverage.get(hit.image_id, 0.0)
-        if vector is None and coverage:
+        if vector is None and multilingual is None and coverage:
             hit.relevance, hit.label = words, "related"
         if hit.judged or words == 1.0:
             hit.label = "close"
@@ -477,6 +510,7 @@ def image_search(
     text: str = "",
     vector: np.ndarray | None = None,
     raw_vector: np.ndarray | None = None,
+    multilingual_vector: np.ndarray | None = None,
     features: np.ndarray | None = None,
     mode: str = "hybrid",
     filters: Filters = Filters(),
@@ -488,8 +522,9 @@ def image_search(
     version: ModelVersion | None = None,
 ) -> Results:
     """Rank images for a text (encoded here) or ready vectors: `vector` in the version's
-    text space (`raw_vector`, the text tower's own, finds close judged queries; it is
-    `vector` for the bridge and zero-shot versions), `features` in the CNN's space (an uploaded picture's, or a
+    English text space (`raw_vector`, the English tower's own, finds close judged queries;
+    it is `vector` for the bridge and zero-shot versions), `multilingual_vector` in its
+    multilingual tower's space, `features` in the CNN's space (an uploaded picture's, or a
     stored one). Results of a text query that the version's calibration calls distant are
     hidden unless `include_distant`; when nothing passes, the nearest are shown and
     `nearest_only` says so."""
@@ -500,24 +535,32 @@ def image_search(
         raise InvalidQuery(f"limit must be between 1 and {settings.GLIMPSE_SEARCH_MAX_LIMIT}")
     depth = depth_check(offset=offset)
     text = " ".join(text.split())
-    if not text and vector is None and features is None:
+    if not text and vector is None and multilingual_vector is None and features is None:
         raise InvalidQuery("type something to search for")
     if len(text) > settings.GLIMPSE_SEARCH_MAX_QUERY_CHARS:
         raise InvalidQuery(f"the query is {len(text)} characters; the limit is {settings.GLIMPSE_SEARCH_MAX_QUERY_CHARS}")
     version = version or version_active()
-    if vector is None and text and mode != "keyword":
-        raw_vector, vector = query_text_vectors(text=text, version=version)
+    english = 1.0
+    if vector is None and multilingual_vector is None and text and mode != "keyword":
+        encoded = query_text_vectors(text=text, version=version)
+        raw_vector, vector, multilingual_vector, english = encoded.raw, encoded.vector, encoded.multilingual, encoded.english
     if raw_vector is None and vector is not None and version.kind != ModelVersion.Kind.HEADS:
         raw_vector = vector
     vector = None if vector is None else vector_literal(vector)
+    multilingual_vector = None if multilingual_vector is None or not version.multilingual else vector_literal(multilingual_vector)
     features = None if features is None else vector_literal(features)
     judged = JudgedImages()
-    if text and raw_vector is not None and mode != "keyword":
-        judged = judged_list(raw_vector=raw_vector, filters=filters)
+    if text and mode != "keyword" and (raw_vector is not None or multilingual_vector is not None):
+        # Close judged queries by the English tower where it reads the query; the multilingual
+        # tower's vectors tell near-identical queries apart only (docs/multilingual.md).
+        multilingual = raw_vector is None
+        judged = judged_list(raw_vector=multilingual_vector if multilingual else raw_vector, filters=filters, multilingual=multilingual)
     ranking = fused_ranking(
         mode=mode,
         vector=vector,
         features=features,
+        multilingual=multilingual_vector,
+        english=english,
         text=text,
         version=version,
         filters=filters,
@@ -533,7 +576,12 @@ def image_search(
         collapsed = before - len(ranking)
     hits = [Hit(image_id=image_id, score=score) for image_id, score in ranking]
     if text:
-        judge_hits(hits, text=text, vector=vector, judged_ids=tuple(judged.relevant), version=version)
+        # Read in the space of the tower that reads most of the query.
+        english_reads = vector is not None and (english >= 0.5 or multilingual_vector is None)
+        judge_hits(
+            hits, text=text, vector=vector if english_reads else None, judged_ids=tuple(judged.relevant), version=version,
+            multilingual=None if english_reads else multilingual_vector,
+        )
     # The calibration is of words against pictures; a query with a picture ranks without a cut-off.
     passed = hits if include_distant or features is not None else [hit for hit in hits if hit.label != "distant"]
     nearest_only = bool(hits) and not passed

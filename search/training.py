@@ -149,7 +149,10 @@ def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: 
     options = options or TrainingOptions(seed=seed)
     active = version_active()
     base = version_base()
-    judged = judged_text_queries()
+    # Heads train the English tower's space (the multilingual one stays frozen): a query it
+    # cannot read would teach them noise.
+    every_judged = judged_text_queries()
+    judged = {query: grades for query, grades in every_judged.items() if encoders.query_englishness(query) >= 0.5}
     train_queries = sorted(query for query in judged if not is_held_out(query, seed=seed, share=held_out_share))
     test_queries = sorted(query for query in judged if is_held_out(query, seed=seed, share=held_out_share))
     with transaction.atomic():
@@ -160,6 +163,7 @@ def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: 
             state=ModelVersion.State.TRAINING,
             image_model=base.image_model,
             text_model=base.text_model,
+            multilingual_text_model=active.multilingual_text_model,
             precision=base.precision,
             trained_from=active,
         )
@@ -183,6 +187,7 @@ def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: 
         "judgments": RelevanceJudgment.objects.filter(is_current=True).count(),
         "train_queries": len(train_queries),
         "held_out_queries": len(test_queries),
+        "queries_not_in_english": len(every_judged) - len(judged),
     }
     start = HeadWeights.from_bytes(active.weights) if active.kind == ModelVersion.Kind.HEADS else None
     # Early stopping on the gate's split: the epoch that ranked the held-out judged queries

@@ -45,7 +45,8 @@ def random_unit_rows(rng: np.random.Generator, count: int, dimensions: int) -> n
 
 @pytest.fixture
 def make_images(db):
-    """Create catalog images with given fields and, optionally, hand-made vectors for version 1.
+    """Create catalog images with given fields and, optionally, hand-made vectors for version 1
+    (any of ImageEmbedding's *_vector columns; a row is made where image_vector is given).
 
     The embeddings table is vacuumed first. Each earlier test's rows were rolled back, but
     their HNSW graph entries stay until a vacuum removes them, and the tests write the same
@@ -60,21 +61,14 @@ def make_images(db):
         contents = distinct_pngs(len(specs) + make.counter)[make.counter :]
         make.counter += len(specs)
         items = [
-            ImageInput(content=content, **{key: value for key, value in spec.items() if key not in ("image_vector", "text_vector", "feature_vector", "neighbour_vector")})
+            ImageInput(content=content, **{key: value for key, value in spec.items() if not key.endswith("_vector")})
             for spec, content in zip(specs, contents)
         ]
         report = images_create(items=items)
         assert not report.invalid and not report.duplicates
         version = ModelVersion.objects.get(number=1)
         rows = [
-            ImageEmbedding(
-                image=image,
-                version=version,
-                image_vector=spec["image_vector"],
-                text_vector=spec.get("text_vector"),
-                feature_vector=spec.get("feature_vector"),
-                neighbour_vector=spec.get("neighbour_vector"),
-            )
+            ImageEmbedding(image=image, version=version, **{key: value for key, value in spec.items() if key.endswith("_vector")})
             for image, spec in zip(report.created, specs)
             if "image_vector" in spec
         ]

@@ -81,6 +81,10 @@ def test_vectors_are_converted_to_halfvec_and_rank_as_before(make_images):
         "text_vector": "halfvec(384)",
         "feature_vector": "halfvec(1280)",
         "neighbour_vector": "halfvec(384)",
+        # added after the conversion (migration 0012), in half precision from the start
+        "multilingual_image_vector": "halfvec(384)",
+        "multilingual_text_vector": "halfvec(384)",
+        "multilingual_neighbour_vector": "halfvec(384)",
     }
     indexes = index_definitions()
     assert "halfvec_cosine_ops" in indexes[index_name("text_vector", version)]

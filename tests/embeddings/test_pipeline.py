@@ -13,7 +13,7 @@ from embeddings.bulk import table_columns
 from embeddings.models import ImageEmbedding
 from embeddings.selectors import version_base
 from embeddings.services import SMALLEST_PASS, images_embed
-from embeddings.spaces import space_for
+from embeddings.spaces import BridgeSpace
 from tests.images import DEMO
 from tests.timeouts import timeout  # noqa: F401
 
@@ -50,14 +50,18 @@ def test_the_pipeline_stores_the_vectors_of_the_towers_run_directly_and_a_bad_fi
     statuses = dict(Image.objects.values_list("id", "embedding_status"))
     assert statuses == {image.id: "failed" if image in (broken, missing) else "ready" for image in created}
 
-    # The same towers in one batch, straight from the files: what the pipeline must have stored.
-    bridge = space_for(version_base())
+    # The same towers in one batch, straight from the files: what the pipeline must have stored,
+    # in both text towers' spaces (a new catalog's version 1 has the multilingual one).
+    assert version_base().multilingual
+    bridge = BridgeSpace(multilingual=True)
     pixels = np.stack(
         [bridge.preprocess(decode(Path(settings.MEDIA_ROOT, image.file.name).read_bytes(), max_pixels=10**9, max_aspect_ratio=10**9).rgb) for image in readable]
     )
     expected = bridge.embed_image_batch(pixels)
     described = [image for image in readable if image.title]
-    texts = dict(zip((image.id for image in described), bridge.embed_texts([Image.objects.get(id=image.id).text for image in described])))
+    words = [Image.objects.get(id=image.id).text for image in described]
+    texts = dict(zip((image.id for image in described), bridge.embed_texts(words)))
+    multilingual_texts = dict(zip((image.id for image in described), bridge.embed_multilingual_texts(words)))
     rows = {row.image_id: row for row in ImageEmbedding.objects.filter(version=version)}
     assert sorted(rows) == sorted(image.id for image in readable)
     tolerance = stored_tolerance()
@@ -65,8 +69,11 @@ def test_the_pipeline_stores_the_vectors_of_the_towers_run_directly_and_a_bad_fi
         row = rows[image.id]
         np.testing.assert_allclose(as_array(row.image_vector), expected.text_space[position], atol=tolerance)
         np.testing.assert_allclose(as_array(row.feature_vector), expected.features[position], atol=tolerance)
+        np.testing.assert_allclose(as_array(row.multilingual_image_vector), expected.multilingual[position], atol=tolerance)
         if image.id in texts:
             np.testing.assert_allclose(as_array(row.text_vector), texts[image.id], atol=tolerance)
-            assert row.neighbour_vector is None
+            np.testing.assert_allclose(as_array(row.multilingual_text_vector), multilingual_texts[image.id], atol=tolerance)
+            assert row.neighbour_vector is None and row.multilingual_neighbour_vector is None
         else:
             assert row.text_vector is None and row.neighbour_vector is not None
+            assert row.multilingual_text_vector is None and row.multilingual_neighbour_vector is not None

@@ -57,10 +57,13 @@ def test_binary_parameters_rank_exactly_as_text_literals(make_images, version):
 
 
 def test_the_query_vector_is_sent_once_per_statement(version):
-    sql, params = fused_ranking_sql(mode="hybrid", vector=QUERY, features=unit(0, 1), text="cat", version=version, filters=Filters())
+    sql, params = fused_ranking_sql(
+        mode="hybrid", vector=QUERY, features=unit(0, 1), multilingual=unit(0, 0, 1), text="cat", version=version, filters=Filters()
+    )
     vectors = [param for param in params if type(param).__name__ == "HalfVector"]
-    assert len(vectors) == 2  # the text-space vector and the CNN features, each once
-    assert sql.count("%s::halfvec") == 2 and "(SELECT vector FROM query)" in sql
+    assert len(vectors) == 3  # the English tower's vector, the CNN features and the multilingual tower's vector, each once
+    assert sql.count("%s::halfvec") == 3
+    assert sql.count("(SELECT vector FROM query)") == 4 and sql.count("(SELECT multilingual FROM query)") == 4  # two lists each
 
 
 @pytest.mark.parametrize(("offset", "limit", "expected"), [(0, 20, 40), (20, 20, 40), (40, 20, 60), (80, 20, 100)])

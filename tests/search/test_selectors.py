@@ -11,7 +11,7 @@ from embeddings.models import ModelVersion
 from search.exceptions import InvalidQuery
 from search.judgments import judged_queries_embed, judgment_record
 from search.models import JudgedQuery
-from search.relevance import calibration_for, calibration_from_similarities, calibrations_from_similarities
+from search.relevance import MULTILINGUAL_KINDS, calibration_for, calibration_from_similarities, calibrations_from_similarities
 from search.selectors import Filters, JudgedImages, image_search, judged_list, search_depth, vector_literal
 from tests.conftest import unit
 from tests.plans import ranking_plan
@@ -420,9 +420,11 @@ def test_a_kind_without_its_own_calibration_falls_back_to_the_default(make_image
 def test_a_zero_shot_version_falls_back_to_its_own_defaults(version, settings):
     settings.GLIMPSE_RELEVANCE_DEFAULT = {kind: {"quantiles": [0.1] * 11, "cutoff": 0.1} for kind in ("image", "text", "neighbour")}
     settings.GLIMPSE_RELEVANCE_DEFAULT_ZERO_SHOT = {"image": {"quantiles": [0.0] * 11, "cutoff": 0.02}}
+    settings.GLIMPSE_RELEVANCE_DEFAULT_MULTILINGUAL = {kind: {"quantiles": [0.8] * 11, "cutoff": 0.8} for kind in MULTILINGUAL_KINDS}
     zero_shot = ModelVersion(number=2, kind=ModelVersion.Kind.ZERO_SHOT)
-    assert {kind: calibration.cutoff for kind, calibration in calibration_for(zero_shot).kinds.items()} == {"image": 0.02, "text": 0.1, "neighbour": 0.1}
-    assert {kind: calibration.cutoff for kind, calibration in calibration_for(version).kinds.items()} == {"image": 0.1, "text": 0.1, "neighbour": 0.1}
+    multilingual = {kind: 0.8 for kind in MULTILINGUAL_KINDS}  # the multilingual tower's defaults, whatever the version's kind
+    assert {kind: calibration.cutoff for kind, calibration in calibration_for(zero_shot).kinds.items()} == {"image": 0.02, "text": 0.1, "neighbour": 0.1} | multilingual
+    assert {kind: calibration.cutoff for kind, calibration in calibration_for(version).kinds.items()} == {"image": 0.1, "text": 0.1, "neighbour": 0.1} | multilingual
 
 
 def test_a_query_close_to_a_judged_one_gets_its_graded_images_at_once(spread, curator, version):

@@ -3,7 +3,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand
 
 from embeddings.selectors import versions_written
-from embeddings.services import embedding_sweep, neighbour_sweep
+from embeddings.services import embedding_sweep, neighbours_fill
 
 
 class Command(BaseCommand):
@@ -18,8 +18,5 @@ class Command(BaseCommand):
     def handle(self, *args, grace_minutes: float, **options):
         count = embedding_sweep(grace=timedelta(minutes=grace_minutes))
         self.stdout.write(f"queued {count} pending images")
-        borrowed = 0
-        for version in versions_written():
-            while count := neighbour_sweep(version=version):
-                borrowed += count
+        borrowed = sum(neighbours_fill(version=version) for version in versions_written())
         self.stdout.write(f"gave borrowed words to {borrowed} images without text")

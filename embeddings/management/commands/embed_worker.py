@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from config import supervision
 from embeddings import encoders
 from embeddings.exceptions import PrecisionMismatch
-from embeddings.selectors import version_base
+from embeddings.selectors import version_base, versions_written
 from embeddings.services import QUEUE, TRAINING_QUEUE, embedding_sweep, version_precision_check
 from embeddings.worker import OutageProofWorker
 
@@ -42,6 +42,9 @@ class Command(BaseCommand):
         encoders.image_encoder()
         encoders.text_encoder()
         encoders.class_embeddings()
+        if any(version.multilingual for version in versions_written()):
+            encoders.multilingual_encoder()
+            encoders.class_embeddings(multilingual=True)
         if not no_sweep:
             # A worker that died mid-batch left its images pending and its job abandoned.
             requeued = embedding_sweep(grace=timedelta(0))

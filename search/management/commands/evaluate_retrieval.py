@@ -227,16 +227,20 @@ class Command(BaseCommand):
         return results
 
     def measure_text(self, version, field: str, side: FieldQueries, text_modes: tuple[str, ...], ids: list[int]) -> dict:
-        from embeddings.spaces import space_for
-        from search.selectors import Filters, fused_ranking, vector_literal
+        from search.query_vectors import query_texts_vectors
+        from search.selectors import Filters, fused_ranking
 
         results = {"text_to_image": {}, "by_label": defaultdict(dict)}
-        vectors = space_for(version).embed_texts(side.queries) if side.queries else []
+        # Each query through the towers that read it, weighed as the site weighs them.
+        vectors = query_texts_vectors(texts=side.queries, version=version)
         labels = [side.label_of.get(query) for query in side.queries]
         for mode in text_modes:
             ranks = []
             for query, vector in tqdm(list(zip(side.queries, vectors)), desc=f"v{version.number} {field} → image {mode}", unit="query", disable=self.quiet):
-                ranking = fused_ranking(mode=mode, vector=vector_literal(vector), text=query, version=version, filters=Filters())
+                ranking = fused_ranking(
+                    mode=mode, vector=vector.vector, multilingual=vector.multilingual, english=vector.english, text=query,
+                    version=version, filters=Filters(),
+                )
                 ranks.append(first_relevant_rank([image_id for image_id, _ in ranking], side.images_of[query]))
             results["text_to_image"][mode] = score(ranks).as_dict()
             for label, scores in scores_by_label(ranks, labels).items():
