@@ -206,7 +206,7 @@ def main():
         for start in range(0, len(ids), 32):
             images_embed(image_ids=ids[start : start + 32])
         version = version_active()
-        text_encoder = encoders.text_encoder()
+        text_encoder = encoders.query_encoder()
         client = Client()
         new_texts = unique_queries()
         category = Image.objects.values_list("category", flat=True).order_by("category").first()
@@ -225,7 +225,7 @@ def main():
         encode_p50 = percentile(encode_samples, 50)
         from search.query_vectors import CACHE, query_text_vectors
 
-        multilingual_encoder = encoders.multilingual_encoder()
+        multilingual_encoder = encoders.multilingual_query_encoder()
         rows.append(row("multilingual text encoder alone (one query)", timed(each_new_query(lambda q: multilingual_encoder.encode([q])), options.queries)))
         both = timed(each_new_query(lambda q: query_text_vectors(text=q, version=version)), options.queries)
         rows.append(row("an English query's vectors, both towers at once (query_text_vectors)", both))

@@ -8,7 +8,6 @@ entry count bounds its memory (QUERY_CACHE_SIZE × 5 KB ≈ 5 MB).
 """
 import threading
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,8 +74,6 @@ class QueryVectorCache:
 
 
 CACHE = QueryVectorCache(size=QUERY_CACHE_SIZE)
-# The two towers encode one query at once: their runtimes release the GIL.
-ENCODERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="query-encoder")
 
 
 def query_text_vectors(*, text: str, version: ModelVersion) -> QueryVectors:
@@ -89,13 +86,13 @@ def query_text_vectors(*, text: str, version: ModelVersion) -> QueryVectors:
     if found is not None:
         return found
     english = encoders.query_englishness(key) if version.multilingual else 1.0
-    base = space_for(version_base())
-    multilingual = ENCODERS.submit(base.embed_multilingual_texts, [key]) if version.multilingual else None
-    raw = base.embed_texts([key])[0] if english > 0 else None
+    # One after the other: each runtime already keeps every core busy (encoding the two on
+    # two threads measured slower).
+    raw = encoders.query_encoder().encode([key])[0] if english > 0 else None
     vectors = QueryVectors(
         raw=raw,
         vector=None if raw is None else space_for(version).texts_from_base(raw[None, :])[0],
-        multilingual=None if multilingual is None else multilingual.result()[0],
+        multilingual=encoders.multilingual_query_encoder().encode([key])[0] if version.multilingual else None,
         english=english,
     )
     CACHE.put(version_id=version.id, text=key, vectors=vectors)

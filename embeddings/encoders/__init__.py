@@ -31,7 +31,8 @@ from .image import ImageOutputs
 
 __all__ = [
     "ImageOutputs", "RunOptions", "TextModel", "bridge_vectors", "class_embeddings", "device", "image_encoder",
-    "inference_backend", "multilingual_encoder", "precision", "query_englishness", "run_options", "text_encoder", "text_model",
+    "inference_backend", "multilingual_encoder", "multilingual_query_encoder", "precision", "query_encoder", "query_englishness",
+    "run_options", "text_encoder", "text_model",
 ]
 
 logger = logging.getLogger("glimpse.encoders")
@@ -116,6 +117,16 @@ def transformers_model(model: TextModel):
         raise ImproperlyConfigured(f"text model {model.name!r} cannot be loaded: {error}") from None
 
 
+def query_backend() -> str:
+    """What encodes one query at a time: on the CPU ONNX Runtime, which answers a single
+    short text in about three quarters of OpenVINO's time here (docs/measurements.md),
+    while batches stay on inference_backend(); both give the same f32 vectors. OpenVINO
+    where bf16 is asked for, which ONNX Runtime cannot compute."""
+    if settings.GLIMPSE_INFERENCE_BACKEND == "auto" and device_type() == "cpu" and precision() == "f32":
+        return "onnxruntime"
+    return inference_backend()
+
+
 @built_once
 def image_encoder():
     """The image tower on the configured backend: `preprocess(PIL image) -> array` and
@@ -135,6 +146,20 @@ def multilingual_encoder():
     if not settings.GLIMPSE_MULTILINGUAL_TEXT_MODEL:
         raise ImproperlyConfigured("a version with a multilingual text tower needs GLIMPSE_MULTILINGUAL_TEXT_MODEL")
     return text_encoder_on(inference_backend(), name=settings.GLIMPSE_MULTILINGUAL_TEXT_MODEL)
+
+
+@built_once
+def query_encoder():
+    """The English text tower for single queries (query_backend)."""
+    return text_encoder() if query_backend() == inference_backend() else text_encoder_on(query_backend())
+
+
+@built_once
+def multilingual_query_encoder():
+    """The multilingual text tower for single queries (query_backend)."""
+    if query_backend() == inference_backend():
+        return multilingual_encoder()
+    return text_encoder_on(query_backend(), name=settings.GLIMPSE_MULTILINGUAL_TEXT_MODEL)
 
 
 def image_encoder_on(backend: str):

@@ -155,3 +155,31 @@ def test_the_command_refuses_a_version_that_has_the_tower_and_releases_one_that_
     assert capsys.readouterr().out == "v2 is active: v1 with the multilingual text tower intfloat/multilingual-e5-small; released: no judged query to compare on\n"
     vectors = np.array(list(ImageEmbedding.objects.values_list("multilingual_image_vector", flat=True)), dtype=float)
     assert len(vectors) == 2 * 3 and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-3)  # v1's rows and v2's
+
+
+@pytest.mark.slow
+def test_evaluate_judgments_ranks_a_query_in_another_language_as_search_does(curator, capsys, timeout):
+    category_of = embedded_demo(("animals/housecats", "food/fruit"), per_category=3)
+    cat = next(image_id for image_id, category in category_of.items() if "housecats" in category)
+    judgment_record(curator=curator, image_id=cat, grade=3, query_text="Katze")
+    call_command("evaluate_judgments", "--json")
+    report = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert report["queries"] == 1 and report["nDCG@10"] > 0.6, report  # the cat is found by the multilingual tower
+
+
+@pytest.mark.slow
+def test_single_queries_get_the_same_vectors_as_batches(db):
+    from embeddings import encoders
+
+    texts = ["a red apple", "猫"]
+    assert np.allclose(encoders.query_encoder().encode(texts), encoders.text_encoder().encode(texts), atol=1e-4)
+    assert np.allclose(encoders.multilingual_query_encoder().encode(texts), encoders.multilingual_encoder().encode(texts), atol=1e-4)
+
+
+def test_evaluate_judgments_names_a_missing_version_and_says_when_nothing_is_judged(db):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="there is no version 7"):
+        call_command("evaluate_judgments", "--model-version", "7")
+    with pytest.raises(CommandError, match="there are no judged text queries yet"):
+        call_command("evaluate_judgments")
