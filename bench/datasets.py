@@ -106,14 +106,19 @@ def debian_unpacked(*, downloads: Path) -> Path:
     share = unpacked / "usr/share/openclipart"
     if (share / "svg").is_dir() and (share / "png").is_dir():
         return share
-    downloads.mkdir(parents=True, exist_ok=True)
     for package, version in tqdm(DEBIAN_PACKAGES.items(), desc="Debian packages", unit="package"):
-        debs = list(downloads.glob(f"{package}_*.deb"))
-        if not debs:
-            run_client(["apt-get", "download", f"{package}={version}"], cwd=downloads, what=f"the Debian package {package}")
-            debs = list(downloads.glob(f"{package}_*.deb"))
-        run_client(["dpkg-deb", "-x", str(debs[0]), str(unpacked)], cwd=downloads, what=f"the files of {debs[0].name}")
+        debian_package_unpack(package, version, downloads=downloads, into=unpacked)
     return share
+
+
+def debian_package_unpack(package: str, version: str, *, downloads: Path, into: Path) -> None:
+    """The package's .deb, downloaded into `downloads` unless it is there, unpacked into `into`."""
+    downloads.mkdir(parents=True, exist_ok=True)
+    debs = list(downloads.glob(f"{package}_*.deb"))
+    if not debs:
+        run_client(["apt-get", "download", f"{package}={version}"], cwd=downloads, what=f"the Debian package {package}")
+        debs = list(downloads.glob(f"{package}_*.deb"))
+    run_client(["dpkg-deb", "-x", str(debs[0]), str(into)], cwd=downloads, what=f"the files of {debs[0].name}")
 
 
 def npm_tarball(*, package: str, version: str, downloads: Path) -> Path:
