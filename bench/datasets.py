@@ -495,8 +495,9 @@ def emoji_characters(group_id: str) -> str:
     return "".join(chr(int(code, 16)) for code in group_id.split("-"))
 
 
-def emoji_split(group_id: str) -> str:
-    """'tune' or 'confirm', from a hash of the group_id: stable across builds, the same for every artist of an emoji."""
+def split_of(group_id: str) -> str:
+    """'tune' or 'confirm', from a hash of the group_id: stable across builds, the same for
+    every picture of a group (every artist of an emoji, every variant of a written text)."""
     return "tune" if hashlib.sha256(group_id.encode()).digest()[0] % 2 == 0 else "confirm"
 
 
@@ -515,7 +516,7 @@ def emoji_multilingual_build(*, source: Path, downloads: Path, out: Path) -> dic
         for language in LANGUAGES[1:]:
             if entry := names[language].get(characters):
                 row[f"caption_{language}"], row[f"keywords_{language}"] = entry["name"], entry["keywords"]
-        rows.append({**row, "split": emoji_split(row["group_id"])})
+        rows.append({**row, "split": split_of(row["group_id"])})
     out.mkdir(parents=True, exist_ok=True)
     made = images_place(source=source, out=out, files=[row["file"] for row in rows])
     manifest_write(out / "data.jsonl", rows)
