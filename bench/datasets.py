@@ -28,11 +28,31 @@ the drawings whose title holds that word or whose keywords include it, one row p
 languages are left out (EXCLUDED_WORDS, with the reasons); dictionary.tsv lists every
 one-word name, its drawings and its fate, for the review a new version of either needs.
 
+text-in-pictures: pictures whose content is writing, to measure finding "dollar sign", "the
+letter q", "number 7", "euro", a word or a Chinese word by the text in a picture (OCR).
+324 texts (bench/text_pictures.py lists them: 52 letters in both cases, 10 digits, 16
+currency and other signs, 150 English words, 34 phrases, number plates, prices and codes,
+62 Chinese words with their English meaning) drawn 3 times each on 256 px RGB pictures with
+Pillow, in 19 DejaVu and Liberation 2 faces (Latin) or 4 Noto CJK SC faces (Chinese), from
+Debian's fonts-dejavu-core, fonts-dejavu-extra, fonts-liberation2 and fonts-noto-cjk. Each
+variant has its own face and background (plain light, plain dark, gradient, random shapes,
+noise); the writing spans 15 to 80 % of the picture (a font of at least 18 px), is turned
+by 3 to 30 degrees in 40 % of the pictures and stands on a sign plate in 30 %, all drawn
+from seeds, so a rebuild gives the same pixels. `captions` lists the English ways to ask
+("dollar sign", "dollar", "the dollar symbol", "$"; `caption` is the first), `caption_zh`
+the Chinese word or the sign's Chinese name, `text` what is written, `kind` (also `label`)
+letter, digit, sign, word, phrase or chinese, `group_id` the text, `split` "tune" or
+"confirm" by a hash of the text: tune on one half, confirm on the other. The openclipart
+drawings that show writing join them (kind "openclipart", caption their title, all
+"confirm"), from the built openclipart set, here or in the folder named by --from: those
+whose keywords or title words include one of WRITING_WORDS or whose title is in capitals,
+less flags and the drawings that NO_WRITING lists after a look at each.
+
 Each set lands in DATA/<name>/ as images/ and data.jsonl (one JSON object per image,
 `file` relative to the folder), plus the licence texts; downloads stay in DATA/downloads/
-and are reused. The multilingual sets' images are hard links to (or, across file
-systems, copies of) their source set's. Rasterising SVGs needs cairosvg
-(`pip install -e '.[datasets]'`).
+and are reused. The images that the multilingual sets and text-in-pictures take from
+another set are hard links to (or, across file systems, copies of) its files. Rasterising
+SVGs needs cairosvg (`pip install -e '.[datasets]'`).
 """
 import argparse
 import collections
@@ -56,8 +76,12 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from catalog.tags import tags_clean, vocabulary_from  # noqa: E402
+from text_pictures import CJK_FACES, LATIN_FACES, Item, faces_for, faces_in, items, picture  # noqa: E402
 
 DEBIAN_PACKAGES = {"openclipart-svg": "1:0.18+dfsg-19", "openclipart-png": "1:0.18+dfsg-19"}
+# Fonts from Debian too, pinned, so that the rendered pictures are the same on any machine;
+# Liberation 2 rather than fonts-liberation (1.07), which is GPL-2 with a font exception, not OFL.
+FONT_PACKAGES = {"fonts-dejavu-core": "2.37-6", "fonts-dejavu-extra": "2.37-6", "fonts-liberation2": "2.1.5-1", "fonts-noto-cjk": "1:20220127+repack1-1"}
 NPM_PACKAGES = {"openmoji": "17.0.0", "emoji-datasource": "16.0.0", "emoji-datasource-google": "16.0.0", "emoji-datasource-twitter": "16.0.0"}
 
 MAX_SIDE = 256  # openclipart images are shrunk to this longest side, never enlarged
@@ -69,7 +93,7 @@ MIN_INK = 0.005  # images with less ink than this share of pixels are near blank
 OPENMOJI_SIDE = 72  # OpenMoji SVGs use a 72×72 viewBox
 # A few PNG renditions are about 20,000 × 30,000 px: trusted files, shrunk on reading.
 Image.MAX_IMAGE_PIXELS = 1_000_000_000
-SETS = ("openclipart", "emoji", "emoji-multilingual", "openclipart-multilingual")  # in build order: the last two are made from the first two
+SETS = ("openclipart", "emoji", "emoji-multilingual", "openclipart-multilingual", "text-in-pictures")  # in build order: the later ones are made from the first two
 EMOJI_LICENCES = {"openmoji": "CC-BY-SA-4.0", "noto": "Apache-2.0", "twemoji": "CC-BY-4.0"}
 CLDR_VERSION = "48.2.0"
 CLDR_FOLDERS = {"cldr-annotations-full": "annotations", "cldr-annotations-derived-full": "annotationsDerived"}  # package -> its folder of <language>/annotations.json
@@ -106,14 +130,33 @@ def debian_unpacked(*, downloads: Path) -> Path:
     share = unpacked / "usr/share/openclipart"
     if (share / "svg").is_dir() and (share / "png").is_dir():
         return share
-    downloads.mkdir(parents=True, exist_ok=True)
     for package, version in tqdm(DEBIAN_PACKAGES.items(), desc="Debian packages", unit="package"):
-        debs = list(downloads.glob(f"{package}_*.deb"))
-        if not debs:
-            run_client(["apt-get", "download", f"{package}={version}"], cwd=downloads, what=f"the Debian package {package}")
-            debs = list(downloads.glob(f"{package}_*.deb"))
-        run_client(["dpkg-deb", "-x", str(debs[0]), str(unpacked)], cwd=downloads, what=f"the files of {debs[0].name}")
+        debian_package_unpack(package, version, downloads=downloads, into=unpacked)
     return share
+
+
+def debian_package_unpack(package: str, version: str, *, downloads: Path, into: Path) -> None:
+    """The package's .deb, downloaded into `downloads` unless it is there, unpacked into `into`."""
+    downloads.mkdir(parents=True, exist_ok=True)
+    debs = list(downloads.glob(f"{package}_*.deb"))
+    if not debs:
+        run_client(["apt-get", "download", f"{package}={version}"], cwd=downloads, what=f"the Debian package {package}")
+        debs = list(downloads.glob(f"{package}_*.deb"))
+    run_client(["dpkg-deb", "-x", str(debs[0]), str(into)], cwd=downloads, what=f"the files of {debs[0].name}")
+
+
+def fonts_unpacked(*, downloads: Path) -> Path:
+    """The font packages, downloaded once and unpacked; returns their usr/share/fonts."""
+    unpacked = downloads / "fonts"
+    fonts = unpacked / "usr/share/fonts"
+    needed = [fonts / relative for _, relative, _ in LATIN_FACES + CJK_FACES]
+    if all(path.is_file() for path in needed):
+        return fonts
+    for package, version in tqdm(FONT_PACKAGES.items(), desc="font packages", unit="package"):
+        debian_package_unpack(package, version, downloads=downloads, into=unpacked)
+    if missing := [path for path in needed if not path.is_file()]:
+        raise DatasetError(f"the font packages hold no {missing[0].relative_to(fonts)}; delete {unpacked} and {downloads}/fonts-*.deb to fetch them again")
+    return fonts
 
 
 def npm_tarball(*, package: str, version: str, downloads: Path) -> Path:
@@ -490,8 +533,9 @@ def emoji_characters(group_id: str) -> str:
     return "".join(chr(int(code, 16)) for code in group_id.split("-"))
 
 
-def emoji_split(group_id: str) -> str:
-    """'tune' or 'confirm', from a hash of the group_id: stable across builds, the same for every artist of an emoji."""
+def split_of(group_id: str) -> str:
+    """'tune' or 'confirm', from a hash of the group_id: stable across builds, the same for
+    every picture of a group (every artist of an emoji, every variant of a written text)."""
     return "tune" if hashlib.sha256(group_id.encode()).digest()[0] % 2 == 0 else "confirm"
 
 
@@ -510,7 +554,7 @@ def emoji_multilingual_build(*, source: Path, downloads: Path, out: Path) -> dic
         for language in LANGUAGES[1:]:
             if entry := names[language].get(characters):
                 row[f"caption_{language}"], row[f"keywords_{language}"] = entry["name"], entry["keywords"]
-        rows.append({**row, "split": emoji_split(row["group_id"])})
+        rows.append({**row, "split": split_of(row["group_id"])})
     out.mkdir(parents=True, exist_ok=True)
     made = images_place(source=source, out=out, files=[row["file"] for row in rows])
     manifest_write(out / "data.jsonl", rows)
@@ -657,6 +701,116 @@ def openclipart_multilingual_build(*, emoji_source: Path, openclipart_source: Pa
     }
 
 
+# ------------------------------------------------------------------ text in pictures
+
+VARIANTS = 3  # pictures per written text
+# A drawing may show writing when one of its keywords or a word of its title is one of these…
+WRITING_WORDS = frozenset({
+    "sign", "signs", "roadsign", "text", "letter", "letters", "alphabet", "abc", "word", "words", "banner",
+    "label", "logo", "typography", "lettering", "number", "numbers", "font", "ticket",
+})
+# …or when its title is written in capitals ("STOP", "WC"); flags are left out, as the
+# collection tags every flag "sign". These drawings matched but show no writing, by eye:
+NO_WRITING = {
+    "a pictogram or symbol": (
+        "Aviso", "IO", "yang", "triskel", "Wedding Sign", "Double Arrow Sign", "biohazard", "Biohazard symbol",
+        "Disability Sign", "elder sign", "Ampelfrau", "Ampelmaennchen", "high tension danger", "Hot surface danger",
+        "Keep Tidy Empty", "Keep Tidy Inside", "Keep Tidy Outside", "No Entrance Sign", "No Smoking", "No smoking sign",
+        "Radioactive Sign", "recycle", "danger sign cross 1 pattern", "Bus Symbol (black)",
+        "chaussée particulièrementglissante", "Curvy Road Ahead Sign", "No U Turn Sign", "quay sign", "Warning...",
+        "Watch For Bicycles Sign", "stop-sign-angled", "Street Sign", "Old Hanging Sign",
+    ),
+    "an object, a person or a logo without letters": (
+        "mascot", "eMule", "PDA 2", "PDA", "RAS", "SIM", "Mountain Seal", "SILVIA", "air", "crystal", "fire",
+        "splash", "TV", "TANGRAM", "Kexi", "Paint Roller Banner", "AK47", "M16", "VTT", "Generic TIcket",
+    ),
+    "letters too small to read at 256 px, or woven into an ornament": (
+        "BPOE", "diamante illuminati", "old book", "Font Samples", "nws government website bitmap converted",
+        "oh", "Sailboat Illustration with label points",
+    ),
+}
+
+
+def may_show_writing(drawing: dict) -> bool:
+    keywords = {keyword.strip().lower() for keyword in drawing.get("keywords") or []}
+    if keywords & {"flag", "flags"}:
+        return False
+    title_words = set(re.findall(r"[^\W\d_]+", drawing["title"].lower()))
+    return bool((keywords | title_words) & WRITING_WORDS) or re.fullmatch(r"[A-Z0-9][A-Z0-9 ]*", drawing["title"]) is not None
+
+
+def picture_name(item: Item, variant: int) -> str:
+    """'letter-q-1a2b3c-1.png': readable, and unique even where case is not (Q and q differ in the digest)."""
+    slug = "_".join(re.findall(r"[a-z0-9]+", item.text.lower())) or "_".join(re.findall(r"[a-z0-9]+", item.captions[0].lower()))
+    return f"{item.kind}-{slug}-{hashlib.sha256(item.text.encode()).hexdigest()[:6]}-{variant + 1}.png"
+
+
+def text_row(item: Item, *, file: str, style: dict) -> dict:
+    return {
+        "file": file, "caption": item.captions[0], "captions": list(item.captions),
+        **({"caption_zh": item.caption_zh} if item.caption_zh else {}),
+        "text": item.text, "kind": item.kind, "label": item.kind, "group_id": item.text, "split": split_of(item.text),
+        "style": style, "license": "MIT",
+    }
+
+
+def rendered_rows(*, fonts: Path, out: Path) -> list[dict]:
+    latin, cjk = faces_in(fonts, LATIN_FACES), faces_in(fonts, CJK_FACES)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for item in tqdm(items(), desc="text-in-pictures pictures", unit="text"):
+        faces = faces_for(item, latin=latin, cjk=cjk)
+        if not faces:
+            raise DatasetError(f"no font draws every character of {item.text!r}; change the text or add a font that does")
+        for variant in range(VARIANTS):
+            image, style = picture(item, variant, faces)
+            file = f"images/{picture_name(item, variant)}"
+            image.save(out / file, optimize=True)
+            rows.append(text_row(item, file=file, style=style))
+    return rows
+
+
+def font_licences_write(*, fonts: Path, out: Path) -> None:
+    """Each font package's Debian copyright file (its licence text), and what covers the pictures."""
+    licences = out / "licenses"
+    licences.mkdir(parents=True, exist_ok=True)
+    for package in FONT_PACKAGES:
+        shutil.copyfile(fonts.parent / "doc" / package / "copyright", licences / f"{package}-copyright")
+    (licences / "README.txt").write_text(
+        "The rendered pictures (kind letter, digit, sign, word, phrase, chinese) are drawn by Glimpse's\n"
+        "bench/datasets.py and are MIT-licensed like Glimpse. They use the fonts whose licences are here:\n"
+        "DejaVu (Bitstream Vera licence, DejaVu changes public domain), Liberation 2 and Noto CJK (SIL OFL 1.1).\n"
+        "The openclipart drawings are public domain, as the openclipart set's COPYRIGHT says.\n",
+        encoding="utf-8",
+    )
+
+
+def text_in_pictures_build(*, fonts: Path, openclipart_source: Path, out: Path) -> dict:
+    """Rendered writing (letters, digits, signs, words, phrases, Chinese words), VARIANTS
+    pictures of each, and the openclipart drawings that show writing, as a confirmation
+    drawn by people: those are all split 'confirm'."""
+    drawings = built_set(openclipart_source, needed_by="text-in-pictures")
+    excluded = {title for titles in NO_WRITING.values() for title in titles}
+    candidates = [drawing for drawing in drawings if may_show_writing(drawing)]
+    chosen = [drawing for drawing in candidates if drawing["title"] not in excluded]
+    rows = rendered_rows(fonts=fonts, out=out)
+    rows += [
+        {**drawing, "captions": [drawing["title"]], "kind": "openclipart", "label": "openclipart", "group_id": drawing["title"], "split": "confirm"}
+        for drawing in chosen
+    ]
+    made = images_place(source=openclipart_source, out=out, files=[drawing["file"] for drawing in chosen])
+    manifest_write(out / "data.jsonl", rows)
+    licences_copy(source=openclipart_source, out=out)
+    font_licences_write(fonts=fonts, out=out)
+    per_text = {(row["kind"], row["group_id"]): row for row in rows}.values()
+    return {
+        "images": len(rows), "texts": len(per_text), "variants": VARIANTS, "openclipart_images_are": made,
+        "texts_by_kind_and_split": {kind: dict(collections.Counter(row["split"] for row in per_text if row["kind"] == kind)) for kind in dict.fromkeys(row["kind"] for row in rows)},
+        "openclipart": {"matched": len(candidates), "no_writing": len(candidates) - len(chosen), "kept": len(chosen)},
+        "reviewed_titles_not_matched": sorted(excluded - {drawing["title"] for drawing in candidates}),
+    }
+
+
 def manifest_write(path: Path, rows: list[dict]) -> None:
     partial = path.with_suffix(".partial")
     with partial.open("w", encoding="utf-8") as handle:
@@ -671,7 +825,7 @@ def main() -> int:
     parser.add_argument("--only", choices=SETS, help="build one set")
     parser.add_argument(
         "--from", dest="sources", type=Path, metavar="FOLDER",
-        help="the folder holding the built emoji and openclipart sets that the multilingual sets are made from (default: --data)",
+        help="the folder holding the built emoji and openclipart sets that the multilingual sets and text-in-pictures are made from (default: --data)",
     )
     parser.add_argument("--workers", type=int, default=max(1, min(4, multiprocessing.cpu_count())), help="processes decoding openclipart")
     options = parser.parse_args()
@@ -692,6 +846,9 @@ def main() -> int:
                 emoji_source=sources / "emoji", openclipart_source=sources / "openclipart", downloads=downloads, out=options.data / "openclipart-multilingual"
             )
             print("openclipart-multilingual:", json.dumps(summary, ensure_ascii=False))
+        if "text-in-pictures" in wanted:
+            summary = text_in_pictures_build(fonts=fonts_unpacked(downloads=downloads), openclipart_source=sources / "openclipart", out=options.data / "text-in-pictures")
+            print("text-in-pictures:", json.dumps(summary, ensure_ascii=False))
     except DatasetError as error:
         print(f"datasets: {error}", file=sys.stderr)
         return 1
