@@ -1,4 +1,4 @@
-"""Read the text in a picture.
+"""Read the text in a picture, and name its signs and single characters for search.
 
 The reader is RapidOCR 3.10.0 (Apache-2.0) with PaddleOCR's PP-OCRv6 small detection and
 recognition models (Apache-2.0) for Chinese, English and the Latin alphabets of about
@@ -28,8 +28,10 @@ Runtime and 226 MB with OpenVINO (which replaces RapidOCR's ONNX Runtime session
 built), and reading a 1024-pixel picture about 150 MB more at its peak. It builds in
 about 1 s.
 """
+import re
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass, replace
 from importlib.metadata import version
 from pathlib import Path
@@ -326,3 +328,52 @@ def picture_read(rgb: PILImage.Image, *, budget_seconds: float, max_chars: int) 
     picture overruns by at most one of them) or when RapidOCR fails on the picture."""
     return reader().read(rgb, budget_seconds=budget_seconds, max_chars=max_chars)
 
+
+# What people call these signs besides their Unicode names; looked up by the sign's
+# compatibility form, so the fullwidth "＄" is a dollar too.
+GLYPH_ALIASES = {
+    "$": "dollar", "€": "euro", "£": "pound", "¥": "yen", "₹": "rupee", "₩": "won", "¢": "cent",
+    "%": "percent", "@": "at", "#": "hash",
+}
+# Letters with a case, digits and other numbers, symbols, and punctuation that is a sign
+# ("&", "%", "#", "?"): not dashes, brackets, quotes or the marks that only separate words.
+NAMED_CATEGORIES = {"Lu", "Ll", "Lt", "Nd", "Nl", "No", "Sm", "Sc", "So", "Po"}
+SIGN_CATEGORIES = {"Sm", "Sc", "So", "Po"}
+SEPARATORS = set(".,:;'\"·。、，．")
+
+
+def glyph_words(text: str) -> str:
+    """Words for the signs and single characters of `text`, for the caller to append to it:
+    "$" -> "dollar sign dollar", "Q" -> "letter q", "7" -> "digit seven number 7".
+
+    Only characters that stand alone are named, so that words stay as they are: a letter
+    or a digit that is a whole token (a run between spaces, a line at most), a sign in a
+    token of one or two characters ("&", "5%"), and a currency sign anywhere ("price $5"
+    -> "dollar sign dollar"). Each name is given once; letters without case (Chinese,
+    Japanese, Arabic...) are words already and are not named."""
+    named: dict[str, None] = {}  # the words of each character, once, in the order read
+    for token in text.split():
+        for character in token:
+            if stands_alone(character, token) and (words := glyph_name(character)):
+                named[words] = None
+    return " ".join(named)
+
+
+def stands_alone(character: str, token: str) -> bool:
+    category = unicodedata.category(character)
+    if category not in NAMED_CATEGORIES or character in SEPARATORS:
+        return False
+    return category == "Sc" or len(token) == 1 or (len(token) == 2 and category in SIGN_CATEGORIES)
+
+
+def glyph_name(character: str) -> str:
+    name = unicodedata.name(character, "").lower()
+    if not name:
+        return ""
+    name = re.sub(r"\b(capital|small) letter\b", "letter", name).replace("latin letter", "letter")
+    words = [name]
+    if (digit := unicodedata.decimal(character, None)) is not None:
+        words.append(f"number {digit}")
+    if alias := GLYPH_ALIASES.get(unicodedata.normalize("NFKC", character)):
+        words.append(alias)
+    return " ".join(words)

@@ -1,4 +1,5 @@
-"""Reading the text in pictures drawn here with DejaVu fonts, with the real PP-OCRv6 models.
+"""Reading the text in pictures drawn here with DejaVu fonts, with the real PP-OCRv6 models,
+and the words that name signs and single characters for search.
 
 What the models read alone, measured on 256-pixel pictures of one glyph in DejaVu Sans,
 Sans Bold and Serif and Liberation Sans and Serif at 16, 32, 64 and 128 pixels (20 each),
@@ -19,7 +20,7 @@ from django.conf import settings
 from PIL import Image, ImageDraw, ImageFont
 
 from embeddings.exceptions import ReadingFailed
-from embeddings.reading import TextLine, capped, picture_read, reader, reader_on
+from embeddings.reading import TextLine, capped, glyph_words, picture_read, reader, reader_on
 
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
 BUDGET = 30.0  # seconds: generous, the machine running the tests may be busy
@@ -85,12 +86,16 @@ def test_a_number_plate_is_read_on_its_plate():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("glyph", ["$", "€", "Q", "7"])
-def test_a_glyph_alone_is_read(glyph):
+@pytest.mark.parametrize(
+    "glyph, words",
+    [("$", ["dollar sign", "dollar"]), ("€", ["euro sign", "euro"]), ("Q", ["letter q"]), ("7", ["digit seven", "seven", "number 7"])],
+)
+def test_a_glyph_alone_is_read_and_named(glyph, words):
     picture, [box] = drawn((256, 256), [((100, 80), glyph, font(64, "DejaVuSans.ttf"))])
     read = picture_read(picture, budget_seconds=BUDGET, max_chars=100)
     assert read.text == glyph
     assert around(read.lines[0], box, slack=16)
+    assert all(word in glyph_words(read.text) for word in words)
 
 
 @pytest.fixture(scope="session")
@@ -218,3 +223,48 @@ def test_pictures_in_other_modes_are_refused():
     with pytest.raises(ValueError, match="RGB picture, not RGBA"):
         picture_read(Image.new("RGBA", (8, 8)), budget_seconds=BUDGET, max_chars=100)
 
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("$", "dollar sign dollar"),
+        ("€", "euro sign euro"),
+        ("£", "pound sign pound"),
+        ("¥", "yen sign yen"),
+        ("₹", "indian rupee sign rupee"),
+        ("₩", "won sign won"),
+        ("¢", "cent sign cent"),
+        ("Q", "letter q"),
+        ("7", "digit seven number 7"),
+        ("%", "percent sign percent"),
+        ("&", "ampersand"),
+        ("©", "copyright sign"),
+        ("@", "commercial at at"),
+        ("#", "number sign hash"),
+        ("Ω", "greek letter omega"),
+        ("＄", "fullwidth dollar sign dollar"),
+    ],
+)
+def test_a_glyph_alone_is_named(text, words):
+    assert glyph_words(text) == words
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("price $5", "dollar sign dollar"),  # a currency sign anywhere, the number left as it is
+        ("5€ or £4", "euro sign euro pound sign pound"),
+        ("OPEN\nQ\n7", "letter q digit seven number 7"),  # a line of one character
+        ("Q q", "letter q"),  # each name once
+        ("#1 & 5%", "number sign hash ampersand percent sign percent"),  # signs in short tokens
+        ("50% OFF", ""),
+        ("Hello world", ""),
+        ("A1 7.", ""),  # a letter or digit with another character is no longer alone
+        ("RE16 TGK", ""),
+        ("欢迎光临 中", ""),  # Han characters are words already
+        (". , -", ""),
+        ("", ""),
+    ],
+)
+def test_only_characters_that_stand_alone_are_named(text, words):
+    assert glyph_words(text) == words
