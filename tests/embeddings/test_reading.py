@@ -4,9 +4,9 @@ and the words that name signs and single characters for search.
 What the models read alone, measured on 256-pixel pictures of one glyph in DejaVu Sans,
 Sans Bold and Serif and Liberation Sans and Serif at 16, 32, 64 and 128 pixels (20 each),
 at confidence 0.8 or more: "€", "7", "%", "&" and "#" every time, "Q" and "@" 19 times,
-"$" 18 (at 16 pixels the serif fonts' "$" reads "6" or "S"); "£" 12 (DejaVu Sans draws it
-so that it reads "f"), "©" 8 (it reads "C" or "O" at 64 pixels and more); "¥" never (a Han
-character such as "夫", or under 0.8). The glyph tests below draw 64-pixel DejaVu Sans.
+"$" 18 (at 16 pixels the serif fonts' "$" reads "S" or nothing); "£" 12 (DejaVu Sans's
+reads "f" or nothing), "©" 8 ("C" or nothing from 32 pixels up); "¥" never (the Han "夫" 5
+times, nothing otherwise). The glyph tests below draw 64-pixel DejaVu Sans.
 """
 import os
 import shutil
