@@ -219,6 +219,14 @@ if GLIMPSE_INFERENCE_PRECISION not in ("f32", "bf16"):
 # this large: GLIMPSE_EMBED_BATCH_SIZE.
 GLIMPSE_CUDA_BATCH_SIZE = int(os.environ.get("GLIMPSE_CUDA_BATCH_SIZE", 256))
 GLIMPSE_MODEL_CACHE = DATA_DIR / "models"
+# Reading the text in a picture (embeddings/reading.py): a larger picture is reduced to this
+# longest side first, and its lines are read from that copy (text is found at 640 pixels).
+# Measured on words drawn 8 to 24 pixels high: 1024 reads 10-pixel words in a 1024-pixel
+# picture 4 times in 6 and 640 only 2; 1536 or 2048 read no more in 1024- or 2048-pixel
+# pictures than 1024 does, and a line recognised costs time with its width in pixels.
+GLIMPSE_READING_MAX_SIDE = int(os.environ.get("GLIMPSE_READING_MAX_SIDE", 1024))
+if not GLIMPSE_READING_MAX_SIDE >= 64:
+    raise ImproperlyConfigured(f"GLIMPSE_READING_MAX_SIDE={GLIMPSE_READING_MAX_SIDE}: use a side of 64 pixels or more, like 1024")
 GLIMPSE_EMBED_BATCH_SIZE = int(os.environ.get("GLIMPSE_EMBED_BATCH_SIZE", 32))
 
 # The catalog's language for keyword search: one of PostgreSQL's text search configurations

@@ -16,3 +16,7 @@ class EmptyCatalog(LookupError):
 
 class PrecisionMismatch(ValueError):
     """The encoders compute in another precision than the version's vectors; nothing was written."""
+
+
+class ReadingFailed(Exception):
+    """The text of a picture could not be read: it took too long, or the reader failed on it; the message says why."""
