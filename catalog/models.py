@@ -11,6 +11,13 @@ class Image(models.Model):
         READY = "ready"
         FAILED = "failed"
 
+    class PictureTextState(models.TextChoices):
+        PENDING = "pending", "not read yet"
+        READ = "read", "read by the reader"
+        CORRECTED = "corrected", "corrected by a curator"
+        DISMISSED = "dismissed", "dismissed by a curator"
+        FAILED = "failed", "the reader failed"
+
     file = models.ImageField(upload_to="images/", max_length=255)
     thumbnail = models.ImageField(upload_to="thumbnails/", max_length=255)
     title = models.CharField(max_length=300, blank=True)
@@ -28,6 +35,23 @@ class Image(models.Model):
         max_length=10, choices=EmbeddingStatus.choices, default=EmbeddingStatus.PENDING, db_index=True
     )
     embedding_error = models.TextField(blank=True)
+    # The words in the picture (embeddings/reading.py), apart from the curator's own words:
+    # what the reader found, or a curator's correction, which a new reading never replaces.
+    # Searched in the full-text document (below the title), by part of a word and by meaning.
+    picture_text = models.TextField(
+        "words in the picture", blank=True, help_text="what the reader found in the picture; correct it here, or dismiss it"
+    )
+    picture_text_state = models.CharField(
+        max_length=10, choices=PictureTextState.choices, default=PictureTextState.PENDING, db_index=True
+    )
+    picture_text_lines = models.JSONField(
+        default=list, blank=True, help_text="the reader's lines: text, confidence (0–1) and box corners in the picture's pixels"
+    )
+    picture_text_reader = models.CharField(max_length=200, blank=True, help_text="the reader and models that read it")
+    picture_text_error = models.TextField(blank=True)
+    # Names of the signs and single characters in picture_text ("$" -> "dollar sign
+    # dollar"), written with it: what makes "dollar sign" or "the letter q" find them.
+    picture_glyphs = models.TextField(blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -160,6 +160,7 @@ RQ_SHOW_ADMIN_LINK = False
 RQ_QUEUES = {
     "embeddings": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600},
     "training": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 6 * 3600},
+    "reading": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600},
 }
 
 LANGUAGE_CODE = "en-us"
@@ -227,6 +228,20 @@ GLIMPSE_MODEL_CACHE = DATA_DIR / "models"
 GLIMPSE_READING_MAX_SIDE = int(os.environ.get("GLIMPSE_READING_MAX_SIDE", 1024))
 if not GLIMPSE_READING_MAX_SIDE >= 64:
     raise ImproperlyConfigured(f"GLIMPSE_READING_MAX_SIDE={GLIMPSE_READING_MAX_SIDE}: use a side of 64 pixels or more, like 1024")
+# Whether workers read the text in every picture (on its own queue, after its vectors), the
+# time one picture may take (a picture that takes longer keeps no text, with the reason) and
+# the characters kept of what was read.
+GLIMPSE_READING = os.environ.get("GLIMPSE_READING", "1")
+if GLIMPSE_READING not in ("0", "1"):
+    raise ImproperlyConfigured(f"GLIMPSE_READING={GLIMPSE_READING!r}: use 1 (read the text in pictures) or 0")
+GLIMPSE_READING = GLIMPSE_READING == "1"
+try:
+    GLIMPSE_READING_SECONDS = float(os.environ.get("GLIMPSE_READING_SECONDS", 10))
+    GLIMPSE_READING_MAX_CHARS = int(os.environ.get("GLIMPSE_READING_MAX_CHARS", 2000))
+except ValueError as error:
+    raise ImproperlyConfigured(f"GLIMPSE_READING_SECONDS or GLIMPSE_READING_MAX_CHARS is not a number: {error}") from None
+if not 0.1 <= GLIMPSE_READING_SECONDS <= 600 or not 1 <= GLIMPSE_READING_MAX_CHARS <= 100_000:
+    raise ImproperlyConfigured("GLIMPSE_READING_SECONDS takes 0.1 to 600 seconds, GLIMPSE_READING_MAX_CHARS 1 to 100000 characters")
 GLIMPSE_EMBED_BATCH_SIZE = int(os.environ.get("GLIMPSE_EMBED_BATCH_SIZE", 32))
 
 # The catalog's language for keyword search: one of PostgreSQL's text search configurations
@@ -249,6 +264,10 @@ GLIMPSE_JUDGED_QUERY_SIMILARITY = float(os.environ.get("GLIMPSE_JUDGED_QUERY_SIM
 # The same for a query the English tower cannot read, through the multilingual tower, whose
 # cosines run higher: 0.97 there passes about the pairs 0.9 passes in the English tower.
 GLIMPSE_JUDGED_QUERY_SIMILARITY_MULTILINGUAL = float(os.environ.get("GLIMPSE_JUDGED_QUERY_SIMILARITY_MULTILINGUAL", 0.97))
+# How close (cosine, multilingual tower) a query must be to the words read in a picture for
+# their meaning to rank it (search/selectors.py PICTURE_MEANING_LIST_SQL; tuned on the
+# text-in-pictures set's tune half, docs/reading.md).
+GLIMPSE_PICTURE_TEXT_SIMILARITY = float(os.environ.get("GLIMPSE_PICTURE_TEXT_SIMILARITY", 0.85))
 # Until a version is calibrated on judgments (search/relevance.py), per kind of vector:
 # measured under the bridge on openclipart, each caption a query for its own image against
 # all others; "text" against the images' descriptions and keywords (the caption itself is

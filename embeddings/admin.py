@@ -9,6 +9,7 @@ from catalog.services import image_tags_add
 from .charts import line_chart_svg
 from .exceptions import NoActiveVersion, VersionStateError
 from .models import ModelVersion
+from .picture_text import picture_text_correct, picture_text_dismiss, picture_text_reread
 from .selectors import image_suggested_tags
 from .services import version_drop_vectors, version_start_release
 
@@ -135,13 +136,49 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 self.message_user(request, str(error), messages.ERROR)
 
 
+PICTURE_TEXT_FIELDS = ["picture_text", "picture_text_state", "read_lines", "picture_text_reader", "picture_text_error"]
+
+
 class ImageWithSuggestionsAdmin(ImageAdmin):
     """The catalog's image page, plus tags suggested by the visually nearest described
-    images; they become the image's own only when a curator accepts them."""
+    images (they become the image's own only when a curator accepts them) and the words
+    read in the picture, which a curator corrects by editing them or dismisses by
+    emptying them; either stands through later readings."""
 
-    readonly_fields = ImageAdmin.readonly_fields + ["suggested_tags"]
-    fields = ImageAdmin.fields[:4] + ["suggested_tags"] + ImageAdmin.fields[4:]
-    actions = ImageAdmin.actions + ["accept_suggested_tags"]
+    readonly_fields = ImageAdmin.readonly_fields + ["suggested_tags", "picture_text_state", "read_lines", "picture_text_reader", "picture_text_error"]
+    fields = ImageAdmin.fields[:4] + ["suggested_tags"] + PICTURE_TEXT_FIELDS + ImageAdmin.fields[4:]
+    actions = ImageAdmin.actions + ["accept_suggested_tags", "dismiss_picture_text", "read_picture_text_again"]
+    list_filter = ImageAdmin.list_filter + ["picture_text_state"]
+    search_fields = ImageAdmin.search_fields + ["picture_text"]
+
+    def save_model(self, request, obj, form, change):
+        corrected = change and "picture_text" in form.changed_data
+        if corrected:
+            text = obj.picture_text
+            obj.picture_text = form.initial.get("picture_text", "")  # stored by the service, with its glyphs and vector
+        super().save_model(request, obj, form, change)
+        if corrected:
+            picture_text_correct(image=obj, text=text)
+
+    @admin.display(description="lines read")
+    def read_lines(self, image: Image):
+        if not image.picture_text_lines:
+            return "—"
+        return format_html_join(
+            mark_safe("<br>"), "{} <small>(confidence {})</small>", ((line["text"], f"{line['confidence']:.2f}") for line in image.picture_text_lines)
+        )
+
+    @admin.action(description="Dismiss the words read in the selected pictures")
+    def dismiss_picture_text(self, request, queryset):
+        for image in queryset:
+            picture_text_dismiss(image=image)
+        self.message_user(request, f"The words read in {queryset.count()} pictures are dismissed: search no longer finds them by those words.", messages.SUCCESS)
+
+    @admin.action(description="Read the words in the selected pictures again (drops corrections)")
+    def read_picture_text_again(self, request, queryset):
+        ids = list(queryset.values_list("id", flat=True))
+        picture_text_reread(image_ids=ids)
+        self.message_user(request, f"{len(ids)} pictures queued for reading.", messages.SUCCESS)
 
     @admin.display(description="suggested tags")
     def suggested_tags(self, image: Image):

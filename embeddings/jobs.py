@@ -1,5 +1,6 @@
 """RQ jobs: thin adapters over services, keyed by ids."""
 from .models import ModelVersion
+from .picture_text import pictures_read, reading_enqueue, reading_sweep
 from .selectors import versions_written
 from .services import images_embed, neighbour_sweep, version_backfill
 
@@ -7,7 +8,21 @@ from .services import images_embed, neighbour_sweep, version_backfill
 def embed_images(image_ids: list[int], version_id: int | None = None) -> dict:
     version = ModelVersion.objects.get(id=version_id) if version_id else None
     report = images_embed(image_ids=image_ids, version=version)
+    if version is None:
+        # Their text next, on its own queue: searchable by their vectors meanwhile.
+        reading_enqueue(image_ids=unread(report.embedded))
     return {"embedded": len(report.embedded), "failed": len(report.failed)}
+
+
+def unread(image_ids: list[int]) -> list[int]:
+    from catalog.models import Image
+
+    return list(Image.objects.filter(id__in=image_ids, picture_text_state=Image.PictureTextState.PENDING).values_list("id", flat=True))
+
+
+def read_pictures(image_ids: list[int]) -> dict:
+    report = pictures_read(image_ids=image_ids)
+    return {"read": len(report.read), "with_text": sum(1 for text in report.read.values() if text), "failed": len(report.failed)}
 
 
 def backfill_version(version_id: int) -> dict:
@@ -22,4 +37,4 @@ def sweep() -> dict:
     from .services import embedding_sweep
 
     borrowed = sum(neighbour_sweep(version=version) for version in versions_written())
-    return {"queued": embedding_sweep(), "borrowed": borrowed}
+    return {"queued": embedding_sweep(), "borrowed": borrowed, "reading": reading_sweep()}

@@ -1,6 +1,6 @@
 from django.db import models
 from django.db.models import Q
-from pgvector.django import HalfVectorField
+from pgvector.django import HalfVectorField, HnswIndex
 
 from .neighbours import BORROWED_SHARE
 
@@ -103,3 +103,20 @@ class ImageEmbedding(models.Model):
         constraints = [models.UniqueConstraint(fields=["image", "version"], name="one_embedding_per_version")]
         # HNSW indexes are partial, one set per model version (embeddings/indexes.py), so a
         # search on one version walks only that version's graph and never sees another's.
+
+
+class PictureTextVector(models.Model):
+    """The multilingual tower's vector of the words read in a picture (catalog.Image's
+    picture_text, with the names of its signs): its own ranked list finds a picture by what
+    its words mean, in any language ("exit" finds 出口). That tower is frozen in every
+    version, so one vector per picture serves them all; a row is there only while the
+    picture has words to search."""
+
+    image = models.OneToOneField("catalog.Image", on_delete=models.CASCADE, primary_key=True, related_name="picture_text_vector")
+    text_model = models.CharField(max_length=200, help_text="the multilingual text tower that wrote the vector")
+    vector = HalfVectorField(dimensions=DIMENSIONS)
+
+    class Meta:
+        indexes = [
+            HnswIndex(name="picture_text_vector_hnsw", fields=["vector"], m=16, ef_construction=64, opclasses=["halfvec_cosine_ops"])
+        ]

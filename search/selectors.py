@@ -231,6 +231,37 @@ KEYWORD_LIST_SQL = """
             LIMIT %s
         ) candidates"""
 
+# The words read in pictures, found by a part or with one misread character: each query
+# word is looked up by its keys in picture_word_keys (GIN), then checked against the
+# picture's words (catalog migration 0005). Ranked as the keyword list is, by the share of
+# the query's words found, and weighed by half that share: a whole word read is in the
+# keyword list already, and a part or a misread is weaker evidence. Exclusions hold here too.
+PICTURE_WORDS_LIST_SQL = """
+        SELECT image_id, row_number() OVER (ORDER BY matched DESC, image_id) AS rank,
+               0.5 * matched::numeric / counted AS weight FROM (
+            SELECT i.id AS image_id, cardinality(t.terms) AS counted,
+                   (SELECT count(*) FROM unnest(t.terms) term WHERE glimpse_word_found(term, glimpse_words(i.picture_text))) AS matched
+            FROM catalog_image i, (SELECT glimpse_words(%s) AS terms) t
+            WHERE i.picture_word_keys && (SELECT array_agg(key) FROM unnest(glimpse_words(%s)) term, unnest(glimpse_term_keys(term)) key){excluded}{where}
+            ORDER BY matched DESC, i.id
+            LIMIT %s
+        ) candidates
+        WHERE matched > 0"""
+EXCLUDED_SQL = """
+              AND NOT i.search_document @@ (SELECT glimpse_any(glimpse_to_tsquery('glimpse', term)) FROM unnest(%s::text[]) term)"""
+# The words read in pictures by meaning, through the multilingual tower: the nearest whose
+# cosine reaches PICTURE_TEXT_SIMILARITY, so that a query no picture's words mean adds
+# nothing.
+PICTURE_MEANING_LIST_SQL = """
+        SELECT image_id, row_number() OVER (ORDER BY similarity DESC) AS rank, 1.0 AS weight FROM (
+            SELECT p.image_id, 1 - (p.vector <=> (SELECT multilingual FROM query)) AS similarity
+            FROM embeddings_picturetextvector p{join}
+            WHERE p.text_model = %s{where}
+            ORDER BY p.vector <=> (SELECT multilingual FROM query)
+            LIMIT {depth}
+        ) candidates
+        WHERE similarity >= %s"""
+
 WORDS = re.compile(r'(-?)"([^"]*)"?|(\S+)')
 
 
@@ -344,6 +375,13 @@ def ranked_lists(
     if mode in ("hybrid", "keyword") and keywords.terms:
         lists.append(KEYWORD_LIST_SQL.format(where=where))
         params += [*keywords.params(), *where_params, search_depth()]
+        words = " ".join(keywords.terms)
+        lists.append(PICTURE_WORDS_LIST_SQL.format(excluded=EXCLUDED_SQL if keywords.excluded else "", where=where))
+        params += [words, words, *([list(keywords.excluded)] if keywords.excluded else []), *where_params, search_depth()]
+    if mode in ("hybrid", "semantic") and multilingual is not None and version.multilingual:
+        join = " JOIN catalog_image i ON i.id = p.image_id" if where else ""
+        lists.append(PICTURE_MEANING_LIST_SQL.format(join=join, where=where, depth=int(search_depth())))
+        params += [version.multilingual_text_model, *where_params, settings.GLIMPSE_PICTURE_TEXT_SIMILARITY]
     return lists, params
 
 
@@ -466,6 +504,27 @@ def similarities(*, ids: list[int], vector, version: ModelVersion, multilingual:
         return {image_id: {kind: float(value)} for image_id, kind, value in cursor.fetchall()}
 
 
+# For the pictures on a page that have words read in them: the share of the query's words
+# found among those words (a part, or one misread character, counts), and the cosine of
+# the query with their meaning (null without a multilingual query vector).
+PICTURE_TEXT_EVIDENCE_SQL = """
+        SELECT i.id,
+               (SELECT count(*) FROM unnest(t.terms) term WHERE glimpse_word_found(term, glimpse_words(i.picture_text)))::float
+                   / greatest(cardinality(t.terms), 1),
+               1 - (p.vector <=> %s::halfvec)
+        FROM catalog_image i
+        LEFT JOIN embeddings_picturetextvector p ON p.image_id = i.id AND p.text_model = %s,
+             (SELECT glimpse_words(%s) AS terms) t
+        WHERE i.id = ANY(%s) AND i.picture_text <> ''"""
+
+
+def picture_text_evidence(*, ids: list[int], text: str, multilingual, version: ModelVersion) -> dict[int, tuple[float, float | None]]:
+    """{image id: (share of the query's words found in its read words, cosine with their meaning)}."""
+    with search_cursor() as cursor:
+        cursor.execute(PICTURE_TEXT_EVIDENCE_SQL, [halfvec(multilingual), version.multilingual_text_model, text, ids])
+        return {image_id: (float(share), None if similarity is None else float(similarity)) for image_id, share, similarity in cursor.fetchall()}
+
+
 def keyword_coverage(*, ids: list[int], keywords: KeywordQuery) -> dict[int, float]:
     """Share of the query's (non-stop) words each image matches."""
     with search_cursor() as cursor:
@@ -475,13 +534,15 @@ def keyword_coverage(*, ids: list[int], keywords: KeywordQuery) -> dict[int, flo
 
 def judge_hits(
     hits: list[Hit], *, text: str, vector: np.ndarray | None, judged_ids: tuple[int, ...], version: ModelVersion,
-    multilingual: np.ndarray | None = None,
+    multilingual: np.ndarray | None = None, read_vector: np.ndarray | None = None,
 ) -> None:
     """Fill each hit's similarity, relevance and label. Each text-space similarity is read
     against the version's calibration for its kind of vector, in the space of the tower
     that reads the query (the English one's when it reads most of it, else the
     multilingual one's); without one (keyword mode) relevance is the share of the query's
-    words matched. Judged hits and hits matching every word are close."""
+    words matched. Judged hits and hits matching every word are close, in their
+    descriptions or in the words read in them; `read_vector`, the multilingual tower's
+    vector of the query, finds the pictures whose read words mean it."""
     ids = [hit.image_id for hit in hits]
     keywords = KeywordQuery.parse(text)
     coverage = keyword_coverage(ids=ids, keywords=keywords) if keywords.terms and ids else {}
@@ -495,13 +556,19 @@ def judge_hits(
     for hit, (relevance, label) in zip(measured, calibration_for(version).judge([similar[hit.image_id] for hit in measured])):
         hit.similarity = max(similar[hit.image_id].values())
         hit.relevance, hit.label = relevance, label
+    # The words read in a picture: all of the query's found there, or its meaning close
+    # enough to rank it, and the picture is shown whatever its look says.
+    read = picture_text_evidence(ids=ids, text=" ".join(keywords.terms), multilingual=read_vector, version=version) if ids and text else {}
     judged = set(judged_ids)
     for hit in hits:
         hit.judged = hit.image_id in judged
         words = coverage.get(hit.image_id, 0.0)
-        if vector is None and multilingual is None and coverage:
-            hit.relevance, hit.label = words, "related"
-        if hit.judged or words == 1.0:
+        read_share, read_similarity = read.get(hit.image_id, (0.0, None))
+        if vector is None and multilingual is None and (coverage or read):
+            hit.relevance, hit.label = max(words, read_share), "related"
+        if read_similarity is not None and read_similarity >= settings.GLIMPSE_PICTURE_TEXT_SIMILARITY and hit.label in ("", "distant"):
+            hit.label = "related"
+        if hit.judged or words == 1.0 or read_share == 1.0:
             hit.label = "close"
 
 
@@ -580,7 +647,7 @@ def image_search(
         english_reads = vector is not None and (english >= 0.5 or multilingual_vector is None)
         judge_hits(
             hits, text=text, vector=vector if english_reads else None, judged_ids=tuple(judged.relevant), version=version,
-            multilingual=None if english_reads else multilingual_vector,
+            multilingual=None if english_reads else multilingual_vector, read_vector=multilingual_vector,
         )
     # The calibration is of words against pictures; a query with a picture ranks without a cut-off.
     passed = hits if include_distant or features is not None else [hit for hit in hits if hit.label != "distant"]

@@ -25,7 +25,8 @@ class Command(BaseCommand):
         if not Image.objects.filter(embedding_status=Image.EmbeddingStatus.PENDING).exists():
             self.stdout.write(f"all {total} images are embedded or failed; nothing to do")
             return
-        worker = subprocess.Popen([sys.executable, "manage.py", "embed_worker", "--burst", "--no-sweep"])
+        # Vectors only: the text in the pictures is read afterwards (manage.py read_pictures, or any worker).
+        worker = subprocess.Popen([sys.executable, "manage.py", "embed_worker", "--burst", "--no-sweep", "--queue", "embeddings"])
         with tqdm(total=total, unit="image", desc="embedding", disable=verbosity == 0) as progress:
             while True:
                 done = statuses.exclude(embedding_status=Image.EmbeddingStatus.PENDING).count()

@@ -1,12 +1,14 @@
 from datetime import timedelta
 
 import django_rq
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from config import supervision
 from embeddings import encoders
 from embeddings.exceptions import PrecisionMismatch
 from embeddings.selectors import version_base, versions_written
+from embeddings.picture_text import READING_QUEUE, reading_sweep
 from embeddings.services import QUEUE, TRAINING_QUEUE, embedding_sweep, version_precision_check
 from embeddings.worker import OutageProofWorker
 
@@ -25,12 +27,13 @@ class Command(BaseCommand):
             "--name", help="this worker's name in the queue dashboard, unique among running workers (default: a random one)"
         )
         parser.add_argument(
-            "--queue", dest="queues", action="append", choices=["embeddings", "training"],
-            help="queue to serve (repeatable); default: embeddings, then training",
+            "--queue", dest="queues", action="append", choices=[QUEUE, READING_QUEUE, TRAINING_QUEUE],
+            help="queue to serve (repeatable); default: embeddings, then reading (the text in pictures), then training",
         )
 
     def handle(self, *args, burst: bool, no_sweep: bool, queues: list[str] | None, name: str | None, **options):
-        served = [django_rq.get_queue(queue) for queue in queues or [QUEUE, TRAINING_QUEUE]]
+        # rq takes from the first queue that has a job: vectors before text, text before training.
+        served = [django_rq.get_queue(queue) for queue in queues or [QUEUE, READING_QUEUE, TRAINING_QUEUE]]
         supervision.redis_wait(client=served[0].connection)
         if name and any(worker.name == name for worker in OutageProofWorker.all(connection=served[0].connection)):
             raise CommandError(f"a worker named {name!r} is already running; give each machine's workers their own names")
@@ -45,10 +48,17 @@ class Command(BaseCommand):
         if any(version.multilingual for version in versions_written()):
             encoders.multilingual_encoder()
             encoders.class_embeddings(multilingual=True)
+        if settings.GLIMPSE_READING and READING_QUEUE in [queue.name for queue in served]:
+            from embeddings.reading import reader
+
+            reader()
         if not no_sweep:
             # A worker that died mid-batch left its images pending and its job abandoned.
             requeued = embedding_sweep(grace=timedelta(0))
             if requeued:
                 self.stderr.write(f"re-queued {requeued} pending images that no queued job covered")
+            unread = reading_sweep()
+            if unread:
+                self.stderr.write(f"queued {unread} pictures whose text waits to be read")
         worker = OutageProofWorker(served, connection=served[0].connection, name=name)
         worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")

@@ -31,6 +31,7 @@ class Plan:
     seed: int
     zero_shot: bool
     worst_labels: int
+    read: bool = False
 
 
 @dataclass
@@ -102,6 +103,12 @@ class Command(BaseCommand):
             help="also make the catalog's zero-shot version (manage.py zero_shot_version), backfill and switch to it, "
             "and measure it the same way",
         )
+        parser.add_argument(
+            "--read",
+            action="store_true",
+            help="read the text in every picture, as workers do (GLIMPSE_READING), and measure the hybrid and keyword "
+            "rankings too, which find it",
+        )
         parser.add_argument("--json", action="store_true", help="also print the results as one JSON object on the last line")
 
     def handle(self, *args, dataset: Path, manifest: str, limit, verbosity: int, **options):
@@ -143,6 +150,7 @@ class Command(BaseCommand):
         image_of_line = self.import_rows(rows, records, described_lines, plan)
         ids = sorted(set(image_of_line.values()))
         self.embed(ids)
+        read = self.read(ids) if plan.read else {}
         version = version_active()
         # Embedding refreshes the bare images near each batch's described ones; measured
         # here is the settled state, as if every described image had been there first.
@@ -161,8 +169,9 @@ class Command(BaseCommand):
             "described_share": plan.described_share, "queries_side": plan.queries_side, "seed": plan.seed,
             "described_images": len({image_of_line[line] for line in described_lines if line in image_of_line}),
             "rows_without_query_field": {field: queries.rows_without for field, queries in side.items()},
+            "read": read,
         }
-        text_modes = ("hybrid", "semantic", "keyword") if plan.text_fields or plan.described_share else ("semantic",)
+        text_modes = ("hybrid", "semantic", "keyword") if plan.text_fields or plan.described_share or plan.read else ("semantic",)
         results.update(self.measure(version, side, text_modes, ids, group_of))
         if plan.zero_shot:
             version = self.zero_shot_version()
@@ -202,6 +211,19 @@ class Command(BaseCommand):
             for start in range(0, len(ids), 32):
                 images_embed(image_ids=ids[start : start + 32])
                 progress.update(len(ids[start : start + 32]))
+
+    def read(self, ids: list[int]) -> dict:
+        """Read the text in the pictures as a worker does: how many have words, and how many failed."""
+        from embeddings.picture_text import pictures_read
+
+        with_text, failed = 0, 0
+        with tqdm(total=len(ids), desc="reading", unit="picture", disable=self.quiet) as progress:
+            for start in range(0, len(ids), 32):
+                report = pictures_read(image_ids=ids[start : start + 32])
+                with_text += sum(1 for text in report.read.values() if text)
+                failed += len(report.failed)
+                progress.update(len(ids[start : start + 32]))
+        return {"pictures_with_words": with_text, "failed": failed}
 
     def zero_shot_version(self):
         """The catalog's zero-shot version, built by the release job's own steps, run here:
@@ -357,6 +379,7 @@ def plan_from(options: dict) -> Plan:
     return Plan(
         text_fields=text_fields, query_fields=query_fields, described_field=described_field if share else None,
         described_share=share, queries_side=side, seed=options["seed"], zero_shot=options["zero_shot"], worst_labels=options["worst_labels"],
+        read=options["read"],
     )
 
 
@@ -441,6 +464,11 @@ def field_queries(records: list[dict], image_of_line: dict[int, int], field: str
 
 
 def stored_text(plan: Plan, results: dict) -> str:
+    read = f"; the text in the pictures read ({results['read']['pictures_with_words']} have words)" if plan.read else ""
+    return stored_words(plan, results) + read
+
+
+def stored_words(plan: Plan, results: dict) -> str:
     if not plan.described_share:
         return ", ".join(plan.text_fields) if plan.text_fields else "none (vectors alone)"
     words = " + ".join(filter(None, (plan.described_field, ", ".join(plan.text_fields))))
