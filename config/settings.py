@@ -267,7 +267,7 @@ GLIMPSE_JUDGED_QUERY_SIMILARITY_MULTILINGUAL = float(os.environ.get("GLIMPSE_JUD
 # How close (cosine, multilingual tower) a query must be to the words read in a picture for
 # their meaning to rank it (search/selectors.py PICTURE_MEANING_LIST_SQL; tuned on the
 # text-in-pictures set's tune half, docs/reading.md).
-GLIMPSE_PICTURE_TEXT_SIMILARITY = float(os.environ.get("GLIMPSE_PICTURE_TEXT_SIMILARITY", 0.85))
+GLIMPSE_PICTURE_TEXT_SIMILARITY = float(os.environ.get("GLIMPSE_PICTURE_TEXT_SIMILARITY", 0.88))
 # Until a version is calibrated on judgments (search/relevance.py), per kind of vector:
 # measured under the bridge on openclipart, each caption a query for its own image against
 # all others; "text" against the images' descriptions and keywords (the caption itself is

@@ -170,3 +170,13 @@ def test_curators_correct_and_dismiss_the_words_in_the_admin_and_visitors_see_th
     assert (image.picture_text, image.picture_text_state) == ("", State.DISMISSED)
     assert not PictureTextVector.objects.filter(image=image).exists()
     assert "Words in the picture" not in client.get(reverse("search:image", args=[image.id])).content.decode()
+
+
+def test_read_pictures_says_when_reading_is_off_or_nothing_waits(db, capsys):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with override_settings(GLIMPSE_READING=False), pytest.raises(CommandError, match="GLIMPSE_READING is 0: set it to 1"):
+        call_command("read_pictures")
+    call_command("read_pictures")
+    assert capsys.readouterr().out == "the text of all 0 embedded pictures is read; nothing to do\n"
