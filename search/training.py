@@ -219,12 +219,10 @@ def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: 
     every_query = {query: judged[query] for query in [*train_queries, *test_queries]}
     every_raw = np.concatenate([raw_train, raw_test])
     source = f"{len(judged)} judged queries"
+    # Only the candidate is calibrated: the serving version's cut-offs change only when a
+    # released version replaces it, never because a run that was kept back saw new grades.
     calibration = catalog.calibration(HeadsSpace(heads), every_query, every_raw, source=source, borrowed_share=borrowed_share)
-    active_calibration = catalog.calibration(space_for(active), every_query, every_raw, source=source, borrowed_share=active.borrowed_share)
     with transaction.atomic():
-        if active_calibration:
-            active.metrics = {**active.metrics, "relevance": active_calibration.as_dict()}
-            active.save(update_fields=["metrics"])
         version.weights = heads.to_bytes()
         version.borrowed_share = borrowed_share
         version.metrics = {

@@ -102,15 +102,22 @@ def test_a_second_run_starts_from_the_active_heads(judged_catalog, queue, django
     assert set(second.metrics["held_out"]) == {"candidate", f"active_v{first.number}"}
 
 
-def test_training_calibrates_the_new_and_the_active_version(judged_catalog):
+def test_training_calibrates_the_new_version_and_never_the_serving_one(judged_catalog):
+    from search.relevance import calibration_for
+
+    served = ModelVersion.objects.get(number=1)
+    served_metrics, served_cutoffs = served.metrics, calibration_for(served).as_dict()
     version = training_run(seed=3, margin=1.0, held_out_share=0.4, options=OPTIONS)
+    assert version.state == ModelVersion.State.RETIRED
     # 10 queries with two images graded >= 2 each: exactly enough (20) to calibrate the
     # image kind; no image here has a description or borrowed words.
     relevance = version.metrics["relevance"]
     assert set(relevance) == {"image"}
     assert relevance["image"]["source"] == "10 judged queries" and len(relevance["image"]["quantiles"]) == 11
     assert relevance["image"]["quantiles"][0] <= relevance["image"]["cutoff"] <= relevance["image"]["quantiles"][-1]
-    assert ModelVersion.objects.get(number=1).metrics["relevance"]["image"]["source"] == "10 judged queries"
+    # A version that was kept back leaves what is served exactly as it was.
+    served.refresh_from_db()
+    assert served.metrics == served_metrics and calibration_for(served).as_dict() == served_cutoffs
 
 
 def test_each_kind_of_vector_is_calibrated_on_its_own_judged_results(make_images, curator):
