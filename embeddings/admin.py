@@ -56,7 +56,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "number", "kind", "status", "image_model", "text_model", "multilingual_text_model", "dimensions", "precision", "borrowed_share", "trained_from", "notes",
         "training_curve", "held_out_table", "counts", "created_at", "activated_at", "retired_at", "vectors_dropped",
     ]
-    exclude = ["metrics", "weights"]
+    # The state is shown as "status"; it changes only through the lifecycle actions.
+    exclude = ["state", "metrics", "weights"]
     actions = ["release", "drop_vectors"]
 
     def has_add_permission(self, request):
@@ -65,10 +66,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # retire and drop vectors instead; judgments and logs refer to versions
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        # Every field is read-only; state changes go through the list's actions.
-        no_saving = {"show_save": False, "show_save_and_continue": False, "show_save_and_add_another": False}
-        return super().change_view(request, object_id, form_url, {**no_saving, **(extra_context or {})})
+    def has_change_permission(self, request, obj=None):
+        # A version's own page is a read-only view (no form, a POST is refused); the change
+        # permission on the list is what allows the lifecycle actions and training.
+        return obj is None and super().has_change_permission(request)
 
     @admin.display(description="status", ordering="state")
     def status(self, version):
@@ -113,7 +114,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def counts(self, version):
         return ", ".join(f"{key}: {value}" for key, value in version.metrics.get("counts", {}).items()) or "—"
 
-    @admin.action(description="Release / roll back to the selected version (backfills, then switches)")
+    @admin.action(description="Release / roll back to the selected version (backfills, then switches)", permissions=["change"])
     def release(self, request, queryset):
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one version to release.", messages.ERROR)
@@ -126,7 +127,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             return
         self.message_user(request, f"v{version.number} is backfilling; searches switch to it when it is complete.", messages.SUCCESS)
 
-    @admin.action(description="Drop the vectors of the selected retired versions")
+    @admin.action(description="Drop the vectors of the selected retired versions", permissions=["change"])
     def drop_vectors(self, request, queryset):
         for version in queryset:
             try:

@@ -89,3 +89,29 @@ def test_version_pages_offer_no_save_buttons(admin_client):
     page = admin_client.get(reverse("admin:embeddings_modelversion_change", args=[version.id])).content.decode()
     assert 'name="_save"' not in page and 'name="_continue"' not in page and 'name="_addanother"' not in page
     assert "Close" in page
+
+
+def test_a_post_to_a_version_page_changes_nothing(admin_client):
+    version = kept_back_version()
+    url = reverse("admin:embeddings_modelversion_change", args=[version.id])
+    page = admin_client.get(url).content.decode()
+    form = re.search(r'<form[^>]*id="modelversion_form".*?</form>', page, re.S).group(0)
+    assert re.findall(r'<(?:input|select|textarea)[^>]*name="(\w+)"', form) == ["csrfmiddlewaretoken"]
+    response = admin_client.post(url, {"state": "training", "notes": "edited", "borrowed_share": "0.9"})
+    assert response.status_code == 403
+    version.refresh_from_db()
+    assert (version.state, version.notes, version.borrowed_share) == ("retired", "", 0.5)
+
+
+def test_only_those_who_may_change_versions_release_them(client, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_modelversion"))
+    client.force_login(viewer)
+    version = kept_back_version()
+    listing = client.get(reverse("admin:embeddings_modelversion_changelist"))
+    assert listing.status_code == 200 and 'value="release"' not in listing.content.decode()
+    client.post(reverse("admin:embeddings_modelversion_changelist"), {"action": "release", "_selected_action": [version.id]})
+    version.refresh_from_db()
+    assert version.state == "retired"
