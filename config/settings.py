@@ -241,6 +241,12 @@ GLIMPSE_JUDGED_QUERY_SIMILARITY = float(os.environ.get("GLIMPSE_JUDGED_QUERY_SIM
 # The same for a query the English tower cannot read, through the multilingual tower, whose
 # cosines run higher: 0.97 there passes about the pairs 0.9 passes in the English tower.
 GLIMPSE_JUDGED_QUERY_SIMILARITY_MULTILINGUAL = float(os.environ.get("GLIMPSE_JUDGED_QUERY_SIMILARITY_MULTILINGUAL", 0.97))
+# A picture graded 0 for a judged query is hidden from visitors' results of that query and
+# close ones only once this many curators graded it 0 there and none graded it higher: one
+# curator's slip never hides a picture from everyone. Curators still see it, marked.
+GLIMPSE_HIDE_AFTER_CURATORS = int(os.environ.get("GLIMPSE_HIDE_AFTER_CURATORS", 2))
+if not GLIMPSE_HIDE_AFTER_CURATORS >= 1:
+    raise ImproperlyConfigured(f"GLIMPSE_HIDE_AFTER_CURATORS={GLIMPSE_HIDE_AFTER_CURATORS}: use a positive number of curators, like 2")
 # Until a version is calibrated on judgments (search/relevance.py), per kind of vector:
 # measured under the bridge on openclipart, each caption a query for its own image against
 # all others; "text" against the images' descriptions and keywords (the caption itself is
