@@ -279,4 +279,9 @@ GLIMPSE_RELEVANCE_DEFAULT_ZERO_SHOT = {
 # judgments arrived since the last run.
 GLIMPSE_RELEASE_MARGIN = float(os.environ.get("GLIMPSE_RELEASE_MARGIN", 0.005))
 GLIMPSE_HELD_OUT_SHARE = float(os.environ.get("GLIMPSE_HELD_OUT_SHARE", 0.3))
+# The held-out queries are dealt into this many folds; the gain must beat the margin in
+# most of them too (search/gate.py).
+GLIMPSE_GATE_FOLDS = int(os.environ.get("GLIMPSE_GATE_FOLDS", 5))
+if not GLIMPSE_GATE_FOLDS >= 1:
+    raise ImproperlyConfigured(f"GLIMPSE_GATE_FOLDS={GLIMPSE_GATE_FOLDS}: use a positive number of folds, like 5")
 GLIMPSE_TRAIN_AFTER_JUDGMENTS = int(os.environ.get("GLIMPSE_TRAIN_AFTER_JUDGMENTS", 50))

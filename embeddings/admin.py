@@ -54,7 +54,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
     list_filter = [LifecycleFilter, "kind"]
     readonly_fields = [
         "number", "kind", "status", "image_model", "text_model", "multilingual_text_model", "dimensions", "precision", "borrowed_share", "trained_from", "notes",
-        "training_curve", "held_out_table", "counts", "created_at", "activated_at", "retired_at", "vectors_dropped",
+        "training_curve", "held_out_table", "release_gate", "counts", "created_at", "activated_at", "retired_at", "vectors_dropped",
     ]
     # The state is shown as "status"; it changes only through the lifecycle actions.
     exclude = ["state", "metrics", "weights"]
@@ -109,6 +109,24 @@ class ModelVersionAdmin(admin.ModelAdmin):
             ((name, metric(m, "nDCG@10"), metric(m, "Recall@10"), metric(m, "MRR"), m.get("queries", 0)) for name, m in held_out.items()),
         )
         return format_html("<table><tr><th></th><th>nDCG@10</th><th>Recall@10</th><th>MRR</th><th>queries</th></tr>{}</table>", rows)
+
+    @admin.display(description="release gate")
+    def release_gate(self, version):
+        gate = version.metrics.get("gate")
+        if not gate:
+            return "—"
+        rows = format_html_join(
+            "", "<tr><th>fold {}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (number, fold["queries"], f"{fold['candidate']:.4f}", f"{fold['active']:.4f}", f"{fold['gain']:+.4f}")
+                for number, fold in enumerate(gate["folds"], start=1)
+            ),
+        )
+        return format_html(
+            "<p>{}: {}. Gain over all held-out queries {}; the margin was met in {} of {} folds.</p>"
+            "<table><tr><th></th><th>queries</th><th>this version</th><th>active then</th><th>gain</th></tr>{}</table>",
+            "released" if gate["released"] else "not released", gate["rule"], f"{gate['gain']:+.4f}", gate["folds_won"], len(gate["folds"]), rows,
+        )
 
     @admin.display(description="counts")
     def counts(self, version):

@@ -19,7 +19,8 @@ from embeddings.spaces import HeadsSpace, ImageVectors, space_for
 from embeddings.training.heads import HeadWeights
 from embeddings.training.trainer import TrainingOptions, TrainingSet, heads_train
 
-from .evaluation import judged_metrics, rank_in_memory
+from .evaluation import judged_metrics, ndcg_by_query, rank_in_memory
+from .gate import gate_decide, held_out_folds
 from .judgments import is_held_out, judged_text_queries
 from .models import RelevanceJudgment
 from .relevance import Calibrations, calibrations_from_similarities, judged_similarities
@@ -207,15 +208,24 @@ def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: 
     # the same small optimism as the epoch.
     by_share = {share: held_out_metrics(HeadsSpace(heads), share) for share in BORROWED_SHARES} if test_queries else {}
     borrowed_share = max(by_share, key=lambda share: (by_share[share]["nDCG@10"], -abs(share - BORROWED_SHARE)), default=BORROWED_SHARE)
-    candidate = by_share.get(borrowed_share) or held_out_metrics(HeadsSpace(heads), borrowed_share)
-    baseline = held_out_metrics(space_for(active), active.borrowed_share)
-    released = bool(test_queries) and candidate["nDCG@10"] >= baseline["nDCG@10"] + margin
+    candidate_rankings = catalog.rankings(HeadsSpace(heads), test_queries, raw_test, borrowed_share=borrowed_share)
+    active_rankings = catalog.rankings(space_for(active), test_queries, raw_test, borrowed_share=active.borrowed_share)
+    candidate = judged_metrics(candidate_rankings, held_out, condensed=True)
+    baseline = judged_metrics(active_rankings, held_out, condensed=True)
+    gate = gate_decide(
+        candidate=ndcg_by_query(candidate_rankings, held_out, condensed=True),
+        active=ndcg_by_query(active_rankings, held_out, condensed=True),
+        folds=held_out_folds(test_queries, folds=settings.GLIMPSE_GATE_FOLDS, seed=seed),
+        margin=margin,
+    )
+    released = gate.released
+    compared = f"held-out nDCG@10 {candidate['nDCG@10']:.4f} against v{active.number}'s {baseline['nDCG@10']:.4f}"
     if not test_queries:
-        verdict = "not released: no held-out judged queries to compare on"
+        verdict = f"not released: {gate.rule}"
     elif released:
-        verdict = f"released: held-out nDCG@10 {candidate['nDCG@10']:.4f} beats v{active.number}'s {baseline['nDCG@10']:.4f} by at least {margin}"
+        verdict = f"released: {compared}, a gain of {gate.gain:+.4f}, at least {margin} in {gate.folds_won} of {len(gate.folds)} folds"
     else:
-        verdict = f"not released: held-out nDCG@10 {candidate['nDCG@10']:.4f} does not beat v{active.number}'s {baseline['nDCG@10']:.4f} by {margin}"
+        verdict = f"not released: {compared}, a gain of {gate.gain:+.4f}, at least {margin} in {gate.folds_won} of {len(gate.folds)} folds; it needs {gate.rule}"
     every_query = {query: judged[query] for query in [*train_queries, *test_queries]}
     every_raw = np.concatenate([raw_train, raw_test])
     source = f"{len(judged)} judged queries"
@@ -230,6 +240,7 @@ def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: 
             "held_out_by_borrowed_share": {str(share): metrics["nDCG@10"] for share, metrics in by_share.items()},
             "margin": margin,
             "released": released,
+            "gate": gate.as_dict(),
             "curve": curve,
             "counts": counts,
             "started_from": f"v{active.number}",

@@ -115,3 +115,19 @@ def test_only_those_who_may_change_versions_release_them(client, django_user_mod
     client.post(reverse("admin:embeddings_modelversion_changelist"), {"action": "release", "_selected_action": [version.id]})
     version.refresh_from_db()
     assert version.state == "retired"
+
+
+def test_the_version_page_shows_the_gates_rule_and_folds(admin_client):
+    gate = {
+        "released": False, "rule": "nDCG@10 gain ≥ 0.005 over all 4 held-out queries and in at least 2 of 2 folds", "gain": 0.1,
+        "folds": [{"queries": 2, "candidate": 0.9, "active": 0.5, "gain": 0.4}, {"queries": 2, "candidate": 0.3, "active": 0.5, "gain": -0.2}],
+        "folds_won": 1,
+    }
+    page = admin_client.get(reverse("admin:embeddings_modelversion_change", args=[kept_back_version(gate=gate).id])).content.decode()
+    shown = re.search(r"Release gate:.*?</table>", page, re.S).group(0)
+    assert "not released: nDCG@10 gain ≥ 0.005 over all 4 held-out queries and in at least 2 of 2 folds." in shown
+    assert "Gain over all held-out queries +0.1000; the margin was met in 1 of 2 folds." in shown
+    assert re.findall(r"<tr><th>fold \d</th>.*?</tr>", shown) == [
+        "<tr><th>fold 1</th><td>2</td><td>0.9000</td><td>0.5000</td><td>+0.4000</td></tr>",
+        "<tr><th>fold 2</th><td>2</td><td>0.3000</td><td>0.5000</td><td>-0.2000</td></tr>",
+    ]

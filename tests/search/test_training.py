@@ -67,6 +67,12 @@ def test_training_produces_a_measured_version_and_a_loser_is_not_released(judged
     # A margin of 1.0 nDCG cannot be beaten: not released, and v1 keeps serving.
     assert metrics["released"] is False and version.state == "retired"
     assert version.notes.startswith("not released: held-out nDCG@10")
+    # The gate's evidence: the held-out queries dealt into folds, each with its figures.
+    gate = metrics["gate"]
+    assert gate["released"] is False and sum(fold["queries"] for fold in gate["folds"]) == held_out
+    assert len(gate["folds"]) == min(5, held_out) and gate["folds_won"] == 0
+    assert gate["rule"] == f"nDCG@10 gain ≥ 1.0 over all {held_out} held-out queries and in at least {len(gate['folds']) // 2 + 1} of {len(gate['folds'])} folds"
+    assert version.notes.endswith(f"in 0 of {len(gate['folds'])} folds; it needs {gate['rule']}")
     assert version_active().number == 1
     assert new_judgments_since_last_training() == 0
 
