@@ -24,6 +24,26 @@ def lifecycle(version: ModelVersion) -> str:
     return version.state
 
 
+# While a version trains, its page reloads itself this often (seconds) to show the progress.
+PROGRESS_REFRESH_S = 5
+
+
+def duration(seconds: int) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+
+
+def training_progress(version: ModelVersion) -> str:
+    """"epoch 3 of 15, 1 min 4 s elapsed, about 4 min 16 s left" while a run trains the
+    version (training_run writes it to the row); "" once it is done."""
+    progress = version.metrics.get("progress")
+    if version.state != ModelVersion.State.TRAINING or not progress:
+        return ""
+    done = f"epoch {progress['epoch']} of {progress['epochs']}" if progress["stage"] == "training" else progress["stage"]
+    left = f", about {duration(progress['eta_s'])} left" if progress["stage"] == "training" and progress["eta_s"] is not None else ""
+    return f"{done}, {duration(progress['elapsed_s'])} elapsed{left}"
+
+
 def metric(values: dict | None, name: str) -> str:
     """A held-out figure, or "—" where there is none: a comparison on no query is not a 0."""
     if not values or not values.get("queries") or values.get(name) is None:
@@ -53,7 +73,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ["number", "kind", "status", "held_out_ndcg", "active_ndcg", "embedding_count", "created_at", "activated_at"]
     list_filter = [LifecycleFilter, "kind"]
     readonly_fields = [
-        "number", "kind", "status", "image_model", "text_model", "multilingual_text_model", "dimensions", "precision", "borrowed_share", "trained_from", "notes",
+        "number", "kind", "status", "progress", "image_model", "text_model", "multilingual_text_model", "dimensions", "precision", "borrowed_share", "trained_from", "notes",
         "training_curve", "held_out_table", "release_gate", "counts", "created_at", "activated_at", "retired_at", "vectors_dropped",
     ]
     # The state is shown as "status"; it changes only through the lifecycle actions.
@@ -73,7 +93,16 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.display(description="status", ordering="state")
     def status(self, version):
-        return lifecycle(version)
+        progress = training_progress(version)
+        return f"{lifecycle(version)} ({progress})" if progress else lifecycle(version)
+
+    @admin.display(description="progress")
+    def progress(self, version):
+        progress = training_progress(version)
+        if not progress:
+            return "—"
+        # A meta refresh works in the body too: the page shows the next epoch without a click.
+        return format_html('{} <meta http-equiv="refresh" content="{}">', progress, PROGRESS_REFRESH_S)
 
     @admin.display(description="held-out nDCG@10")
     def held_out_ndcg(self, version):

@@ -4,6 +4,7 @@ search supplies the judgments; embeddings trains and stores the heads. Held-out
 judgments are split by query (never by row), so a query's images are all on one side.
 """
 import logging
+import time
 from dataclasses import asdict
 
 import numpy as np
@@ -14,7 +15,7 @@ from embeddings import encoders
 from embeddings.models import ImageEmbedding, ModelVersion
 from embeddings.neighbours import BORROWED_SHARE, BORROWED_SHARES, borrowed_text_vector, neighbour_vector
 from embeddings.selectors import version_active, version_base, version_number_next
-from embeddings.services import described_neighbours, version_start_release
+from embeddings.services import described_neighbours, version_progress_record, version_start_release
 from embeddings.spaces import HeadsSpace, ImageVectors, space_for
 from embeddings.training.heads import HeadWeights
 from embeddings.training.trainer import TrainingOptions, TrainingSet, heads_train
@@ -168,6 +169,8 @@ def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: 
             precision=base.precision,
             trained_from=active,
         )
+    started = time.monotonic()
+    version_progress_record(version=version, stage="preparing", started=started, epochs=options.epochs)
     catalog = Catalog()
     text_encoder = encoders.text_encoder()
     raw_train = text_encoder.encode(train_queries)
@@ -178,8 +181,10 @@ def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: 
     def held_out_metrics(space, borrowed_share: float) -> dict:
         return judged_metrics(catalog.rankings(space, test_queries, raw_test, borrowed_share=borrowed_share), held_out, condensed=True)
 
-    def held_out_ndcg(epoch: int, heads: HeadWeights) -> dict:
-        return {"held_out_nDCG@10": held_out_metrics(HeadsSpace(heads), active.borrowed_share)["nDCG@10"]}
+    def epoch_done(epoch: int, heads: HeadWeights) -> dict:
+        row = {"held_out_nDCG@10": held_out_metrics(HeadsSpace(heads), active.borrowed_share)["nDCG@10"]} if test_queries else {}
+        version_progress_record(version=version, stage="training", started=started, epoch=epoch, epochs=options.epochs, epoch_started=training_started)
+        return row
 
     counts = {
         "images": len(catalog.ids),
@@ -195,14 +200,17 @@ def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: 
     # best (bare images borrowing as the serving version's do). That makes the gate's figure
     # for the candidate slightly optimistic; the margin and the next round's fresh queries
     # absorb it.
+    training_started = time.monotonic()
+    version_progress_record(version=version, stage="training", started=started, epochs=options.epochs, epoch_started=training_started)
     heads, curve = heads_train(
         data,
         options=options,
         device=encoders.device(),
         start=start,
-        on_epoch=held_out_ndcg if test_queries else None,
+        on_epoch=epoch_done,
         keep_best="held_out_nDCG@10" if test_queries else None,
     )
+    version_progress_record(version=version, stage="evaluating", started=started, epoch=options.epochs, epochs=options.epochs)
     # How much a bare image borrows is the version's too: trained heads make its own vector
     # stronger. The gate's split picks the share (ties: the one nearest version 1's), with
     # the same small optimism as the epoch.
@@ -244,6 +252,7 @@ def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: 
             "curve": curve,
             "counts": counts,
             "started_from": f"v{active.number}",
+            "elapsed_s": round(time.monotonic() - started),
             "options": asdict(options),
             **({"relevance": calibration.as_dict()} if calibration else {}),
         }

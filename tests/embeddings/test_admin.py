@@ -131,3 +131,25 @@ def test_the_version_page_shows_the_gates_rule_and_folds(admin_client):
         "<tr><th>fold 1</th><td>2</td><td>0.9000</td><td>0.5000</td><td>+0.4000</td></tr>",
         "<tr><th>fold 2</th><td>2</td><td>0.3000</td><td>0.5000</td><td>-0.2000</td></tr>",
     ]
+
+
+def test_a_training_versions_page_shows_its_progress_and_reloads_itself(admin_client):
+    import time
+
+    from embeddings.services import version_progress_record
+
+    version = ModelVersion.objects.create(number=2, kind=ModelVersion.Kind.HEADS, state=ModelVersion.State.TRAINING, image_model="cnn", text_model="bert")
+    now = time.monotonic()
+    version_progress_record(version=version, stage="training", started=now - 100, epoch=3, epochs=15, epoch_started=now - 60)
+    version.refresh_from_db()
+    assert {key: version.metrics["progress"][key] for key in ("stage", "epoch", "epochs", "elapsed_s", "eta_s")} == {
+        "stage": "training", "epoch": 3, "epochs": 15, "elapsed_s": 100, "eta_s": 240,
+    }
+    page = admin_client.get(reverse("admin:embeddings_modelversion_change", args=[version.id])).content.decode()
+    assert 'epoch 3 of 15, 1 min 40 s elapsed, about 4 min 0 s left <meta http-equiv="refresh" content="5">' in page
+    listing = admin_client.get(reverse("admin:embeddings_modelversion_changelist")).content.decode()
+    assert "training (epoch 3 of 15, 1 min 40 s elapsed, about 4 min 0 s left)" in listing
+    # Once the run has written its results, the page stops reloading.
+    ModelVersion.objects.filter(id=version.id).update(state=ModelVersion.State.RETIRED, metrics={"released": False})
+    page = admin_client.get(reverse("admin:embeddings_modelversion_change", args=[version.id])).content.decode()
+    assert 'http-equiv="refresh"' not in page

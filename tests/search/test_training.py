@@ -77,6 +77,22 @@ def test_training_produces_a_measured_version_and_a_loser_is_not_released(judged
     assert new_judgments_since_last_training() == 0
 
 
+def test_a_run_records_its_progress_on_the_version_row_as_it_goes(judged_catalog):
+    import re
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        version = training_run(seed=3, margin=1.0, held_out_share=0.4, options=OPTIONS)
+    recorded = [re.findall(r'"stage": "(\w+)", "epoch": (\d+)', query["sql"]) for query in captured if '"progress"' in query["sql"]]
+    assert [(stage, int(epoch)) for found in recorded for stage, epoch in found] == [
+        ("preparing", 0), ("training", 0), ("training", 1), ("training", 2), ("training", 3), ("training", 4), ("evaluating", 4),
+    ]
+    version.refresh_from_db()
+    assert "progress" not in version.metrics and version.metrics["elapsed_s"] >= 0
+
+
 def test_training_is_deterministic_for_a_seed(judged_catalog):
     first = HeadWeights.from_bytes(training_run(seed=3, margin=1.0, held_out_share=0.4, options=OPTIONS).weights)
     second = HeadWeights.from_bytes(training_run(seed=3, margin=1.0, held_out_share=0.4, options=OPTIONS).weights)
