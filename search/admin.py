@@ -132,8 +132,8 @@ class TrainableModelVersionAdmin(ModelVersionAdmin):
         return (
             f"At once, for the graded query and queries close to it (cosine ≥ {settings.GLIMPSE_JUDGED_QUERY_SIMILARITY}): "
             "pictures graded 1 or more are ranked higher; a picture graded 0 is hidden from visitors only once "
-            f"{settings.GLIMPSE_HIDE_AFTER_CURATORS} curator(s) graded it 0 there and none higher (visitors still find it "
-            "among the distant results; curators see it marked, with their grade, and can regrade it). "
+            f"{settings.GLIMPSE_HIDE_AFTER_CURATORS} curator(s) graded it 0 there and none higher (curators still see it, "
+            "marked, with their grade, and can regrade it). "
             "Later, through training: every grade teaches the next version, which serves only if it is released; "
             "a version kept back changes nothing that visitors see."
         )

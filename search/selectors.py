@@ -532,8 +532,8 @@ def image_search(
     stored one). Results of a text query that the version's calibration calls distant are
     hidden unless `include_distant`; when nothing passes, the nearest are shown and
     `nearest_only` says so. Images enough curators graded 0 for the query (JudgedImages)
-    are hidden too, and shown as distant with `include_distant`; `show_hidden` (a curator's
-    search) keeps them as ranked, each with `hidden_by`."""
+    are left out, distant results shown or not; `show_hidden` (a curator's search) keeps
+    them as ranked, each with `hidden_by`."""
     started = time.perf_counter()
     if mode not in MODES:
         raise InvalidQuery(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
@@ -587,12 +587,8 @@ def image_search(
             hits, text=text, vector=vector if english_reads else None, judged_ids=tuple(judged.relevant), version=version,
             multilingual=None if english_reads else multilingual_vector,
         )
-    if not show_hidden:
-        for hit in hits:
-            if hit.hidden_by:
-                hit.label = "distant"
-    # Hidden by curators' grades: counted with the distant results, shown only with them.
-    visible = hits if show_hidden or include_distant else [hit for hit in hits if not hit.hidden_by]
+    # Hidden by curators' grades: never shown to visitors, not even with the distant results.
+    visible = hits if show_hidden else [hit for hit in hits if not hit.hidden_by]
     # The calibration is of words against pictures; a query with a picture ranks without a cut-off.
     passed = visible if include_distant or features is not None else [hit for hit in visible if hit.label != "distant"]
     nearest_only = bool(visible) and not passed
@@ -613,7 +609,7 @@ def image_search(
         limit=limit,
         collapsed=collapsed,
         image_ids=[hit.image_id for hit in page],
-        distant=len(hits) - len(passed),
+        distant=len(visible) - len(passed),
         nearest_only=nearest_only,
     )
 
