@@ -268,6 +268,12 @@ GLIMPSE_JUDGED_QUERY_SIMILARITY_MULTILINGUAL = float(os.environ.get("GLIMPSE_JUD
 # their meaning to rank it (search/selectors.py PICTURE_MEANING_LIST_SQL; tuned on the
 # text-in-pictures set's tune half, docs/reading.md).
 GLIMPSE_PICTURE_TEXT_SIMILARITY = float(os.environ.get("GLIMPSE_PICTURE_TEXT_SIMILARITY", 0.88))
+# A picture graded 0 for a judged query is hidden from visitors' results of that query and
+# close ones only once this many curators graded it 0 there and none graded it higher: one
+# curator's slip never hides a picture from everyone. Curators still see it, marked.
+GLIMPSE_HIDE_AFTER_CURATORS = int(os.environ.get("GLIMPSE_HIDE_AFTER_CURATORS", 2))
+if not GLIMPSE_HIDE_AFTER_CURATORS >= 1:
+    raise ImproperlyConfigured(f"GLIMPSE_HIDE_AFTER_CURATORS={GLIMPSE_HIDE_AFTER_CURATORS}: use a positive number of curators, like 2")
 # Until a version is calibrated on judgments (search/relevance.py), per kind of vector:
 # measured under the bridge on openclipart, each caption a query for its own image against
 # all others; "text" against the images' descriptions and keywords (the caption itself is
@@ -300,4 +306,9 @@ GLIMPSE_RELEVANCE_DEFAULT_ZERO_SHOT = {
 # judgments arrived since the last run.
 GLIMPSE_RELEASE_MARGIN = float(os.environ.get("GLIMPSE_RELEASE_MARGIN", 0.005))
 GLIMPSE_HELD_OUT_SHARE = float(os.environ.get("GLIMPSE_HELD_OUT_SHARE", 0.3))
+# The held-out queries are dealt into this many folds; the gain must beat the margin in
+# most of them too (search/gate.py).
+GLIMPSE_GATE_FOLDS = int(os.environ.get("GLIMPSE_GATE_FOLDS", 5))
+if not GLIMPSE_GATE_FOLDS >= 1:
+    raise ImproperlyConfigured(f"GLIMPSE_GATE_FOLDS={GLIMPSE_GATE_FOLDS}: use a positive number of folds, like 5")
 GLIMPSE_TRAIN_AFTER_JUDGMENTS = int(os.environ.get("GLIMPSE_TRAIN_AFTER_JUDGMENTS", 50))

@@ -25,6 +25,26 @@ def lifecycle(version: ModelVersion) -> str:
     return version.state
 
 
+# While a version trains, its page reloads itself this often (seconds) to show the progress.
+PROGRESS_REFRESH_S = 5
+
+
+def duration(seconds: int) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+
+
+def training_progress(version: ModelVersion) -> str:
+    """"epoch 3 of 15, 1 min 4 s elapsed, about 4 min 16 s left" while a run trains the
+    version (training_run writes it to the row); "" once it is done."""
+    progress = version.metrics.get("progress")
+    if version.state != ModelVersion.State.TRAINING or not progress:
+        return ""
+    done = f"epoch {progress['epoch']} of {progress['epochs']}" if progress["stage"] == "training" else progress["stage"]
+    left = f", about {duration(progress['eta_s'])} left" if progress["stage"] == "training" and progress["eta_s"] is not None else ""
+    return f"{done}, {duration(progress['elapsed_s'])} elapsed{left}"
+
+
 def metric(values: dict | None, name: str) -> str:
     """A held-out figure, or "—" where there is none: a comparison on no query is not a 0."""
     if not values or not values.get("queries") or values.get(name) is None:
@@ -54,10 +74,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ["number", "kind", "status", "held_out_ndcg", "active_ndcg", "embedding_count", "created_at", "activated_at"]
     list_filter = [LifecycleFilter, "kind"]
     readonly_fields = [
-        "number", "kind", "status", "image_model", "text_model", "multilingual_text_model", "dimensions", "precision", "borrowed_share", "trained_from", "notes",
-        "training_curve", "held_out_table", "counts", "created_at", "activated_at", "retired_at", "vectors_dropped",
+        "number", "kind", "status", "progress", "image_model", "text_model", "multilingual_text_model", "dimensions", "precision", "borrowed_share", "trained_from", "notes",
+        "training_curve", "held_out_table", "release_gate", "counts", "created_at", "activated_at", "retired_at", "vectors_dropped",
     ]
-    exclude = ["metrics", "weights"]
+    # The state is shown as "status"; it changes only through the lifecycle actions.
+    exclude = ["state", "metrics", "weights"]
     actions = ["release", "drop_vectors"]
 
     def has_add_permission(self, request):
@@ -66,14 +87,23 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # retire and drop vectors instead; judgments and logs refer to versions
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        # Every field is read-only; state changes go through the list's actions.
-        no_saving = {"show_save": False, "show_save_and_continue": False, "show_save_and_add_another": False}
-        return super().change_view(request, object_id, form_url, {**no_saving, **(extra_context or {})})
+    def has_change_permission(self, request, obj=None):
+        # A version's own page is a read-only view (no form, a POST is refused); the change
+        # permission on the list is what allows the lifecycle actions and training.
+        return obj is None and super().has_change_permission(request)
 
     @admin.display(description="status", ordering="state")
     def status(self, version):
-        return lifecycle(version)
+        progress = training_progress(version)
+        return f"{lifecycle(version)} ({progress})" if progress else lifecycle(version)
+
+    @admin.display(description="progress")
+    def progress(self, version):
+        progress = training_progress(version)
+        if not progress:
+            return "—"
+        # A meta refresh works in the body too: the page shows the next epoch without a click.
+        return format_html('{} <meta http-equiv="refresh" content="{}">', progress, PROGRESS_REFRESH_S)
 
     @admin.display(description="held-out nDCG@10")
     def held_out_ndcg(self, version):
@@ -110,11 +140,29 @@ class ModelVersionAdmin(admin.ModelAdmin):
         )
         return format_html("<table><tr><th></th><th>nDCG@10</th><th>Recall@10</th><th>MRR</th><th>queries</th></tr>{}</table>", rows)
 
+    @admin.display(description="release gate")
+    def release_gate(self, version):
+        gate = version.metrics.get("gate")
+        if not gate:
+            return "—"
+        rows = format_html_join(
+            "", "<tr><th>fold {}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (number, fold["queries"], f"{fold['candidate']:.4f}", f"{fold['active']:.4f}", f"{fold['gain']:+.4f}")
+                for number, fold in enumerate(gate["folds"], start=1)
+            ),
+        )
+        return format_html(
+            "<p>{}: {}. Gain over all held-out queries {}; the margin was met in {} of {} folds.</p>"
+            "<table><tr><th></th><th>queries</th><th>this version</th><th>active then</th><th>gain</th></tr>{}</table>",
+            "released" if gate["released"] else "not released", gate["rule"], f"{gate['gain']:+.4f}", gate["folds_won"], len(gate["folds"]), rows,
+        )
+
     @admin.display(description="counts")
     def counts(self, version):
         return ", ".join(f"{key}: {value}" for key, value in version.metrics.get("counts", {}).items()) or "—"
 
-    @admin.action(description="Release / roll back to the selected version (backfills, then switches)")
+    @admin.action(description="Release / roll back to the selected version (backfills, then switches)", permissions=["change"])
     def release(self, request, queryset):
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one version to release.", messages.ERROR)
@@ -127,7 +175,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             return
         self.message_user(request, f"v{version.number} is backfilling; searches switch to it when it is complete.", messages.SUCCESS)
 
-    @admin.action(description="Drop the vectors of the selected retired versions")
+    @admin.action(description="Drop the vectors of the selected retired versions", permissions=["change"])
     def drop_vectors(self, request, queryset):
         for version in queryset:
             try:

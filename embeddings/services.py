@@ -1,4 +1,5 @@
 import logging
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -448,6 +449,17 @@ def version_zero_shot_create(
             metrics={"prior_images": len(features)},
             notes=f"label bridge with the class prior of {len(features)} catalog images removed and the class names centred",
         )
+
+
+def version_progress_record(*, version: ModelVersion, stage: str, started: float, epoch: int = 0, epochs: int = 0, epoch_started: float | None = None) -> None:
+    """How far a training run has got, on the version's row (the admin reads it while the
+    run goes on): the stage, the epochs done, the seconds since `started` (a
+    time.monotonic() reading) and, from the epochs' pace since `epoch_started`, the
+    seconds left."""
+    now = time.monotonic()
+    eta = round((now - epoch_started) / epoch * (epochs - epoch)) if epoch and epoch_started is not None else None
+    progress = {"stage": stage, "epoch": epoch, "epochs": epochs, "elapsed_s": round(now - started), "eta_s": eta, "at": timezone.now().isoformat()}
+    ModelVersion.objects.filter(id=version.id).update(metrics={"progress": progress})
 
 
 def version_start_release(*, version: ModelVersion) -> None:

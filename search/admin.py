@@ -1,4 +1,5 @@
 import django_rq
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
@@ -15,7 +16,7 @@ from embeddings.services import TRAINING_QUEUE
 
 from .exceptions import TooFewJudgments
 from .jobs import train_version
-from .judgments import TAG_PERMISSION, judgment_record, tag_problem, training_check
+from .judgments import PERMISSION, TAG_PERMISSION, judgment_record, tag_problem, training_check
 from .models import QueryLog, RelevanceJudgment
 
 # Query text shown in the query-log list; the whole of it is in the cell's title.
@@ -79,6 +80,14 @@ class RelevanceJudgmentAdmin(admin.ModelAdmin):
     def has_tag_permission(self, request):
         return request.user.has_perm(TAG_PERMISSION)
 
+    def has_view_permission(self, request, obj=None):
+        # A curator sees and regrades their own judgments without being granted everyone's.
+        return super().has_view_permission(request, obj) or request.user.has_perm(PERMISSION)
+
+    def get_queryset(self, request):
+        judgments = super().get_queryset(request)
+        return judgments if super().has_view_permission(request) else judgments.filter(curator=request.user)
+
     @admin.display(description="image")
     def preview(self, judgment):
         return format_html('<img src="{}" alt="" style="max-height:48px">', judgment.image.thumbnail.url)
@@ -116,6 +125,18 @@ class TrainableModelVersionAdmin(ModelVersionAdmin):
     judgments): a run concerns no existing version, so it is not an action on selected rows."""
 
     change_list_template = "admin/search/modelversion_change_list.html"
+    readonly_fields = [*ModelVersionAdmin.readonly_fields, "grades_reach_visitors"]
+
+    @admin.display(description="how curators' grades reach visitors")
+    def grades_reach_visitors(self, version):
+        return (
+            f"At once, for the graded query and queries close to it (cosine ≥ {settings.GLIMPSE_JUDGED_QUERY_SIMILARITY}): "
+            "pictures graded 1 or more are ranked higher; a picture graded 0 is hidden from visitors only once "
+            f"{settings.GLIMPSE_HIDE_AFTER_CURATORS} curator(s) graded it 0 there and none higher (curators still see it, "
+            "marked, with their grade, and can regrade it). "
+            "Later, through training: every grade teaches the next version, which serves only if it is released; "
+            "a version kept back changes nothing that visitors see."
+        )
 
     def get_urls(self):
         train = self.admin_site.admin_view(require_POST(self.train_now))

@@ -80,6 +80,14 @@ def ndcg_at_k(ranked_ids: list[int], grades: dict[int, float], k: int = 10) -> f
     return dcg / idcg if idcg > 0 else 0.0
 
 
+def ndcg_by_query(rankings: dict[str, list[int]], judged: dict[str, dict[int, float]], k: int = 10, condensed: bool = False) -> dict[str, float]:
+    """Each judged query's nDCG@k (`condensed` as in judged_metrics)."""
+    return {
+        query: ndcg_at_k([image_id for image_id in rankings.get(query, []) if image_id in grades or not condensed], grades, k)
+        for query, grades in judged.items()
+    }
+
+
 def judged_metrics(rankings: dict[str, list[int]], judged: dict[str, dict[int, float]], k: int = 10, condensed: bool = False) -> dict:
     """nDCG@k, Recall@k (share of grade ≥ 2 images found in the top k) and MRR over judged queries.
 

@@ -72,6 +72,7 @@ class Hit:
     relevance: float | None = None  # 0–1, see search/relevance.py
     label: str = ""  # close / related / distant
     judged: bool = False  # a curator graded it relevant for this or a close query
+    hidden_by: int = 0  # curators who graded it 0 for this or a close query, enough to hide it from visitors
 
 
 @dataclass
@@ -291,12 +292,12 @@ class KeywordQuery:
 
 
 # Every image that curators graded for judged queries whose text is within `distance` of
-# this one, with its mean grade (the best over those queries), the closest query's first:
-# judgments count at once, before any training.
+# this one, with its mean grade (the best over those queries) and how many curators graded
+# it there, the closest query's first: judgments count at once, before any training.
 JUDGED_LIST_SQL = """
         WITH query AS MATERIALIZED (SELECT %s::vector AS vector)
-        SELECT image_id, max(similarity) AS similarity, max(grade) AS grade FROM (
-            SELECT j.image_id, q.similarity, avg(j.grade) AS grade
+        SELECT image_id, max(similarity) AS similarity, max(grade) AS grade, count(DISTINCT curator_id) AS curators FROM (
+            SELECT j.image_id, j.curator_id, q.similarity, avg(j.grade) OVER (PARTITION BY q.query_key, j.image_id) AS grade
             FROM (
                 SELECT query_key, 1 - ({column} <=> (SELECT vector FROM query)) AS similarity
                 FROM search_judgedquery WHERE {column} <=> (SELECT vector FROM query) <= %s
@@ -304,8 +305,7 @@ JUDGED_LIST_SQL = """
             JOIN search_relevancejudgment j ON j.query_key = q.query_key AND j.is_current
             JOIN catalog_image i ON i.id = j.image_id
             WHERE true{where}
-            GROUP BY q.query_key, q.similarity, j.image_id
-        ) per_query
+        ) graded
         GROUP BY image_id
         ORDER BY similarity DESC, grade DESC, image_id"""
 
@@ -314,12 +314,13 @@ JUDGED_LIST_SQL = """
 class JudgedImages:
     """What close judged queries say about this one. Every image graded at least partly
     relevant is lent, by grade, as one ranked list (partly relevant ones included: for most
-    queries a curator finds no exact match, and they are what the judgments hold); images
-    graded 0 by every close query are left out of the results."""
+    queries a curator finds no exact match, and they are what the judgments hold). An image
+    graded 0 there by GLIMPSE_HIDE_AFTER_CURATORS curators or more, and higher by none, is
+    hidden from visitors."""
 
     lent: tuple[int, ...] = ()
     relevant: frozenset[int] = frozenset()  # graded ≥ 2: shown as judged
-    rejected: frozenset[int] = frozenset()
+    rejected: dict[int, int] = field(default_factory=dict)  # image id: the curators who graded it 0
 
 
 def judged_list(*, raw_vector, filters: Filters, multilingual: bool = False) -> JudgedImages:
@@ -336,9 +337,11 @@ def judged_list(*, raw_vector, filters: Filters, multilingual: bool = False) -> 
         cursor.execute(JUDGED_LIST_SQL.format(where=where, column=column), params)
         rows = cursor.fetchall()
     return JudgedImages(
-        lent=tuple(image_id for image_id, _, grade in rows if grade >= 1)[: search_depth()],
-        relevant=frozenset(image_id for image_id, _, grade in rows if grade >= RELEVANT_GRADE),
-        rejected=frozenset(image_id for image_id, _, grade in rows if grade == 0),
+        lent=tuple(image_id for image_id, _, grade, _ in rows if grade >= 1)[: search_depth()],
+        relevant=frozenset(image_id for image_id, _, grade, _ in rows if grade >= RELEVANT_GRADE),
+        rejected={
+            image_id: curators for image_id, _, grade, curators in rows if grade == 0 and curators >= settings.GLIMPSE_HIDE_AFTER_CURATORS
+        },
     )
 
 
@@ -586,6 +589,7 @@ def image_search(
     collapse_distance: float | None = None,
     exclude_id: int | None = None,
     include_distant: bool = False,
+    show_hidden: bool = False,
     version: ModelVersion | None = None,
 ) -> Results:
     """Rank images for a text (encoded here) or ready vectors: `vector` in the version's
@@ -594,7 +598,9 @@ def image_search(
     multilingual tower's space, `features` in the CNN's space (an uploaded picture's, or a
     stored one). Results of a text query that the version's calibration calls distant are
     hidden unless `include_distant`; when nothing passes, the nearest are shown and
-    `nearest_only` says so."""
+    `nearest_only` says so. Images enough curators graded 0 for the query (JudgedImages)
+    are left out, distant results shown or not; `show_hidden` (a curator's search) keeps
+    them as ranked, each with `hidden_by`."""
     started = time.perf_counter()
     if mode not in MODES:
         raise InvalidQuery(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
@@ -635,13 +641,12 @@ def image_search(
         judged_ids=judged.lent,
         depth=min(offset + limit, depth),
     )
-    ranking = [(image_id, score) for image_id, score in ranking if image_id not in judged.rejected]
     collapsed = 0
     if collapse_distance:
         before = len(ranking)
         ranking = collapse_near_duplicates(ranking, version=version, distance=collapse_distance)
         collapsed = before - len(ranking)
-    hits = [Hit(image_id=image_id, score=score) for image_id, score in ranking]
+    hits = [Hit(image_id=image_id, score=score, hidden_by=judged.rejected.get(image_id, 0)) for image_id, score in ranking]
     if text:
         # Read in the space of the tower that reads most of the query.
         english_reads = vector is not None and (english >= 0.5 or multilingual_vector is None)
@@ -649,11 +654,13 @@ def image_search(
             hits, text=text, vector=vector if english_reads else None, judged_ids=tuple(judged.relevant), version=version,
             multilingual=None if english_reads else multilingual_vector, read_vector=multilingual_vector,
         )
+    # Hidden by curators' grades: never shown to visitors, not even with the distant results.
+    visible = hits if show_hidden else [hit for hit in hits if not hit.hidden_by]
     # The calibration is of words against pictures; a query with a picture ranks without a cut-off.
-    passed = hits if include_distant or features is not None else [hit for hit in hits if hit.label != "distant"]
-    nearest_only = bool(hits) and not passed
+    passed = visible if include_distant or features is not None else [hit for hit in visible if hit.label != "distant"]
+    nearest_only = bool(visible) and not passed
     # The fused lists hold more than `depth` images; only the first `depth` are reachable.
-    page = (hits if nearest_only else passed)[offset : min(offset + limit, depth)]
+    page = (visible if nearest_only else passed)[offset : min(offset + limit, depth)]
     # Only the page's images are read: the rest of the pool is counted, never shown.
     images = Image.objects.in_bulk([hit.image_id for hit in page])
     page = [hit for hit in page if hit.image_id in images]  # an image deleted since it was ranked
@@ -669,7 +676,7 @@ def image_search(
         limit=limit,
         collapsed=collapsed,
         image_ids=[hit.image_id for hit in page],
-        distant=len(hits) - len(passed),
+        distant=len(visible) - len(passed),
         nearest_only=nearest_only,
     )
 

@@ -33,6 +33,7 @@ class SearchQuery:
     limit: int = 20
     collapse: bool = False
     include_distant: bool = False
+    show_hidden: bool = False  # a curator's search: pictures hidden from visitors by curators' grades stay, marked
 
 
 def search_mode(*, query: SearchQuery, text: str) -> str:
@@ -89,6 +90,7 @@ def search_run(*, query: SearchQuery) -> Results:
         collapse_distance=COLLAPSE_DISTANCE if query.collapse else None,
         exclude_id=exclude_id,
         include_distant=query.include_distant,
+        show_hidden=query.show_hidden,
         version=version,
     )
     results.latency_ms = (time.perf_counter() - started) * 1000

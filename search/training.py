@@ -4,6 +4,7 @@ search supplies the judgments; embeddings trains and stores the heads. Held-out
 judgments are split by query (never by row), so a query's images are all on one side.
 """
 import logging
+import time
 from dataclasses import asdict
 
 import numpy as np
@@ -14,12 +15,13 @@ from embeddings import encoders
 from embeddings.models import ImageEmbedding, ModelVersion
 from embeddings.neighbours import BORROWED_SHARE, BORROWED_SHARES, borrowed_text_vector, neighbour_vector
 from embeddings.selectors import version_active, version_base, version_number_next
-from embeddings.services import described_neighbours, version_start_release
+from embeddings.services import described_neighbours, version_progress_record, version_start_release
 from embeddings.spaces import HeadsSpace, ImageVectors, space_for
 from embeddings.training.heads import HeadWeights
 from embeddings.training.trainer import TrainingOptions, TrainingSet, heads_train
 
-from .evaluation import judged_metrics, rank_in_memory
+from .evaluation import judged_metrics, ndcg_by_query, rank_in_memory
+from .gate import gate_decide, held_out_folds
 from .judgments import is_held_out, judged_text_queries
 from .models import RelevanceJudgment
 from .relevance import Calibrations, calibrations_from_similarities, judged_similarities
@@ -167,6 +169,8 @@ def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: 
             precision=base.precision,
             trained_from=active,
         )
+    started = time.monotonic()
+    version_progress_record(version=version, stage="preparing", started=started, epochs=options.epochs)
     catalog = Catalog()
     text_encoder = encoders.text_encoder()
     raw_train = text_encoder.encode(train_queries)
@@ -177,8 +181,10 @@ def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: 
     def held_out_metrics(space, borrowed_share: float) -> dict:
         return judged_metrics(catalog.rankings(space, test_queries, raw_test, borrowed_share=borrowed_share), held_out, condensed=True)
 
-    def held_out_ndcg(epoch: int, heads: HeadWeights) -> dict:
-        return {"held_out_nDCG@10": held_out_metrics(HeadsSpace(heads), active.borrowed_share)["nDCG@10"]}
+    def epoch_done(epoch: int, heads: HeadWeights) -> dict:
+        row = {"held_out_nDCG@10": held_out_metrics(HeadsSpace(heads), active.borrowed_share)["nDCG@10"]} if test_queries else {}
+        version_progress_record(version=version, stage="training", started=started, epoch=epoch, epochs=options.epochs, epoch_started=training_started)
+        return row
 
     counts = {
         "images": len(catalog.ids),
@@ -194,37 +200,47 @@ def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: 
     # best (bare images borrowing as the serving version's do). That makes the gate's figure
     # for the candidate slightly optimistic; the margin and the next round's fresh queries
     # absorb it.
+    training_started = time.monotonic()
+    version_progress_record(version=version, stage="training", started=started, epochs=options.epochs, epoch_started=training_started)
     heads, curve = heads_train(
         data,
         options=options,
         device=encoders.device(),
         start=start,
-        on_epoch=held_out_ndcg if test_queries else None,
+        on_epoch=epoch_done,
         keep_best="held_out_nDCG@10" if test_queries else None,
     )
+    version_progress_record(version=version, stage="evaluating", started=started, epoch=options.epochs, epochs=options.epochs)
     # How much a bare image borrows is the version's too: trained heads make its own vector
     # stronger. The gate's split picks the share (ties: the one nearest version 1's), with
     # the same small optimism as the epoch.
     by_share = {share: held_out_metrics(HeadsSpace(heads), share) for share in BORROWED_SHARES} if test_queries else {}
     borrowed_share = max(by_share, key=lambda share: (by_share[share]["nDCG@10"], -abs(share - BORROWED_SHARE)), default=BORROWED_SHARE)
-    candidate = by_share.get(borrowed_share) or held_out_metrics(HeadsSpace(heads), borrowed_share)
-    baseline = held_out_metrics(space_for(active), active.borrowed_share)
-    released = bool(test_queries) and candidate["nDCG@10"] >= baseline["nDCG@10"] + margin
+    candidate_rankings = catalog.rankings(HeadsSpace(heads), test_queries, raw_test, borrowed_share=borrowed_share)
+    active_rankings = catalog.rankings(space_for(active), test_queries, raw_test, borrowed_share=active.borrowed_share)
+    candidate = judged_metrics(candidate_rankings, held_out, condensed=True)
+    baseline = judged_metrics(active_rankings, held_out, condensed=True)
+    gate = gate_decide(
+        candidate=ndcg_by_query(candidate_rankings, held_out, condensed=True),
+        active=ndcg_by_query(active_rankings, held_out, condensed=True),
+        folds=held_out_folds(test_queries, folds=settings.GLIMPSE_GATE_FOLDS, seed=seed),
+        margin=margin,
+    )
+    released = gate.released
+    compared = f"held-out nDCG@10 {candidate['nDCG@10']:.4f} against v{active.number}'s {baseline['nDCG@10']:.4f}"
     if not test_queries:
-        verdict = "not released: no held-out judged queries to compare on"
+        verdict = f"not released: {gate.rule}"
     elif released:
-        verdict = f"released: held-out nDCG@10 {candidate['nDCG@10']:.4f} beats v{active.number}'s {baseline['nDCG@10']:.4f} by at least {margin}"
+        verdict = f"released: {compared}, a gain of {gate.gain:+.4f}, at least {margin} in {gate.folds_won} of {len(gate.folds)} folds"
     else:
-        verdict = f"not released: held-out nDCG@10 {candidate['nDCG@10']:.4f} does not beat v{active.number}'s {baseline['nDCG@10']:.4f} by {margin}"
+        verdict = f"not released: {compared}, a gain of {gate.gain:+.4f}, at least {margin} in {gate.folds_won} of {len(gate.folds)} folds; it needs {gate.rule}"
     every_query = {query: judged[query] for query in [*train_queries, *test_queries]}
     every_raw = np.concatenate([raw_train, raw_test])
     source = f"{len(judged)} judged queries"
+    # Only the candidate is calibrated: the serving version's cut-offs change only when a
+    # released version replaces it, never because a run that was kept back saw new grades.
     calibration = catalog.calibration(HeadsSpace(heads), every_query, every_raw, source=source, borrowed_share=borrowed_share)
-    active_calibration = catalog.calibration(space_for(active), every_query, every_raw, source=source, borrowed_share=active.borrowed_share)
     with transaction.atomic():
-        if active_calibration:
-            active.metrics = {**active.metrics, "relevance": active_calibration.as_dict()}
-            active.save(update_fields=["metrics"])
         version.weights = heads.to_bytes()
         version.borrowed_share = borrowed_share
         version.metrics = {
@@ -232,9 +248,11 @@ def training_run(*, seed: int = 0, margin: float | None = None, held_out_share: 
             "held_out_by_borrowed_share": {str(share): metrics["nDCG@10"] for share, metrics in by_share.items()},
             "margin": margin,
             "released": released,
+            "gate": gate.as_dict(),
             "curve": curve,
             "counts": counts,
             "started_from": f"v{active.number}",
+            "elapsed_s": round(time.monotonic() - started),
             "options": asdict(options),
             **({"relevance": calibration.as_dict()} if calibration else {}),
         }

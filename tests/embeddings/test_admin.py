@@ -89,3 +89,67 @@ def test_version_pages_offer_no_save_buttons(admin_client):
     page = admin_client.get(reverse("admin:embeddings_modelversion_change", args=[version.id])).content.decode()
     assert 'name="_save"' not in page and 'name="_continue"' not in page and 'name="_addanother"' not in page
     assert "Close" in page
+
+
+def test_a_post_to_a_version_page_changes_nothing(admin_client):
+    version = kept_back_version()
+    url = reverse("admin:embeddings_modelversion_change", args=[version.id])
+    page = admin_client.get(url).content.decode()
+    form = re.search(r'<form[^>]*id="modelversion_form".*?</form>', page, re.S).group(0)
+    assert re.findall(r'<(?:input|select|textarea)[^>]*name="(\w+)"', form) == ["csrfmiddlewaretoken"]
+    response = admin_client.post(url, {"state": "training", "notes": "edited", "borrowed_share": "0.9"})
+    assert response.status_code == 403
+    version.refresh_from_db()
+    assert (version.state, version.notes, version.borrowed_share) == ("retired", "", 0.5)
+
+
+def test_only_those_who_may_change_versions_release_them(client, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_modelversion"))
+    client.force_login(viewer)
+    version = kept_back_version()
+    listing = client.get(reverse("admin:embeddings_modelversion_changelist"))
+    assert listing.status_code == 200 and 'value="release"' not in listing.content.decode()
+    client.post(reverse("admin:embeddings_modelversion_changelist"), {"action": "release", "_selected_action": [version.id]})
+    version.refresh_from_db()
+    assert version.state == "retired"
+
+
+def test_the_version_page_shows_the_gates_rule_and_folds(admin_client):
+    gate = {
+        "released": False, "rule": "nDCG@10 gain ≥ 0.005 over all 4 held-out queries and in at least 2 of 2 folds", "gain": 0.1,
+        "folds": [{"queries": 2, "candidate": 0.9, "active": 0.5, "gain": 0.4}, {"queries": 2, "candidate": 0.3, "active": 0.5, "gain": -0.2}],
+        "folds_won": 1,
+    }
+    page = admin_client.get(reverse("admin:embeddings_modelversion_change", args=[kept_back_version(gate=gate).id])).content.decode()
+    shown = re.search(r"Release gate:.*?</table>", page, re.S).group(0)
+    assert "not released: nDCG@10 gain ≥ 0.005 over all 4 held-out queries and in at least 2 of 2 folds." in shown
+    assert "Gain over all held-out queries +0.1000; the margin was met in 1 of 2 folds." in shown
+    assert re.findall(r"<tr><th>fold \d</th>.*?</tr>", shown) == [
+        "<tr><th>fold 1</th><td>2</td><td>0.9000</td><td>0.5000</td><td>+0.4000</td></tr>",
+        "<tr><th>fold 2</th><td>2</td><td>0.3000</td><td>0.5000</td><td>-0.2000</td></tr>",
+    ]
+
+
+def test_a_training_versions_page_shows_its_progress_and_reloads_itself(admin_client):
+    import time
+
+    from embeddings.services import version_progress_record
+
+    version = ModelVersion.objects.create(number=2, kind=ModelVersion.Kind.HEADS, state=ModelVersion.State.TRAINING, image_model="cnn", text_model="bert")
+    now = time.monotonic()
+    version_progress_record(version=version, stage="training", started=now - 100, epoch=3, epochs=15, epoch_started=now - 60)
+    version.refresh_from_db()
+    assert {key: version.metrics["progress"][key] for key in ("stage", "epoch", "epochs", "elapsed_s", "eta_s")} == {
+        "stage": "training", "epoch": 3, "epochs": 15, "elapsed_s": 100, "eta_s": 240,
+    }
+    page = admin_client.get(reverse("admin:embeddings_modelversion_change", args=[version.id])).content.decode()
+    assert 'epoch 3 of 15, 1 min 40 s elapsed, about 4 min 0 s left <meta http-equiv="refresh" content="5">' in page
+    listing = admin_client.get(reverse("admin:embeddings_modelversion_changelist")).content.decode()
+    assert "training (epoch 3 of 15, 1 min 40 s elapsed, about 4 min 0 s left)" in listing
+    # Once the run has written its results, the page stops reloading.
+    ModelVersion.objects.filter(id=version.id).update(state=ModelVersion.State.RETIRED, metrics={"released": False})
+    page = admin_client.get(reverse("admin:embeddings_modelversion_change", args=[version.id])).content.decode()
+    assert 'http-equiv="refresh"' not in page

@@ -60,3 +60,10 @@ def test_the_query_log_rounds_latency_and_trims_long_queries(admin_client, versi
     shown = re.fullmatch(r'<span title="([^"]*)">([^<]*)</span>', cells["query"])
     assert shown.group(1) == long_query
     assert len(shown.group(2)) == 40 and shown.group(2).endswith("…")
+
+
+def test_the_version_page_says_how_grades_reach_visitors(admin_client, version, settings):
+    settings.GLIMPSE_HIDE_AFTER_CURATORS = 3
+    page = admin_client.get(reverse("admin:embeddings_modelversion_change", args=[version.id])).content.decode()
+    assert "How curators&#x27; grades reach visitors" in page
+    assert "a picture graded 0 is hidden from visitors only once 3 curator(s) graded it 0 there and none higher" in page

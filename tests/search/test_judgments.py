@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -250,3 +252,56 @@ def test_ten_concurrent_regrades_keep_one_current_grade_and_the_history(committe
     # Each recorded row changed the grade before it; none was lost to an error.
     assert all(rows[index][0] != rows[index - 1][0] for index in range(1, len(rows)))
     assert 4 <= len(rows) <= 10
+
+
+@pytest.fixture
+def second_curator(curator, django_user_model):
+    other = django_user_model.objects.create_user("second curator", password="pw", is_staff=True)
+    other.user_permissions.add(*curator.user_permissions.all())
+    return django_user_model.objects.get(id=other.id)
+
+
+@pytest.mark.slow
+def test_a_curators_grade_0_stays_visible_and_reversible_to_them(client, curator, second_curator, make_images, version):
+    from search.query_vectors import query_text_vectors
+
+    vector = query_text_vectors(text="sleeping cat", version=version).raw
+    two_cats = make_images([{"title": "Two Cats", "image_vector": vector}])[0]
+    page = {"q": "sleeping cat", "mode": "semantic"}
+
+    def shown(user) -> str:
+        client.logout()
+        if user:
+            client.force_login(user)
+        return client.get(reverse("search:page"), page).content.decode()
+
+    judgment_record(curator=curator, image_id=two_cats.id, grade=0, query_text="sleeping cat", query_text_vector=vector)
+    # One curator's 0 hides nothing from visitors; that curator sees their grade.
+    assert "Two Cats" in shown(None)
+    html = shown(curator)
+    assert 'class="chosen">0</button>' in html and '<div class="curated">graded 0 by you</div>' in html
+    # A second curator's 0 hides it from visitors; both curators still see it, marked, with the buttons.
+    judgment_record(curator=second_curator, image_id=two_cats.id, grade=0, query_text="sleeping cat", query_text_vector=vector)
+    assert "Two Cats" not in shown(None)
+    html = shown(curator)
+    assert "Two Cats" in html and '<div class="curated">graded 0 by you · hidden from visitors: graded 0 by 2 curators</div>' in html
+    assert html.count('form class="judge"') == 1
+    # Taking the 0 back, from the page, shows it to visitors again.
+    assert judge(client, two_cats, 2, q="sleeping cat").status_code == 302
+    assert "Two Cats" in shown(None)
+
+
+def test_curators_see_and_regrade_their_own_judgments_in_the_admin(client, curator, second_curator, results):
+    mine = judgment_record(curator=curator, image_id=results[0].id, grade=0, query_text="apple")
+    theirs = judgment_record(curator=second_curator, image_id=results[1].id, grade=1, query_text="apple")
+    client.force_login(curator)
+    listing = client.get(reverse("admin:search_relevancejudgment_changelist"))
+    assert listing.status_code == 200
+    assert [int(value) for value in re.findall(r'name="_selected_action" value="(\d+)"', listing.content.decode())] == [mine.id]
+    assert client.get(reverse("admin:search_relevancejudgment_change", args=[theirs.id])).status_code == 302  # not theirs to see
+    response = client.post(reverse("admin:search_relevancejudgment_changelist"), {"action": "regrade_2", "_selected_action": [mine.id, theirs.id]})
+    assert response.status_code == 302
+    assert sorted(RelevanceJudgment.objects.filter(is_current=True).values_list("curator__username", "image_id", "grade")) == [
+        ("curator", results[0].id, 2),
+        ("second curator", results[1].id, 1),
+    ]

@@ -442,20 +442,55 @@ def test_a_query_close_to_a_judged_one_gets_its_graded_images_at_once(spread, cu
     far = image_search(text="tractor", vector=QUERY, raw_vector=unit(0, 1, 0.3), mode="semantic")
     assert titles(far) == ["close", "related"]
     assert judged_list(raw_vector=vector_literal(unit(0, 0, 1)), filters=Filters()) == JudgedImages(
-        lent=(distant.id, related.id), relevant=frozenset({distant.id}), rejected=frozenset()
+        lent=(distant.id, related.id), relevant=frozenset({distant.id}), rejected={}
     )
     assert judged_list(raw_vector=vector_literal(unit(0, 0, 1)), filters=Filters(category="other")) == JudgedImages()
 
 
-def test_an_image_graded_0_for_a_close_query_is_left_out(spread, curator, version):
+def test_one_curators_grade_0_hides_nothing_from_visitors(spread, curator, version):
     close, related, distant = spread
     judgment_record(curator=curator, image_id=close.id, grade=0, query_text="kitten", query_text_vector=unit(0, 0, 1))
+    results = image_search(text="kitten photo", vector=QUERY, raw_vector=unit(0, 0.3, 1), mode="semantic")
+    assert [(hit.image.title, hit.label, hit.hidden_by) for hit in results.hits] == [("close", "close", 0), ("related", "related", 0)]
+
+
+def test_a_picture_is_hidden_from_visitors_once_two_curators_graded_it_0(spread, curator, django_user_model, version):
+    close, related, distant = spread
+    second = django_user_model.objects.create_user("second curator", is_staff=True)
+    second.user_permissions.add(*curator.user_permissions.all())
+    second = django_user_model.objects.get(id=second.id)
+    judgment_record(curator=curator, image_id=close.id, grade=0, query_text="kitten", query_text_vector=unit(0, 0, 1))
+    judgment_record(curator=second, image_id=close.id, grade=0, query_text="kittens", query_text_vector=unit(0, 0.1, 1))
     judgment_record(curator=curator, image_id=related.id, grade=0, query_text="kitten", query_text_vector=unit(0, 0, 1))
+    judgment_record(curator=second, image_id=related.id, grade=0, query_text="kitten", query_text_vector=unit(0, 0, 1))
     judgment_record(curator=curator, image_id=related.id, grade=2, query_text="kittens", query_text_vector=unit(0, 0.1, 1))
-    # related: 0 for one close query but 2 for another, so it stays (and is lent); close goes.
-    results = image_search(text="kitten photo", vector=QUERY, raw_vector=unit(0, 0.3, 1), mode="semantic", include_distant=True)
-    assert titles(results) == ["related", "distant"]
+    ask = {"text": "kitten photo", "vector": QUERY, "raw_vector": unit(0, 0.3, 1), "mode": "semantic"}
+    # close: graded 0 by two curators over two close queries, higher by none: hidden from
+    # visitors. related: 0 twice for one close query but 2 for another, so it stays.
+    visitors = image_search(**ask)
+    assert [(hit.image.title, hit.hidden_by) for hit in visitors.hits] == [("related", 0)]
+    assert (visitors.total, visitors.distant) == (1, 1)  # "distant" only: the hidden one is not offered
+    # Not even with the distant results shown.
+    shown = image_search(**ask, include_distant=True)
+    assert [(hit.image.title, hit.label, hit.hidden_by) for hit in shown.hits] == [("related", "close", 0), ("distant", "distant", 0)]
+    # A curator's search keeps it where it ranks (related is lent by its grade 2), marked, with its own label.
+    curators = image_search(**ask, show_hidden=True)
+    assert [(hit.image.title, hit.label, hit.hidden_by) for hit in curators.hits] == [("related", "close", 0), ("close", "close", 2)]
+    # One curator taking the 0 back shows it to visitors again (now lent by its grade 1 too).
+    judgment_record(curator=second, image_id=close.id, grade=1, query_text="kittens", query_text_vector=unit(0, 0.1, 1))
+    assert [hit.image.title for hit in image_search(**ask).hits] == ["close", "related"]
     assert titles(image_search(text="tractor", vector=QUERY, raw_vector=unit(0, 1, 0.3), mode="semantic")) == ["close", "related"]
+
+
+def test_the_number_of_curators_that_hides_a_picture_is_a_setting(spread, curator, version, settings):
+    settings.GLIMPSE_HIDE_AFTER_CURATORS = 1
+    close, _, _ = spread
+    judgment_record(curator=curator, image_id=close.id, grade=0, query_text="kitten", query_text_vector=unit(0, 0, 1))
+    assert judged_list(raw_vector=vector_literal(unit(0, 0, 1)), filters=Filters()).rejected == {close.id: 1}
+    assert titles(image_search(text="kitten photo", vector=QUERY, raw_vector=unit(0, 0.3, 1), mode="semantic")) == ["related"]
+    # Nor is it among the nearest shown when nothing passes the cut-off.
+    nearest = image_search(text="kitten photo", vector=unit(0, 0, 0, 1), raw_vector=unit(0, 0.3, 1), mode="semantic")
+    assert nearest.nearest_only and sorted(titles(nearest)) == ["distant", "related"]
 
 
 def test_judged_queries_get_their_vectors_from_the_next_search(spread, curator):

@@ -67,8 +67,30 @@ def test_training_produces_a_measured_version_and_a_loser_is_not_released(judged
     # A margin of 1.0 nDCG cannot be beaten: not released, and v1 keeps serving.
     assert metrics["released"] is False and version.state == "retired"
     assert version.notes.startswith("not released: held-out nDCG@10")
+    # The gate's evidence: the held-out queries dealt into folds, each with its figures.
+    gate = metrics["gate"]
+    assert gate["released"] is False and sum(fold["queries"] for fold in gate["folds"]) == held_out
+    assert len(gate["folds"]) == min(5, held_out) and gate["folds_won"] == 0
+    assert gate["rule"] == f"nDCG@10 gain ≥ 1.0 over all {held_out} held-out queries and in at least {len(gate['folds']) // 2 + 1} of {len(gate['folds'])} folds"
+    assert version.notes.endswith(f"in 0 of {len(gate['folds'])} folds; it needs {gate['rule']}")
     assert version_active().number == 1
     assert new_judgments_since_last_training() == 0
+
+
+def test_a_run_records_its_progress_on_the_version_row_as_it_goes(judged_catalog):
+    import re
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        version = training_run(seed=3, margin=1.0, held_out_share=0.4, options=OPTIONS)
+    recorded = [re.findall(r'"stage": "(\w+)", "epoch": (\d+)', query["sql"]) for query in captured if '"progress"' in query["sql"]]
+    assert [(stage, int(epoch)) for found in recorded for stage, epoch in found] == [
+        ("preparing", 0), ("training", 0), ("training", 1), ("training", 2), ("training", 3), ("training", 4), ("evaluating", 4),
+    ]
+    version.refresh_from_db()
+    assert "progress" not in version.metrics and version.metrics["elapsed_s"] >= 0
 
 
 def test_training_is_deterministic_for_a_seed(judged_catalog):
@@ -102,15 +124,22 @@ def test_a_second_run_starts_from_the_active_heads(judged_catalog, queue, django
     assert set(second.metrics["held_out"]) == {"candidate", f"active_v{first.number}"}
 
 
-def test_training_calibrates_the_new_and_the_active_version(judged_catalog):
+def test_training_calibrates_the_new_version_and_never_the_serving_one(judged_catalog):
+    from search.relevance import calibration_for
+
+    served = ModelVersion.objects.get(number=1)
+    served_metrics, served_cutoffs = served.metrics, calibration_for(served).as_dict()
     version = training_run(seed=3, margin=1.0, held_out_share=0.4, options=OPTIONS)
+    assert version.state == ModelVersion.State.RETIRED
     # 10 queries with two images graded >= 2 each: exactly enough (20) to calibrate the
     # image kind; no image here has a description or borrowed words.
     relevance = version.metrics["relevance"]
     assert set(relevance) == {"image"}
     assert relevance["image"]["source"] == "10 judged queries" and len(relevance["image"]["quantiles"]) == 11
     assert relevance["image"]["quantiles"][0] <= relevance["image"]["cutoff"] <= relevance["image"]["quantiles"][-1]
-    assert ModelVersion.objects.get(number=1).metrics["relevance"]["image"]["source"] == "10 judged queries"
+    # A version that was kept back leaves what is served exactly as it was.
+    served.refresh_from_db()
+    assert served.metrics == served_metrics and calibration_for(served).as_dict() == served_cutoffs
 
 
 def test_each_kind_of_vector_is_calibrated_on_its_own_judged_results(make_images, curator):
