@@ -8,6 +8,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models.sql import InsertQuery
 
 from catalog.exceptions import InvalidImage
+from catalog.decode_slots import decode_slots
 from catalog.imaging import check_image, size_over_limit
 from catalog.models import Image
 from embeddings.selectors import version_active
@@ -112,12 +113,13 @@ def uploaded_features(*, picture: UploadedFile, version) -> tuple:
     if picture.size > limit:
         raise UploadTooLarge(f"the uploaded picture cannot be used: {size_over_limit(picture.size, limit)}")
     try:
-        checked = check_image(
-            picture.read(limit + 1),
-            max_bytes=limit,
-            max_pixels=settings.GLIMPSE_MAX_PIXELS,
-            max_aspect_ratio=settings.GLIMPSE_MAX_ASPECT_RATIO,
-        )
+        with decode_slots.slot():
+            checked = check_image(
+                picture.read(limit + 1),
+                max_bytes=limit,
+                max_pixels=settings.GLIMPSE_MAX_PIXELS,
+                max_aspect_ratio=settings.GLIMPSE_MAX_ASPECT_RATIO,
+            )
     except InvalidImage as error:
         raise InvalidQuery(f"the uploaded picture cannot be used: {error}") from None
     return space_for(version).embed_images([checked.rgb]).features[0], checked.content_hash
