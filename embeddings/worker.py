@@ -124,7 +124,8 @@ def worker_is_gone(worker: Worker) -> bool:
 
     Its key outlives it in Redis for minutes. A pid equal to ours is a dead predecessor
     too (a restarted container hands out the same pids), since this process has not
-    registered yet. A worker on another machine counts as alive while its key lasts."""
+    registered yet. A worker on another machine counts as alive while its key lasts. (One
+    host name is one pid namespace: containers get host names of their own.)"""
     if worker.hostname != socket.gethostname() or worker.pid is None:
         return False
     return worker.pid == os.getpid() or not pid_is_running(worker.pid)

@@ -13,6 +13,8 @@ from catalog.decode_slots import decode_slots
 from search.previews import upload_preview
 from tests.memory import MB, peak_memory
 
+pytestmark = pytest.mark.usefixtures("timeout")  # a slot never given back would hang the threads
+
 UPLOADS = 16
 
 

@@ -9,8 +9,12 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from django.conf import settings
+from django.db import connection
+from rq.cron import CronScheduler
 
+from embeddings.worker import OutageProofWorker
 from tests.config.conftest import wait_for
 
 
@@ -27,10 +31,10 @@ def pids_in(path: Path) -> list[int]:
 class Supervised:
     """python -m config.supervisor with `children`; its stderr is collected line by line."""
 
-    def __init__(self, *arguments: str):
+    def __init__(self, *arguments: str, env: dict | None = None):
         self.process = subprocess.Popen(
             [sys.executable, "-m", "config.supervisor", *arguments],
-            cwd=settings.BASE_DIR, stderr=subprocess.PIPE, text=True,
+            cwd=settings.BASE_DIR, stderr=subprocess.PIPE, text=True, env=env,
         )
         self.lines: list[str] = []
         self.reader = threading.Thread(target=lambda: self.lines.extend(self.process.stderr), daemon=True)
@@ -63,6 +67,66 @@ def test_a_killed_child_comes_back_while_the_others_keep_running(tmp_path):
     log = "".join(supervisor.lines)
     assert f"worker (pid {first_worker}) was killed by SIGKILL" in log, log
     assert "restarting it in 0.2 s" in log, log
+    assert "Traceback" not in log, log
+
+
+def child_environment() -> dict:
+    """What a child needs to use this test run's database, Redis database and media."""
+    return dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        GLIMPSE_TEST_DATABASE=connection.settings_dict["NAME"],
+        GLIMPSE_TEST_MEDIA=str(settings.MEDIA_ROOT),
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_killed_embed_worker_is_back_and_finishes_the_job_it_was_running(queue, tmp_path):
+    """The issue's case: kill -9 of embed_worker under `make demo`. The supervisor starts it
+    again, and the new worker runs the job the dead one left behind (rq would have failed
+    it as abandoned when its timeout passed)."""
+    web = tmp_path / "web"
+    supervisor = Supervised(
+        "--first-pause", "0.2", f"web={sleeper(web)}", f"worker={sys.executable} manage.py embed_worker --no-sweep",
+        env=child_environment(),
+    )
+    try:
+        job = queue.enqueue(time.sleep, 5, job_timeout=3600)
+        wait_for(lambda: job.get_status(refresh=True) == "started", seconds=240, what="the worker took the job")
+        [first] = OutageProofWorker.all(connection=queue.connection)
+        os.kill(first.pid, signal.SIGKILL)
+        wait_for(lambda: job.get_status(refresh=True) == "finished", seconds=240, what="the restarted worker finished the job")
+        assert len(pids_in(web)) == 1 and supervisor.process.poll() is None
+    finally:
+        assert supervisor.stop() == 0
+    assert queue.failed_job_registry.count == 0
+    assert job.id not in queue.started_job_registry.get_job_ids(cleanup=False)
+    log = "".join(supervisor.lines)
+    assert f"worker (pid {first.pid}) was killed by SIGKILL" in log, log
+    assert f"job {job.id} goes back to the queue: worker {first.name} died while running it" in log, log
+
+
+@pytest.mark.django_db
+def test_the_real_scheduler_is_back_after_a_kill_9_while_the_web_keeps_running(queue, tmp_path):
+    web = tmp_path / "web"
+    supervisor = Supervised(
+        "--first-pause", "0.2", f"web={sleeper(web)}",
+        f"scheduler={sys.executable} manage.py scheduler tests/config/cron_every_second.py", env=child_environment(),
+    )
+    try:
+        wait_for(lambda: len(CronScheduler.all(queue.connection)) == 1, seconds=60, what="the scheduler registered itself")
+        [first] = CronScheduler.all(queue.connection)
+        os.kill(first.pid, signal.SIGKILL)
+        wait_for(
+            lambda: [scheduler.pid for scheduler in CronScheduler.all(queue.connection) if scheduler.pid != first.pid],
+            seconds=60, what="a new scheduler registered itself",
+        )
+        assert len(pids_in(web)) == 1 and supervisor.process.poll() is None
+    finally:
+        assert supervisor.stop() == 0
+    log = "".join(supervisor.lines)
+    assert f"scheduler (pid {first.pid}) was killed by SIGKILL" in log, log
     assert "Traceback" not in log, log
 
 

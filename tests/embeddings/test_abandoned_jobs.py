@@ -14,9 +14,9 @@ from rq.job import JobStatus
 
 from embeddings.worker import ABANDONED_RETRIES, abandoned_jobs_requeue
 from tests.config.conftest import wait_for
+from tests.timeouts import timeout  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.usefixtures("timeout")
-from tests.timeouts import timeout  # noqa: E402,F401  (the fixture)
 
 AN_HOUR_LATER = 3600 + 600
 
