@@ -23,11 +23,11 @@ demo: install
 	$(MANAGE) embed_catalog
 	$(MANAGE) collectstatic --noinput --verbosity 0
 	@echo "Glimpse is at http://$(HOST)/  (admin: http://$(HOST)/admin/, create a login with: $(MANAGE) createsuperuser)"
-	@# Background jobs of a script ignore Ctrl-C; the shell takes it (or a TERM), stops all
-	@# three and waits for them. When one ends for any reason, the EXIT trap stops the others.
-	@GLIMPSE_SERVE_MEDIA=1 bash -c 'trap "exit 0" INT TERM; trap "kill \$$(jobs -p) 2>/dev/null; wait" EXIT; \
-		$(MANAGE) embed_worker & $(MANAGE) scheduler & \
-		$(PY) -m gunicorn -c config/gunicorn.py --bind $(HOST) config.wsgi & wait -n'
+	@# The supervisor starts again whichever of the three dies (after a pause that grows while it
+	@# keeps dying) and leaves the others running; Ctrl-C or a TERM stops all three.
+	@GLIMPSE_SERVE_MEDIA=1 $(PY) -m config.supervisor \
+		web='$(PY) -m gunicorn -c config/gunicorn.py --bind $(HOST) config.wsgi' \
+		worker='$(MANAGE) embed_worker' scheduler='$(MANAGE) scheduler'
 
 CHROMIUM := /usr/bin/chromium
 CHROMIUM_LOG := .glimpse/chromium-install.log

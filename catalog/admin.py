@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from .exceptions import InvalidImage
+from .decode_slots import decode_slots
 from .imaging import check_image
 from .models import Image
 from .services import image_create, images_request_embedding
@@ -19,20 +20,20 @@ class ImageUploadForm(forms.ModelForm):
         fields = ["upload", "title", "description", "tags", "category", "source", "license"]
 
     def clean_upload(self):
-        content = self.cleaned_data["upload"].read(settings.GLIMPSE_MAX_UPLOAD_BYTES + 1)
         try:
-            checked = check_image(
-                content,
-                max_bytes=settings.GLIMPSE_MAX_UPLOAD_BYTES,
-                max_pixels=settings.GLIMPSE_MAX_PIXELS,
-                max_aspect_ratio=settings.GLIMPSE_MAX_ASPECT_RATIO,
-            )
+            with decode_slots.slot():
+                checked = check_image(
+                    self.cleaned_data["upload"].read(settings.GLIMPSE_MAX_UPLOAD_BYTES + 1),
+                    max_bytes=settings.GLIMPSE_MAX_UPLOAD_BYTES,
+                    max_pixels=settings.GLIMPSE_MAX_PIXELS,
+                    max_aspect_ratio=settings.GLIMPSE_MAX_ASPECT_RATIO,
+                )
         except InvalidImage as error:
             raise forms.ValidationError(str(error)) from None
         existing = Image.objects.filter(content_hash=checked.content_hash).values_list("id", flat=True).first()
         if existing is not None:
             raise forms.ValidationError(f"the same file is already in the catalog as image {existing}")
-        return content
+        return checked.content
 
 
 @admin.register(Image)

@@ -7,6 +7,7 @@ from typing import BinaryIO, Iterator
 
 from .exceptions import InvalidManifest, UnreadableFile
 from .files import open_regular_file
+from .mojibake import mojibake_repaired
 
 # A manifest line holds one image's text; a longer one is hostile or broken, and reading it
 # whole would let one line take any amount of memory.
@@ -43,9 +44,9 @@ def split_tags(value) -> tuple[str, ...]:
         return ()
     if isinstance(value, str):
         separator = ";" if ";" in value else ","
-        return tuple(part.strip() for part in value.split(separator) if part.strip())
+        return tuple(mojibake_repaired(part.strip()) for part in value.split(separator) if part.strip())
     if isinstance(value, list) and all(isinstance(part, (str, int, float)) for part in value):
-        return tuple(str(part) for part in value)
+        return tuple(mojibake_repaired(str(part)) for part in value)
     raise ValueError("tags must be a list of words or a comma-separated string")
 
 
@@ -55,7 +56,7 @@ def text(record: dict, *names: str) -> str:
         if value not in (None, ""):
             if not isinstance(value, (str, int, float)):
                 raise ValueError(f"{name} must be text")
-            return str(value)
+            return mojibake_repaired(str(value))
     return ""
 
 

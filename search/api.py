@@ -24,7 +24,7 @@ from embeddings.exceptions import NoActiveVersion
 from .exceptions import EmptyQuery, InvalidJudgment, InvalidQuery, JudgmentNotAllowed, QueryImageNotFound, UploadTooLarge
 from .forms import search_filters
 from .judgments import judgment_record
-from .selectors import MODES, Results, search_depth
+from .selectors import BROWSE_MODE, MODES, Results, search_depth
 from .services import SearchQuery, search_run
 
 
@@ -119,7 +119,7 @@ class Hit(Schema):
 
 class SearchResults(Schema):
     query: str
-    mode: Literal[MODES]
+    mode: Literal[(*MODES, BROWSE_MODE)] = Field(description=f"how the results are ordered; `{BROWSE_MODE}` for filters alone")
     version: int = Field(description="the model version that ranked")
     total: int = Field(description="results reachable by paging: at most `depth`")
     depth: int = Field(description="how deep pages go (GLIMPSE_SEARCH_DEPTH)")
@@ -243,8 +243,10 @@ def search_answer(request, params: SearchParams, results: Results) -> dict:
 
 @api.get("/search", response={200: SearchResults, **SEARCH_ERRORS}, summary="Search by words or by example")
 def search(request, params: Query[SearchParams]):
-    """Words (`q`), more like an image (`like`), or both, ranked together. A request with
-    neither is refused with 422 (`field`: `q`); a page that starts beyond `depth` with 400."""
+    """Words (`q`), more like an image (`like`), or both, ranked together; filters alone
+    (`category`, `tag`, `created_from`, `created_to`) list what they let through, newest
+    first (`mode`: `newest`). A request with none of these is refused with 422 (`field`:
+    `q`); a page that starts beyond `depth`, or `created_from` after `created_to`, with 400."""
     return search_answer(request, params, search_run(query=params.search_query()))
 
 

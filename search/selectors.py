@@ -35,6 +35,8 @@ from .query_vectors import query_text_vectors
 from .relevance import calibration_for
 
 MODES = ("hybrid", "semantic", "keyword")
+# What a search with filters and nothing to rank by answers with: the newest images first.
+BROWSE_MODE = "newest"
 RRF_K = 60
 
 
@@ -678,6 +680,38 @@ def image_search(
         image_ids=[hit.image_id for hit in page],
         distant=len(visible) - len(passed),
         nearest_only=nearest_only,
+    )
+
+
+BROWSE_SQL = """
+SELECT i.id FROM catalog_image i
+WHERE true{filters}
+ORDER BY i.created_at DESC, i.id DESC
+LIMIT %s
+"""
+
+
+def images_browse(*, filters: Filters, limit: int, offset: int, version: ModelVersion) -> Results:
+    """The images `filters` let through, newest first (a category, a tag, some days; no
+    words). Pages go as deep as a search's, so `total` is at most the search depth."""
+    started = time.perf_counter()
+    depth = depth_check(offset=offset)
+    where, params = filter_sql(filters)
+    with connections[read_database()].cursor() as cursor:
+        cursor.execute(BROWSE_SQL.format(filters=where), [*params, depth])
+        ids = [image_id for (image_id,) in cursor.fetchall()]
+    page_ids = ids[offset : offset + limit]
+    images = Image.objects.in_bulk(page_ids)
+    hits = [Hit(image_id=image_id, score=0.0, image=images[image_id]) for image_id in page_ids if image_id in images]
+    return Results(
+        hits=hits,
+        total=len(ids),
+        mode=BROWSE_MODE,
+        version=version,
+        latency_ms=(time.perf_counter() - started) * 1000,
+        offset=offset,
+        limit=limit,
+        image_ids=[hit.image_id for hit in hits],
     )
 
 

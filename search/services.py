@@ -7,6 +7,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models.sql import InsertQuery
 
+from catalog.decode_slots import decode_slots
 from catalog.exceptions import InvalidImage
 from catalog.imaging import check_image, size_over_limit
 from catalog.models import Image
@@ -15,7 +16,7 @@ from embeddings.spaces import space_for
 
 from .exceptions import EmptyQuery, InvalidQuery, QueryImageNotFound, UploadTooLarge
 from .models import QueryLog
-from .selectors import Filters, Results, depth_check, image_search, stored_vectors
+from .selectors import BROWSE_MODE, Filters, Results, depth_check, image_search, images_browse, stored_vectors
 
 COLLAPSE_DISTANCE = 0.02
 
@@ -37,10 +38,19 @@ class SearchQuery:
 
 
 def search_mode(*, query: SearchQuery, text: str) -> str:
-    """The mode the query runs in, or InvalidQuery: no part of a query is dropped silently."""
+    """The mode the query runs in, or InvalidQuery: no part of a query is dropped silently.
+    Filters alone browse: what they let through, newest first."""
     has_picture = bool(query.picture or query.like)
-    if not (text or has_picture):
+    if not (text or has_picture or query.filters):
         raise EmptyQuery("Type something to search for, upload a picture, or pick “more like this”.")
+    filters = query.filters
+    if filters.created_from and filters.created_to and filters.created_from > filters.created_to:
+        raise InvalidQuery(
+            f"the dates are the wrong way round: from {filters.created_from.isoformat()} is after to "
+            f"{filters.created_to.isoformat()}; swap them"
+        )
+    if not (text or has_picture):
+        return BROWSE_MODE
     if query.picture and query.like:
         raise InvalidQuery("search by an uploaded picture or by “more like this”, not both at once")
     if has_picture and query.mode == "keyword":
@@ -59,6 +69,9 @@ def search_run(*, query: SearchQuery) -> Results:
     offset = (query.page - 1) * query.limit
     depth_check(offset=offset)  # before any model runs
     version = version_active()
+    if mode == BROWSE_MODE:
+        # Nothing was asked for, so nothing goes to the query log (its analytics are of searches).
+        return images_browse(filters=query.filters, limit=query.limit, offset=offset, version=version)
     vector = features = None
     log = {"kind": QueryLog.Kind.TEXT, "text": text}
     exclude_id = None
@@ -114,12 +127,13 @@ def uploaded_features(*, picture: UploadedFile, version) -> tuple:
     if picture.size > limit:
         raise UploadTooLarge(f"the uploaded picture cannot be used: {size_over_limit(picture.size, limit)}")
     try:
-        checked = check_image(
-            picture.read(limit + 1),
-            max_bytes=limit,
-            max_pixels=settings.GLIMPSE_MAX_PIXELS,
-            max_aspect_ratio=settings.GLIMPSE_MAX_ASPECT_RATIO,
-        )
+        with decode_slots.slot():
+            checked = check_image(
+                picture.read(limit + 1),
+                max_bytes=limit,
+                max_pixels=settings.GLIMPSE_MAX_PIXELS,
+                max_aspect_ratio=settings.GLIMPSE_MAX_ASPECT_RATIO,
+            )
     except InvalidImage as error:
         raise InvalidQuery(f"the uploaded picture cannot be used: {error}") from None
     return space_for(version).embed_images([checked.rgb]).features[0], checked.content_hash

@@ -133,7 +133,7 @@ def test_parts_of_a_query_that_cannot_work_together_are_refused_not_dropped(clie
     assert not QueryLog.objects.exists()
 
 
-@pytest.mark.parametrize("params", [{"q": "   "}, {}, {"category": "food", "limit": 5}])
+@pytest.mark.parametrize("params", [{"q": "   "}, {}, {"category": "/", "tag": " , ", "limit": 5}])
 def test_a_search_with_neither_words_nor_a_picture_is_refused_as_a_missing_field(client, catalog, params):
     message = "Type something to search for, upload a picture, or pick “more like this”."
     for response in (client.get(SEARCH, params), client.post(SEARCH, params)):

@@ -82,14 +82,19 @@ def search_refusal(case, *, unembedded: int) -> tuple[int, str] | None:
     words = str(fields.get("q") or "").strip()
     picture = bool(getattr(fields.get("image"), "data", fields.get("image")))  # an empty upload is no upload
     like = fields.get("like")
-    if not (words or picture or like is not None):
-        return 422, "invalid_field"  # neither words nor a picture
+    category = str(fields.get("category") or "").strip().strip("/")
+    tags = any(part.strip() for part in str(fields.get("tag") or "").split(","))
+    days = [fields.get(name) for name in ("created_from", "created_to")]
+    if not (words or picture or like is not None or category or tags or any(days)):
+        return 422, "invalid_field"  # neither words nor a picture nor a filter
     if picture and like is not None:
         return 400, "invalid_query"  # two pictures
     if picture and not is_picture(fields["image"]):
         return 400, "invalid_query"  # bytes that are no picture
     if (picture or like is not None) and fields.get("mode") == "keyword":
         return 400, "invalid_query"  # keyword mode has no picture list
+    if all(days) and str(days[0]) > str(days[1]):
+        return 400, "invalid_query"  # the dates the wrong way round
     page, limit = int(fields.get("page", 1)), int(fields.get("limit", 20))
     if (page - 1) * limit >= search_depth():
         return 400, "invalid_query"  # a page beyond the depth

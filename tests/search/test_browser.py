@@ -94,3 +94,87 @@ def test_search_open_more_like_this_and_upload(catalog, live_server, browser_pag
     preview = page.locator(".query-picture img")
     assert preview.get_attribute("src").startswith("data:image/webp;base64,")
     assert page.evaluate("(img) => img.naturalWidth", preview.element_handle()) > 0
+
+
+@pytest.fixture
+def curator_account(catalog, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("curator", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="add_relevancejudgment"))
+    return user
+
+
+def in_another_thread(query):
+    """Database reads from the test: Playwright's event loop runs in this thread, where Django refuses them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    def read():
+        try:
+            return query()
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(read).result()
+
+
+def test_a_curator_judges_with_the_keyboard_without_the_page_reloading(curator_account, live_server, browser_page):
+    from search.models import RelevanceJudgment
+
+    page = browser_page
+    page.goto(f"{live_server.url}/admin/login/?next=/")
+    page.get_by_label("Username").fill("curator")
+    page.get_by_label("Password").fill("pw")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{live_server.url}/")
+    page.goto(f"{live_server.url}/?q=guitar")
+    page.wait_for_selector(".grid.judging .card")
+    page.evaluate("window.stillTheSamePage = true")
+    titles = page.locator(".card .title").all_inner_texts()
+    cards = page.locator(".grid.judging .card")
+    ids = [int(cards.nth(number).get_attribute("data-image-id")) for number in range(cards.count())]
+    assert len(ids) == 3  # the fourth, the apple, is a distant result and hidden
+    # The instructions come before the results, not below the last one.
+    instructions = page.locator("p.instructions")
+    assert "j / k" in instructions.inner_text()
+    assert instructions.bounding_box()["y"] < cards.first.bounding_box()["y"]
+
+    def recorded(number: int) -> str:
+        status = cards.nth(number).locator(".recorded")
+        page.wait_for_function("(element) => element.textContent && !element.textContent.startsWith('saving')", arg=status.element_handle())
+        return status.inner_text()
+
+    def chosen(number: int) -> list[str]:
+        return cards.nth(number).locator("form.judge button.chosen").all_inner_texts()
+
+    # The first result has the focus from the start: grade it, move on, grade, move back, change the grade.
+    assert page.evaluate("document.activeElement.dataset.imageId") == str(ids[0])
+    page.keyboard.press("2")
+    assert recorded(0) == "2 recorded" and chosen(0) == ["2"]
+    page.keyboard.press("j")
+    page.keyboard.press("0")
+    assert recorded(1) == "0 recorded" and chosen(1) == ["0"]
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("k")
+    page.keyboard.press("ArrowLeft")
+    assert page.evaluate("document.activeElement.dataset.imageId") == str(ids[0])
+    page.keyboard.press("3")
+    assert recorded(0) == "3 recorded" and chosen(0) == ["3"]
+    # A click on a grade button is sent the same way.
+    cards.nth(2).locator("form.judge button[value='1']").click()
+    assert recorded(2) == "1 recorded" and chosen(2) == ["1"]
+
+    # A grade the server refuses says why on the card, and the grade recorded before stays shown.
+    page.evaluate("(card) => card.querySelector('input[name=image]').value = '999999'", cards.nth(2).element_handle())
+    page.keyboard.press("2")
+    assert recorded(2) == "not recorded: image 999999 does not exist" and chosen(2) == ["1"]
+
+    assert page.evaluate("window.stillTheSamePage") is True
+    assert page.locator(".card .title").all_inner_texts() == titles
+    current = in_another_thread(
+        lambda: dict(RelevanceJudgment.objects.filter(is_current=True, query_text="guitar").values_list("image_id", "grade"))
+    )
+    assert current == {ids[0]: 3, ids[1]: 0, ids[2]: 1}

@@ -151,7 +151,8 @@ def test_a_category_finds_its_subcategories_through_the_api(client, make_images)
     body = client.get(API, {"q": "tabby", "mode": "keyword", "category": "animals/"}).json()
     assert [result["title"] for result in body["results"]] == ["tabby"]
     page = client.get(reverse("search:page"), {"q": "tabby", "mode": "keyword"}).content.decode()
-    assert '<option >animals</option>' in page and '<option >animals/housecats</option>' in page
+    assert '<option value="animals" >animals</option>' in page
+    assert '<option value="animals/housecats" >&nbsp;&nbsp;&nbsp;› housecats</option>' in page
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from embeddings.exceptions import PrecisionMismatch
 from embeddings.selectors import version_base, versions_written
 from embeddings.picture_text import READING_QUEUE, reading_sweep
 from embeddings.services import QUEUE, TRAINING_QUEUE, embedding_sweep, version_precision_check
-from embeddings.worker import OutageProofWorker
+from embeddings.worker import OutageProofWorker, abandoned_jobs_requeue
 
 
 class Command(BaseCommand):
@@ -35,6 +35,8 @@ class Command(BaseCommand):
         # rq takes from the first queue that has a job: vectors before text, text before training.
         served = [django_rq.get_queue(queue) for queue in queues or [QUEUE, READING_QUEUE, TRAINING_QUEUE]]
         supervision.redis_wait(client=served[0].connection)
+        # Before the name check: a killed worker's name is free again once it is known dead.
+        abandoned_jobs_requeue(queues=served)
         if name and any(worker.name == name for worker in OutageProofWorker.all(connection=served[0].connection)):
             raise CommandError(f"a worker named {name!r} is already running; give each machine's workers their own names")
         supervision.database_wait()
@@ -53,7 +55,7 @@ class Command(BaseCommand):
 
             reader()
         if not no_sweep:
-            # A worker that died mid-batch left its images pending and its job abandoned.
+            # A worker that died mid-batch left its images pending (its job went back to the queue above).
             requeued = embedding_sweep(grace=timedelta(0))
             if requeued:
                 self.stderr.write(f"re-queued {requeued} pending images that no queued job covered")
