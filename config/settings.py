@@ -161,6 +161,13 @@ RQ_QUEUES = {
     "embeddings": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600},
     "training": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 6 * 3600},
 }
+# Uploaded query pictures' features, shared by every web process so that their results can
+# be paged (search/query_pictures.py); kept this many seconds after the upload.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "query_pictures": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "glimpse"},
+}
+GLIMPSE_QUERY_PICTURE_SECONDS = int(os.environ.get("GLIMPSE_QUERY_PICTURE_SECONDS", 3600))
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -77,6 +77,7 @@ def text_field(max_length: int, *, pattern: str = NO_NUL, **field):
 class SearchParams(Schema):
     q: text_field(settings.GLIMPSE_SEARCH_MAX_QUERY_CHARS, description="words to search for; with a picture, both are ranked together") = ""
     like: ImageId = Field(None, description="more like this image (its id)")
+    picture: text_field(64, pattern=r"^[0-9a-f]{64}$", description="an uploaded picture's `picture` from its first page, for the next pages") = ""
     mode: Literal[MODES] = Field(
         None, description="hybrid (default): vectors and full text fused; semantic: vectors only; keyword: full text only, words only"
     )
@@ -93,6 +94,7 @@ class SearchParams(Schema):
         return SearchQuery(
             text=self.q,
             picture=picture,
+            picture_key=self.picture,
             like=self.like,
             mode=self.mode or "",
             filters=search_filters(category=self.category, tag=self.tag, created_from=self.created_from, created_to=self.created_to),
@@ -128,6 +130,7 @@ class SearchResults(Schema):
     offset: int
     limit: int
     has_next: bool
+    picture: str = Field(description="the query picture's key (its SHA-256), kept a while: send it as `picture` for the next pages")
     latency_ms: float
     results: list[Hit]
 
@@ -221,6 +224,7 @@ def search_answer(request, params: SearchParams, results: Results) -> dict:
         "offset": results.offset,
         "limit": results.limit,
         "has_next": results.has_next,
+        "picture": results.picture,
         "latency_ms": round(results.latency_ms, 2),
         "results": [
             {

@@ -87,6 +87,7 @@ class Results:
     image_ids: list[int] = field(default_factory=list)
     distant: int = 0  # candidates under the version's relevance cut-off, hidden
     nearest_only: bool = False  # nothing passed the cut-off; the hits are the nearest anyway
+    picture: str = ""  # the uploaded query picture's key, for the next pages (search/query_pictures.py)
 
     @property
     def has_next(self) -> bool:

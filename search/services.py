@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models.sql import InsertQuery
+from django.template.defaultfilters import pluralize
 
 from catalog.exceptions import InvalidImage
 from catalog.imaging import check_image, size_over_limit
@@ -13,8 +14,9 @@ from catalog.models import Image
 from embeddings.selectors import version_active
 from embeddings.spaces import space_for
 
-from .exceptions import EmptyQuery, InvalidQuery, QueryImageNotFound, UploadTooLarge
+from .exceptions import EmptyQuery, InvalidQuery, QueryImageNotFound, QueryPictureExpired, UploadTooLarge
 from .models import QueryLog
+from .query_pictures import query_picture_features, query_picture_keep
 from .selectors import Filters, Results, depth_check, image_search, stored_vectors
 
 COLLAPSE_DISTANCE = 0.02
@@ -26,6 +28,7 @@ class SearchQuery:
 
     text: str = ""
     picture: UploadedFile | None = None
+    picture_key: str = ""  # an earlier upload's content hash, for its next pages (search/query_pictures.py)
     like: int | None = None
     mode: str = ""  # hybrid, or semantic for a picture alone
     filters: Filters = Filters()
@@ -37,10 +40,10 @@ class SearchQuery:
 
 def search_mode(*, query: SearchQuery, text: str) -> str:
     """The mode the query runs in, or InvalidQuery: no part of a query is dropped silently."""
-    has_picture = bool(query.picture or query.like)
+    has_picture = bool(query.picture or query.picture_key or query.like)
     if not (text or has_picture):
         raise EmptyQuery("Type something to search for, upload a picture, or pick “more like this”.")
-    if query.picture and query.like:
+    if (query.picture or query.picture_key) and query.like:
         raise InvalidQuery("search by an uploaded picture or by “more like this”, not both at once")
     if has_picture and query.mode == "keyword":
         raise InvalidQuery("keyword mode matches words only and cannot use a picture; choose hybrid or semantic, or leave the picture out")
@@ -61,9 +64,17 @@ def search_run(*, query: SearchQuery) -> Results:
     vector = features = None
     log = {"kind": QueryLog.Kind.TEXT, "text": text}
     exclude_id = None
+    picture_key = ""
     if query.picture:
-        features, image_hash = uploaded_features(picture=query.picture, version=version)
-        log = {"kind": QueryLog.Kind.IMAGE, "text": text, "image_hash": image_hash}
+        features, picture_key = uploaded_features(picture=query.picture, version=version)
+        query_picture_keep(key=picture_key, version_id=version.id, features=features)
+    elif query.picture_key:
+        features, picture_key = query_picture_features(key=query.picture_key, version_id=version.id), query.picture_key
+        if features is None:
+            hours = settings.GLIMPSE_QUERY_PICTURE_SECONDS / 3600
+            raise QueryPictureExpired(f"the picture you searched by is kept for {hours:g} hour{pluralize(hours)} only; upload it again")
+    if picture_key:
+        log = {"kind": QueryLog.Kind.IMAGE, "text": text, "image_hash": picture_key}
     elif query.like:
         stored = stored_vectors(image_id=query.like, version=version)
         if stored is None:
@@ -92,6 +103,7 @@ def search_run(*, query: SearchQuery) -> Results:
         version=version,
     )
     results.latency_ms = (time.perf_counter() - started) * 1000
+    results.picture = picture_key
     query_log_write(
         **log,
         mode=mode,

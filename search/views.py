@@ -3,6 +3,7 @@ from django.http import HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from catalog.models import Image
@@ -13,6 +14,7 @@ from .exceptions import InvalidJudgment, InvalidQuery, JudgmentNotAllowed, Query
 from .judgments import PERMISSION, TAG_PERMISSION, current_grades, judgment_record
 from .forms import JudgeForm, SearchForm
 from .previews import upload_preview
+from .query_pictures import query_picture_preview, query_picture_preview_keep
 from .services import search_run
 
 PAGE_SIZE = 24
@@ -22,10 +24,13 @@ EXAMPLES_ON_HOME = 6
 MAX_BACK_CHARS = 2000
 
 
+@csrf_exempt  # a search by picture writes nothing a visitor owns, as a search by words does not
 @require_http_methods(["GET", "HEAD", "POST"])
 def search_page(request):
-    submitted = bool(request.GET or request.FILES)
-    form = SearchForm(request.GET if submitted else None, request.FILES or None)
+    # A search by picture is posted with the words and filters of the same form.
+    data = request.POST if request.method == "POST" else request.GET
+    submitted = bool(data or request.FILES)
+    form = SearchForm(data if submitted else None, request.FILES or None)
     context = {"form": form, "results": None, "error": "", "categories": category_paths()}
     status = 400
     if not submitted:
@@ -47,15 +52,18 @@ def search_page(request):
             page = form.cleaned_data.get("page") or 1
             context["page"] = page
             context["has_next"] = results.has_next
-            context["query_string"] = request.GET.copy()
-            context["query_string"].pop("page", None)
-            context["back"] = request.GET.urlencode()
+            context["query_string"] = search_params(form, picture=results.picture)
+            context["back"] = context["query_string"].urlencode() + (f"&page={page}" if page > 1 else "")
             if request.FILES.get("image"):
-                context["query_picture"] = upload_preview(upload=request.FILES["image"])
+                preview = upload_preview(upload=request.FILES["image"])
+                query_picture_preview_keep(key=results.picture, preview=preview)
+                context["query_picture"] = preview
+            elif results.picture:
+                context["query_picture"] = query_picture_preview(key=results.picture)
             elif form.cleaned_data.get("like"):
                 context["like_image"] = Image.objects.filter(id=form.cleaned_data["like"]).first()
             query = form.cleaned_data.get("q") or ""
-            if query and not request.FILES and request.user.has_perm(PERMISSION):
+            if query and not results.picture and request.user.has_perm(PERMISSION):
                 context["can_judge"] = True
                 context["can_tag"] = request.user.has_perm(TAG_PERMISSION)
                 grades = current_grades(curator=request.user, query_text=query, image_ids=results.image_ids)
@@ -63,6 +71,18 @@ def search_page(request):
                 for hit in results.hits:
                     hit.image.my_grade = grades.get(hit.image.id)
     return render(request, "search/page.html", context, status=status if context["error"] else 200)
+
+
+def search_params(form: SearchForm, *, picture: str) -> QueryDict:
+    """The search as a query string, less its page: what the page links build on. A posted
+    picture becomes its key, so that its next pages need no upload."""
+    params = QueryDict(mutable=True)
+    for name in form.fields:
+        if name not in ("page", "image", "picture") and form.data.get(name):
+            params.setlist(name, form.data.getlist(name))
+    if picture:
+        params["picture"] = picture
+    return params
 
 
 def image_detail(request, image_id: int):
