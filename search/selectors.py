@@ -586,8 +586,9 @@ def image_search(
     # The calibration is of words against pictures; a query with a picture ranks without a cut-off.
     passed = hits if include_distant or features is not None else [hit for hit in hits if hit.label != "distant"]
     nearest_only = bool(hits) and not passed
+    shown = hits if nearest_only else passed  # what is counted is what pages show
     # The fused lists hold more than `depth` images; only the first `depth` are reachable.
-    page = (hits if nearest_only else passed)[offset : min(offset + limit, depth)]
+    page = shown[offset : min(offset + limit, depth)]
     # Only the page's images are read: the rest of the pool is counted, never shown.
     images = Image.objects.in_bulk([hit.image_id for hit in page])
     page = [hit for hit in page if hit.image_id in images]  # an image deleted since it was ranked
@@ -595,7 +596,7 @@ def image_search(
         hit.image = images[hit.image_id]
     return Results(
         hits=page,
-        total=min(len(passed), depth),
+        total=min(len(shown), depth),
         mode=mode,
         version=version,
         latency_ms=(time.perf_counter() - started) * 1000,

@@ -52,6 +52,7 @@ def search_page(request):
             page = form.cleaned_data.get("page") or 1
             context["page"] = page
             context["has_next"] = results.has_next
+            context["last_page"] = max(1, -(-results.total // results.limit))
             context["query_string"] = search_params(form, picture=results.picture)
             context["back"] = context["query_string"].urlencode() + (f"&page={page}" if page > 1 else "")
             if request.FILES.get("image"):
