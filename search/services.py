@@ -52,9 +52,10 @@ def search_mode(*, query: SearchQuery, text: str) -> str:
     return query.mode or "hybrid"
 
 
-def search_run(*, query: SearchQuery) -> Results:
+def search_run(*, query: SearchQuery, log_query: bool = True) -> Results:
     """Run a search (words, an uploaded picture or "more like this", or words with either:
-    their ranked lists are fused in one ranking) and log it."""
+    their ranked lists are fused in one ranking) and log it, unless it is not a visitor's
+    search (`log_query` false: the page a curator's grade returns to)."""
     started = time.perf_counter()
     text = " ".join(query.text.split())
     mode = search_mode(query=query, text=text)
@@ -104,6 +105,8 @@ def search_run(*, query: SearchQuery) -> Results:
     )
     results.latency_ms = (time.perf_counter() - started) * 1000
     results.picture = picture_key
+    if not log_query:
+        return results
     query_log_write(
         **log,
         mode=mode,

@@ -40,7 +40,7 @@ def search_page(request):
     else:
         if form.is_valid():
             try:
-                context["results"] = search_run(query=form.search_query(default_limit=PAGE_SIZE))
+                context["results"] = search_run(query=form.search_query(default_limit=PAGE_SIZE), log_query=not regraded(request))
             except (InvalidQuery, NoActiveVersion) as error:
                 context["error"] = str(error)
             except QueryImageNotFound as error:
@@ -72,6 +72,15 @@ def search_page(request):
                 for hit in results.hits:
                     hit.image.my_grade = grades.get(hit.image.id)
     return render(request, "search/page.html", context, status=status if context["error"] else 200)
+
+
+# The session remembers the results page a grade returns to: showing it again is no search.
+REGRADED_PAGE = "glimpse_regraded_page"
+
+
+def regraded(request) -> bool:
+    """Whether this request is the results page a curator's grade just returned to (once)."""
+    return request.session.pop(REGRADED_PAGE, None) == request.get_full_path()
 
 
 def search_params(form: SearchForm, *, picture: str) -> QueryDict:
@@ -134,6 +143,7 @@ def judge(request):
         return judgment_refused(request, "You may not judge results.", status=403)
     except InvalidJudgment as error:
         return judgment_refused(request, str(error), status=400)
+    request.session[REGRADED_PAGE] = back
     return HttpResponseRedirect(back)
 
 
