@@ -126,7 +126,20 @@ def analytics_csv(request, slug: str):
     response["Content-Disposition"] = f'attachment; filename="glimpse-{slug}.csv"'
     writer = csv.writer(response)
     writer.writerow(table.columns)
-    writer.writerows(
-        [value.isoformat() if isinstance(value, date | datetime) else ("" if value is None else value) for value in row] for row in table.rows
-    )
+    writer.writerows([csv_cell(value) for value in row] for row in table.rows)
     return response
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(…) in a
+# visitor's query); a leading ' makes it text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value

@@ -237,3 +237,17 @@ def test_the_refresh_command_says_what_it_refreshed(make_images, version):
     call_command("analytics_refresh", stdout=output)
     assert output.getvalue().startswith("refreshed analytics_near_duplicates, analytics_undescribed_neighbours in ")
     assert len(analytics.duplicates_near().rows) == 1
+
+
+@pytest.mark.parametrize("query", ['=HYPERLINK("http://evil.example/","x")', "+cmd", "-cat", "@SUM(A1)"])
+def test_csv_cells_that_a_spreadsheet_would_run_are_text(client, staff, version, query):
+    log(version, day=DAY_ONE, text=query, latency_ms=10)
+    client.force_login(staff)
+    rows = list(csv.reader(io.StringIO(client.get("/admin/analytics/top-queries.csv").content.decode(), newline="")))
+    assert rows[1][:2] == ["'" + query.lower(), "1"]
+
+
+def test_csv_cells_keep_numbers_and_quote_tabs_and_carriage_returns():
+    from search.dashboard import csv_cell
+
+    assert [csv_cell(value) for value in ("\tx", "\rx", "a=b", -0.5, 3, None, date(2026, 1, 2))] == ["'\tx", "'\rx", "a=b", -0.5, 3, "", "2026-01-02"]
