@@ -185,7 +185,12 @@ def test_vector_drift_per_image_and_as_a_histogram(make_images, version, second_
 
 @pytest.fixture
 def staff(db, django_user_model):
-    return django_user_model.objects.create_user("analyst", password="pw", is_staff=True)
+    """Staff who may read the query log, and so its analytics."""
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("analyst", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_querylog"))
+    return user
 
 
 def test_the_dashboard_plots_with_axes_for_staff(client, staff, query_log):
@@ -227,6 +232,14 @@ def test_the_dashboard_is_for_staff_only(client, visitor):
         response = client.get(url)
         assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
         client.logout()
+
+
+def test_staff_who_may_not_read_the_query_log_may_not_read_its_analytics(client, django_user_model):
+    other = django_user_model.objects.create_user("editor", password="pw", is_staff=True)
+    client.force_login(other)
+    statuses = [client.get(url).status_code for url in ("/admin/search/querylog/", "/admin/analytics/", "/admin/analytics/top-queries.csv")]
+    assert statuses == [403, 403, 403]
+    assert 'id="analytics-link"' not in client.get("/admin/").content.decode()
 
 
 def test_the_refresh_command_says_what_it_refreshed(make_images, version):
