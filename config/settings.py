@@ -186,7 +186,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 30 * 1024 * 1024
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # A refused request (4xx) is logged on one line; server errors keep their traceback.
+    "filters": {"client_errors_one_line": {"()": "config.logging.ClientErrorsOneLine"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["client_errors_one_line"]}},
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {"glimpse": {"level": os.environ.get("GLIMPSE_LOG_LEVEL", "INFO")}},
 }
