@@ -177,13 +177,13 @@ def test_an_upload_over_the_limit_is_a_413_with_sizes_that_differ(client, db, se
     assert response.status_code == 413
     assert error(response) == {
         "code": "too_large",
-        "message": "the uploaded picture cannot be used: the file is 26.0 MB; the limit is 25.0 MB",
+        "message": "the uploaded picture cannot be used: the file is 26.0 MiB; the limit is 25.0 MiB",
         "field": None,
     }
     settings.GLIMPSE_MAX_UPLOAD_BYTES = 25 * 1024 * 1024
     response = client.post(SEARCH, {"image": SimpleUploadedFile("big.png", b"\0" * (25 * 1024 * 1024 + 1))})
     assert error(response)["message"] == (
-        "the uploaded picture cannot be used: the file is 25.0 MB (26,214,401 bytes); the limit is 26,214,400 bytes"
+        "the uploaded picture cannot be used: the file is 25.0 MiB (26,214,401 bytes); the limit is 26,214,400 bytes"
     )
 
 
