@@ -105,6 +105,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.middleware.RequestBodyLimitMiddleware",  # first: nothing may read a body before it
     "django.middleware.security.SecurityMiddleware",
     "config.middleware.ApiErrorMiddleware",
     # Static files from STATIC_ROOT (collectstatic) in any server, development included.
@@ -179,9 +180,6 @@ STATIC_ROOT = DATA_DIR / "static"
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("GLIMPSE_MEDIA_ROOT", DATA_DIR / "media"))
 GLIMPSE_SERVE_MEDIA = env_flag("GLIMPSE_SERVE_MEDIA", default=DEBUG)
-# Uploads are read into memory and validated before anything is written.
-DATA_UPLOAD_MAX_MEMORY_SIZE = 30 * 1024 * 1024
-FILE_UPLOAD_MAX_MEMORY_SIZE = 30 * 1024 * 1024
 
 LOGGING = {
     "version": 1,
@@ -196,6 +194,15 @@ LOGGING = {
 # Ingest limits: files larger or images with more pixels than these are refused.
 GLIMPSE_MAX_UPLOAD_BYTES = int(os.environ.get("GLIMPSE_MAX_UPLOAD_BYTES", 25 * 1024 * 1024))
 GLIMPSE_MAX_PIXELS = int(os.environ.get("GLIMPSE_MAX_PIXELS", 50_000_000))
+# A request body over this is refused before it is read (config/middleware.py), with or
+# without a proxy in front: an upload and its form fields.
+GLIMPSE_MAX_REQUEST_BYTES = int(os.environ.get("GLIMPSE_MAX_REQUEST_BYTES", GLIMPSE_MAX_UPLOAD_BYTES + 5 * 1024 * 1024))
+if not GLIMPSE_MAX_REQUEST_BYTES > GLIMPSE_MAX_UPLOAD_BYTES:
+    raise ImproperlyConfigured(
+        f"GLIMPSE_MAX_REQUEST_BYTES={GLIMPSE_MAX_REQUEST_BYTES} is not over GLIMPSE_MAX_UPLOAD_BYTES={GLIMPSE_MAX_UPLOAD_BYTES}: an upload of the limit could not be sent"
+    )
+# Uploads are read into memory and validated before anything is written.
+DATA_UPLOAD_MAX_MEMORY_SIZE = FILE_UPLOAD_MAX_MEMORY_SIZE = GLIMPSE_MAX_REQUEST_BYTES
 # Longest side over shortest side: a 65,000 × 700 banner is a few KB of PNG and no picture,
 # while clip art has pencils of 256 × 10 (25.6:1).
 GLIMPSE_MAX_ASPECT_RATIO = float(os.environ.get("GLIMPSE_MAX_ASPECT_RATIO", 32))
