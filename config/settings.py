@@ -246,6 +246,10 @@ GLIMPSE_TEXT_SEARCH_LANGUAGE = os.environ.get("GLIMPSE_TEXT_SEARCH_LANGUAGE", "e
 # Search.
 GLIMPSE_SEARCH_MAX_QUERY_CHARS = 200
 GLIMPSE_SEARCH_MAX_LIMIT = 100
+# Results per page, on the site and in the API (its `limit` when not given).
+GLIMPSE_SEARCH_PAGE_SIZE = int(os.environ.get("GLIMPSE_SEARCH_PAGE_SIZE", 24))
+if not 1 <= GLIMPSE_SEARCH_PAGE_SIZE <= GLIMPSE_SEARCH_MAX_LIMIT:
+    raise ImproperlyConfigured(f"GLIMPSE_SEARCH_PAGE_SIZE={GLIMPSE_SEARCH_PAGE_SIZE}: use 1 to {GLIMPSE_SEARCH_MAX_LIMIT} results a page")
 GLIMPSE_HNSW_EF_SEARCH = int(os.environ.get("GLIMPSE_HNSW_EF_SEARCH", 100))
 # Candidates each ranked list contributes, and so how deep result pages go.
 GLIMPSE_SEARCH_DEPTH = int(os.environ.get("GLIMPSE_SEARCH_DEPTH", 100))

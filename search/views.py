@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404, render
@@ -17,7 +18,6 @@ from .previews import upload_preview
 from .query_pictures import query_picture_preview, query_picture_preview_keep
 from .services import search_run
 
-PAGE_SIZE = 24
 RECENT_ON_HOME = 12
 EXAMPLES_ON_HOME = 6
 # A results page's query string, passed to the image page for its way back.
@@ -40,7 +40,7 @@ def search_page(request):
     else:
         if form.is_valid():
             try:
-                context["results"] = search_run(query=form.search_query(default_limit=PAGE_SIZE), log_query=not regraded(request))
+                context["results"] = search_run(query=form.search_query(default_limit=settings.GLIMPSE_SEARCH_PAGE_SIZE), log_query=not regraded(request))
             except (InvalidQuery, NoActiveVersion) as error:
                 context["error"] = str(error)
             except QueryImageNotFound as error:

@@ -16,6 +16,7 @@ import os
 import numpy as np
 import pytest
 import schemathesis
+from django.conf import settings as django_settings
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from django.test import Client
@@ -90,7 +91,7 @@ def search_refusal(case, *, unembedded: int) -> tuple[int, str] | None:
         return 400, "invalid_query"  # bytes that are no picture
     if (picture or like is not None) and fields.get("mode") == "keyword":
         return 400, "invalid_query"  # keyword mode has no picture list
-    page, limit = int(fields.get("page", 1)), int(fields.get("limit", 20))
+    page, limit = int(fields.get("page", 1)), int(fields.get("limit", django_settings.GLIMPSE_SEARCH_PAGE_SIZE))
     if (page - 1) * limit >= search_depth():
         return 400, "invalid_query"  # a page beyond the depth
     if like == unembedded:
