@@ -1,7 +1,8 @@
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpResponseRedirect, QueryDict
+from django.http import HttpResponsePermanentRedirect, HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404, render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
@@ -150,3 +151,8 @@ def judge(request):
 def judgment_refused(request, reason: str, *, status: int):
     # The reason can quote the request (a bad grade, a query); the template escapes it.
     return render(request, f"{status}.html", {"reason": f"The judgment was not recorded: {reason}"}, status=status)
+
+
+def favicon(request):
+    """Browsers ask for /favicon.ico on pages that name no icon (the admin, the API docs)."""
+    return HttpResponsePermanentRedirect(static("search/favicon.svg"))

@@ -176,3 +176,13 @@ def test_an_uploads_next_page_needs_no_second_upload(client, pictured):
     shown = [re.findall(r'<div class="title" title="([^"]+)">', page.content.decode())[0] for page in (first, second)]
     assert sorted(shown) == ["Green apple", "Red apple"]
     assert 'alt="your picture"' in second.content.decode()
+
+
+def test_every_page_has_an_icon(client, db):
+    for url in ("/", "/no/such/page"):
+        assert '<link rel="icon" href="/static/search/favicon.svg" type="image/svg+xml">' in client.get(url).content.decode()
+    redirect = client.get("/favicon.ico")
+    assert (redirect.status_code, redirect["Location"]) == (301, "/static/search/favicon.svg")
+    icon = client.get("/static/search/favicon.svg")
+    assert icon.status_code == 200 and icon["Content-Type"] == "image/svg+xml"
+    assert b"".join(icon.streaming_content).startswith(b'<svg xmlns="http://www.w3.org/2000/svg"')
