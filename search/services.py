@@ -45,6 +45,8 @@ def search_mode(*, query: SearchQuery, text: str) -> str:
         raise EmptyQuery("Type something to search for, upload a picture, or pick “more like this”.")
     if (query.picture or query.picture_key) and query.like:
         raise InvalidQuery("search by an uploaded picture or by “more like this”, not both at once")
+    if query.picture and query.picture_key:
+        raise InvalidQuery("upload a picture or name an earlier upload (picture), not both at once")
     if has_picture and query.mode == "keyword":
         raise InvalidQuery("keyword mode matches words only and cannot use a picture; choose hybrid or semantic, or leave the picture out")
     if has_picture and not text:

@@ -82,11 +82,14 @@ def search_refusal(case, *, unembedded: int) -> tuple[int, str] | None:
     fields = fields if isinstance(fields, dict) else {}
     words = str(fields.get("q") or "").strip()
     picture = bool(getattr(fields.get("image"), "data", fields.get("image")))  # an empty upload is no upload
+    kept = bool(fields.get("picture"))  # an earlier upload's key: none is kept here, so it has expired
     like = fields.get("like")
-    if not (words or picture or like is not None):
+    if not (words or picture or kept or like is not None):
         return 422, "invalid_field"  # neither words nor a picture
-    if picture and like is not None:
+    if (picture or kept) and like is not None or picture and kept:
         return 400, "invalid_query"  # two pictures
+    if kept and fields.get("mode") == "keyword":
+        return 400, "invalid_query"  # keyword mode has no picture list
     if picture and not is_picture(fields["image"]):
         return 400, "invalid_query"  # bytes that are no picture
     if (picture or like is not None) and fields.get("mode") == "keyword":
@@ -96,6 +99,8 @@ def search_refusal(case, *, unembedded: int) -> tuple[int, str] | None:
         return 400, "invalid_query"  # a page beyond the depth
     if like == unembedded:
         return 400, "invalid_query"  # no vectors yet
+    if kept and not picture:
+        return 400, "invalid_query"  # the picture is no longer kept
     return None
 
 

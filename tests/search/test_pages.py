@@ -152,6 +152,8 @@ def test_a_picture_no_longer_kept_or_misspelt_is_a_clear_400(client, pictured):
     assert (gone.status_code, gone.context["error"]) == (400, "the picture you searched by is kept for 1 hour only; upload it again")
     bad = client.get(reverse("search:page"), {"picture": "../etc"})
     assert (bad.status_code, bad.context["error"]) == (400, "picture: not a picture of an earlier search; upload it again")
+    both = client.post(reverse("search:page"), {"picture": "cd" * 32, "image": SimpleUploadedFile("q.png", image_bytes())})
+    assert (both.status_code, both.context["error"]) == (400, "upload a picture or name an earlier upload (picture), not both at once")
     assert not QueryLog.objects.exists()
 
 
