@@ -60,7 +60,7 @@ class CheckedImage:
 
 
 def megabytes(size: int) -> str:
-    return f"{size / 1024 / 1024:.1f} MB"
+    return f"{size / 1024 / 1024:.1f} MiB"
 
 
 def size_over_limit(size: int, limit: int) -> str:

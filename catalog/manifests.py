@@ -119,7 +119,7 @@ def numbered_lines(handle: BinaryIO, manifest: Manifest) -> Iterator[tuple[int, 
         if len(raw) > MAX_LINE_BYTES:
             while raw and not raw.endswith(b"\n"):
                 raw = handle.readline(MAX_LINE_BYTES)
-            manifest.skip(number, f"the line is longer than {MAX_LINE_BYTES // 1024 // 1024} MB")
+            manifest.skip(number, f"the line is longer than {MAX_LINE_BYTES // 1024 // 1024} MiB")
             continue
         try:
             line = raw.decode("utf-8")

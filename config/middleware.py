@@ -1,10 +1,15 @@
+import io
 import logging
 from contextlib import nullcontext
 
+from django.conf import settings
+from django.core.handlers.wsgi import LimitedStream
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.urls import Resolver404, resolve
 
+from catalog.imaging import megabytes
 from config import supervision
 from config.routers import replica_reads
 
@@ -111,3 +116,37 @@ class ReplicaReadsMiddleware:
             return resolve(request.path_info).namespace in ("search", "api")
         except Resolver404:
             return False
+
+
+class RequestBodyLimitMiddleware:
+    """Without a proxy in front (nginx's client_max_body_size), Django would read a 300 MB
+    upload and spool it to disk before any view refused it. A body over
+    GLIMPSE_MAX_REQUEST_BYTES is refused by its Content-Length before a byte of it is read;
+    a chunked body, which has none, is read up to the limit and refused past it."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        limit = settings.GLIMPSE_MAX_REQUEST_BYTES
+        length = request.META.get("CONTENT_LENGTH")
+        if length:
+            if not length.isdigit():
+                return refused(request, 400, f"Content-Length must be a number of bytes, not {length[:20]!r}")
+            if int(length) > limit:
+                return refused(request, 413, f"the request is {megabytes(int(length))}; the limit is {megabytes(limit)}")
+        elif "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            body = request.META["wsgi.input"].read(limit + 1)
+            if len(body) > limit:
+                return refused(request, 413, f"the request is over the limit of {megabytes(limit)}")
+            # Django reads no body without a Content-Length: it is given the one read here.
+            request.META["CONTENT_LENGTH"] = str(len(body))
+            request._stream = LimitedStream(io.BytesIO(body), len(body))
+        return self.get_response(request)
+
+
+def refused(request, status: int, reason: str) -> HttpResponse:
+    logger.warning("%s %s: %s, %s", request.method, request.path, status, reason)
+    if api_request(request):
+        return api_error(status, reason)
+    return render(request, f"{status}.html", {"reason": reason}, status=status)

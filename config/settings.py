@@ -105,6 +105,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.middleware.RequestBodyLimitMiddleware",  # first: nothing may read a body before it
     "django.middleware.security.SecurityMiddleware",
     "config.middleware.ApiErrorMiddleware",
     # Static files from STATIC_ROOT (collectstatic) in any server, development included.
@@ -162,6 +163,13 @@ RQ_QUEUES = {
     "training": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 6 * 3600},
     "reading": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600},
 }
+# Uploaded query pictures' features, shared by every web process so that their results can
+# be paged (search/query_pictures.py); kept this many seconds after the upload.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "query_pictures": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "glimpse"},
+}
+GLIMPSE_QUERY_PICTURE_SECONDS = int(os.environ.get("GLIMPSE_QUERY_PICTURE_SECONDS", 3600))
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -173,15 +181,13 @@ STATIC_ROOT = DATA_DIR / "static"
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("GLIMPSE_MEDIA_ROOT", DATA_DIR / "media"))
 GLIMPSE_SERVE_MEDIA = env_flag("GLIMPSE_SERVE_MEDIA", default=DEBUG)
-# Form fields are read into memory; an uploaded file over 2.5 MB waits in a temporary file
-# until a decode slot is free (catalog/decode_slots.py), and is validated before anything is written.
-DATA_UPLOAD_MAX_MEMORY_SIZE = 30 * 1024 * 1024
-FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # A refused request (4xx) is logged on one line; server errors keep their traceback.
+    "filters": {"client_errors_one_line": {"()": "config.logging.ClientErrorsOneLine"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["client_errors_one_line"]}},
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {"glimpse": {"level": os.environ.get("GLIMPSE_LOG_LEVEL", "INFO")}},
 }
@@ -189,6 +195,17 @@ LOGGING = {
 # Ingest limits: files larger or images with more pixels than these are refused.
 GLIMPSE_MAX_UPLOAD_BYTES = int(os.environ.get("GLIMPSE_MAX_UPLOAD_BYTES", 25 * 1024 * 1024))
 GLIMPSE_MAX_PIXELS = int(os.environ.get("GLIMPSE_MAX_PIXELS", 50_000_000))
+# A request body over this is refused before it is read (config/middleware.py), with or
+# without a proxy in front: an upload and its form fields.
+GLIMPSE_MAX_REQUEST_BYTES = int(os.environ.get("GLIMPSE_MAX_REQUEST_BYTES", GLIMPSE_MAX_UPLOAD_BYTES + 5 * 1024 * 1024))
+if not GLIMPSE_MAX_REQUEST_BYTES > GLIMPSE_MAX_UPLOAD_BYTES:
+    raise ImproperlyConfigured(
+        f"GLIMPSE_MAX_REQUEST_BYTES={GLIMPSE_MAX_REQUEST_BYTES} is not over GLIMPSE_MAX_UPLOAD_BYTES={GLIMPSE_MAX_UPLOAD_BYTES}: an upload of the limit could not be sent"
+    )
+# Form fields are read into memory; an uploaded file over 2.5 MB waits in a temporary file
+# until a decode slot is free (catalog/decode_slots.py), and is validated before anything is written.
+DATA_UPLOAD_MAX_MEMORY_SIZE = GLIMPSE_MAX_REQUEST_BYTES
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # Longest side over shortest side: a 65,000 × 700 banner is a few KB of PNG and no picture,
 # while clip art has pencils of 256 × 10 (25.6:1).
 GLIMPSE_MAX_ASPECT_RATIO = float(os.environ.get("GLIMPSE_MAX_ASPECT_RATIO", 32))
@@ -258,6 +275,10 @@ GLIMPSE_TEXT_SEARCH_LANGUAGE = os.environ.get("GLIMPSE_TEXT_SEARCH_LANGUAGE", "e
 # Search.
 GLIMPSE_SEARCH_MAX_QUERY_CHARS = 200
 GLIMPSE_SEARCH_MAX_LIMIT = 100
+# Results per page, on the site and in the API (its `limit` when not given).
+GLIMPSE_SEARCH_PAGE_SIZE = int(os.environ.get("GLIMPSE_SEARCH_PAGE_SIZE", 24))
+if not 1 <= GLIMPSE_SEARCH_PAGE_SIZE <= GLIMPSE_SEARCH_MAX_LIMIT:
+    raise ImproperlyConfigured(f"GLIMPSE_SEARCH_PAGE_SIZE={GLIMPSE_SEARCH_PAGE_SIZE}: use 1 to {GLIMPSE_SEARCH_MAX_LIMIT} results a page")
 GLIMPSE_HNSW_EF_SEARCH = int(os.environ.get("GLIMPSE_HNSW_EF_SEARCH", 100))
 # Candidates each ranked list contributes, and so how deep result pages go.
 GLIMPSE_SEARCH_DEPTH = int(os.environ.get("GLIMPSE_SEARCH_DEPTH", 100))

@@ -1,12 +1,16 @@
+import importlib.util
 from functools import wraps
 
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.http import Http404
 from django.urls import URLPattern, include, path, re_path
 from django.views.static import serve
+from django_rq.settings import get_queues_list
 from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
+from rq.exceptions import NoSuchJobError
 
 from search import dashboard
 from search.api import api
@@ -23,9 +27,34 @@ def rq_permission_required(view):
             return redirect_to_login(request.get_full_path())
         if not (request.user.is_active and request.user.is_staff and request.user.has_perm(RQ_PERMISSION)):
             raise PermissionDenied
-        return view(request, *args, **kwargs)
+        return rq_not_found_as_404(view)(request, *args, **kwargs)
 
     return checked
+
+
+def rq_not_found_as_404(view):
+    """django-rq answers a queue, worker or job that does not exist with a server error
+    (an IndexError, a NoSuchJobError, a ValueError) and its scheduler pages without
+    rq-scheduler with ImproperlyConfigured: here they are 404s."""
+
+    @wraps(view)
+    def found(request, *args, **kwargs):
+        if "scheduler_index" in kwargs:
+            if importlib.util.find_spec("rq_scheduler") is None:
+                raise Http404("the scheduler pages need rq-scheduler, which this site does not use (its cron is `manage.py scheduler`)")
+        for name in ("queue_index", "scheduler_index"):
+            if name in kwargs and not 0 <= kwargs[name] < len(get_queues_list()):
+                raise Http404(f"there is no queue {kwargs[name]}")
+        try:
+            return view(request, *args, **kwargs)
+        except NoSuchJobError as error:
+            raise Http404(str(error)) from None
+        except ValueError as error:
+            if "key" not in kwargs:
+                raise
+            raise Http404(f"there is no worker {kwargs['key']}") from None
+
+    return found
 
 
 # All of them, the JSON stats too (they would admit any staff user; no RQ_API_TOKEN is set here).

@@ -77,6 +77,7 @@ def text_field(max_length: int, *, pattern: str = NO_NUL, **field):
 class SearchParams(Schema):
     q: text_field(settings.GLIMPSE_SEARCH_MAX_QUERY_CHARS, description="words to search for; with a picture, both are ranked together") = ""
     like: ImageId = Field(None, description="more like this image (its id)")
+    picture: text_field(64, pattern=r"^[0-9a-f]{64}$", description="an uploaded picture's `picture` from its first page, for the next pages") = ""
     mode: Literal[MODES] = Field(
         None, description="hybrid (default): vectors and full text fused; semantic: vectors only; keyword: full text only, words only"
     )
@@ -87,12 +88,13 @@ class SearchParams(Schema):
     collapse: Flag = Field(False, description="hide near-duplicates of a higher-ranked result")
     distant: Flag = Field(False, description="also show results under the relevance cut-off")
     page: Whole = Field(1, ge=1, description="pages go `depth` results deep")
-    limit: Whole = Field(20, ge=1, le=settings.GLIMPSE_SEARCH_MAX_LIMIT, description="results per page")
+    limit: Whole = Field(settings.GLIMPSE_SEARCH_PAGE_SIZE, ge=1, le=settings.GLIMPSE_SEARCH_MAX_LIMIT, description="results per page")
 
     def search_query(self, *, picture: UploadedFile | None = None) -> SearchQuery:
         return SearchQuery(
             text=self.q,
             picture=picture,
+            picture_key=self.picture,
             like=self.like,
             mode=self.mode or "",
             filters=search_filters(category=self.category, tag=self.tag, created_from=self.created_from, created_to=self.created_to),
@@ -128,6 +130,7 @@ class SearchResults(Schema):
     offset: int
     limit: int
     has_next: bool
+    picture: str = Field(description="the query picture's key (its SHA-256), kept a while: send it as `picture` for the next pages")
     latency_ms: float
     results: list[Hit]
 
@@ -221,6 +224,7 @@ def search_answer(request, params: SearchParams, results: Results) -> dict:
         "offset": results.offset,
         "limit": results.limit,
         "has_next": results.has_next,
+        "picture": results.picture,
         "latency_ms": round(results.latency_ms, 2),
         "results": [
             {
@@ -257,8 +261,24 @@ api.api_operation(["HEAD"], "/search", response={200: SearchResults, **SEARCH_ER
 @api.post("/search", response={200: SearchResults, **SEARCH_ERRORS}, summary="Search by an uploaded picture")
 def search_by_picture(request, params: Form[SearchParams], image: File[UploadedFile] = None):
     """An uploaded picture (`image`), alone or with words (`q`), or any search of the GET form as a form post.
-    A request with no picture, words or `like` is refused with 422 (`field`: `q`)."""
+    A request with no picture, words or `like` is refused with 422 (`field`: `q`). Every
+    parameter is a form field of the body: one in the URL, or a body that is not a form
+    (JSON), is refused with 400."""
+    form_post_check(request)
     return search_answer(request, params, search_run(query=params.search_query(picture=image)))
+
+
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+def form_post_check(request) -> None:
+    """A posted search reads the form in its body only; a parameter sent elsewhere would be
+    ignored without a word, so it is refused."""
+    if request.content_type not in FORM_TYPES and request.body:
+        raise HttpError(400, f"send the search as multipart/form-data (a picture and form fields), not {request.content_type or 'a body without a Content-Type'}")
+    misplaced = [name for name in SearchParams.model_fields if name in request.GET]
+    if misplaced:
+        raise HttpError(400, f"send {', '.join(misplaced)} as form fields of the posted body, with the picture, not in the URL")
 
 
 @api.post(

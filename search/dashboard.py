@@ -1,12 +1,14 @@
-"""The admin's analytics page (staff only, wrapped in `admin.site.admin_view` by the URLconf):
-each panel reads one selector of search/analytics.py, draws it as SVG where a plot says
+"""The admin's analytics page (staff only, wrapped in `admin.site.admin_view` by the URLconf,
+and only for those who may read the query log it is made from): each panel reads one selector of search/analytics.py, draws it as SVG where a plot says
 more than a list, and offers the same rows as CSV."""
 import csv
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import wraps
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.safestring import SafeString
@@ -14,6 +16,9 @@ from django.utils.safestring import SafeString
 from . import analytics
 from .analytics import Table
 from .svg import chart
+
+# The searches the panels count are the query log's rows: the same permission reads both.
+PERMISSION = "search.view_querylog"
 
 # Columns holding an image id, linked to the image's admin page.
 IMAGE_COLUMNS = {"image_id", "duplicate_id", "neighbour_id"}
@@ -104,6 +109,17 @@ def shown(value) -> str:
     return str(value)
 
 
+def query_log_readers_only(view):
+    @wraps(view)
+    def checked(request, *args, **kwargs):
+        if not request.user.has_perm(PERMISSION):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return checked
+
+
+@query_log_readers_only
 def analytics_dashboard(request):
     panels = []
     for panel in PANELS:
@@ -117,6 +133,7 @@ def analytics_dashboard(request):
     return TemplateResponse(request, "admin/analytics/dashboard.html", context)
 
 
+@query_log_readers_only
 def analytics_csv(request, slug: str):
     panel = PANELS_BY_SLUG.get(slug)
     if panel is None:
@@ -126,7 +143,20 @@ def analytics_csv(request, slug: str):
     response["Content-Disposition"] = f'attachment; filename="glimpse-{slug}.csv"'
     writer = csv.writer(response)
     writer.writerow(table.columns)
-    writer.writerows(
-        [value.isoformat() if isinstance(value, date | datetime) else ("" if value is None else value) for value in row] for row in table.rows
-    )
+    writer.writerows([csv_cell(value) for value in row] for row in table.rows)
     return response
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(…) in a
+# visitor's query); a leading ' makes it text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value

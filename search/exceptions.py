@@ -22,6 +22,10 @@ class UploadTooLarge(InvalidQuery):
     """The uploaded query picture is over the size limit."""
 
 
+class QueryPictureExpired(InvalidQuery):
+    """The next page of a picture search names an upload that is no longer kept."""
+
+
 class QueryImageNotFound(LookupError):
     """"More like this" names an image that does not exist."""
 

@@ -1,7 +1,9 @@
 from django import forms
 from django.conf import settings
+from django.core.validators import RegexValidator
 
 from .models import RelevanceJudgment
+from .query_pictures import KEY
 from .selectors import MODES, Filters
 from .services import SearchQuery
 
@@ -17,6 +19,10 @@ class Form(forms.Form):
 class SearchForm(Form):
     q = forms.CharField(required=False, max_length=settings.GLIMPSE_SEARCH_MAX_QUERY_CHARS, strip=True)
     image = forms.FileField(required=False)
+    # The next pages of a picture search name the upload (search/query_pictures.py).
+    picture = forms.CharField(
+        required=False, max_length=64, validators=[RegexValidator(KEY, "not a picture of an earlier search; upload it again")]
+    )
     like = forms.IntegerField(required=False, min_value=1)
     mode = forms.ChoiceField(choices=[(mode, mode) for mode in MODES], required=False)
     category = forms.CharField(required=False, max_length=200)
@@ -33,6 +39,7 @@ class SearchForm(Form):
         return SearchQuery(
             text=data.get("q") or "",
             picture=data.get("image"),
+            picture_key=data.get("picture") or "",
             like=data.get("like"),
             mode=data.get("mode") or "",
             filters=search_filters(

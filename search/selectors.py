@@ -90,6 +90,7 @@ class Results:
     image_ids: list[int] = field(default_factory=list)
     distant: int = 0  # candidates under the version's relevance cut-off, hidden
     nearest_only: bool = False  # nothing passed the cut-off; the hits are the nearest anyway
+    picture: str = ""  # the uploaded query picture's key, for the next pages (search/query_pictures.py)
 
     @property
     def has_next(self) -> bool:
@@ -661,8 +662,9 @@ def image_search(
     # The calibration is of words against pictures; a query with a picture ranks without a cut-off.
     passed = visible if include_distant or features is not None else [hit for hit in visible if hit.label != "distant"]
     nearest_only = bool(visible) and not passed
+    shown = visible if nearest_only else passed  # what is counted is what pages show
     # The fused lists hold more than `depth` images; only the first `depth` are reachable.
-    page = (visible if nearest_only else passed)[offset : min(offset + limit, depth)]
+    page = shown[offset : min(offset + limit, depth)]
     # Only the page's images are read: the rest of the pool is counted, never shown.
     images = Image.objects.in_bulk([hit.image_id for hit in page])
     page = [hit for hit in page if hit.image_id in images]  # an image deleted since it was ranked
@@ -670,7 +672,7 @@ def image_search(
         hit.image = images[hit.image_id]
     return Results(
         hits=page,
-        total=min(len(passed), depth),
+        total=min(len(shown), depth),
         mode=mode,
         version=version,
         latency_ms=(time.perf_counter() - started) * 1000,

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models.sql import InsertQuery
+from django.template.defaultfilters import pluralize
 
 from catalog.decode_slots import decode_slots
 from catalog.exceptions import InvalidImage
@@ -14,8 +15,9 @@ from catalog.models import Image
 from embeddings.selectors import version_active
 from embeddings.spaces import space_for
 
-from .exceptions import EmptyQuery, InvalidQuery, QueryImageNotFound, UploadTooLarge
+from .exceptions import EmptyQuery, InvalidQuery, QueryImageNotFound, QueryPictureExpired, UploadTooLarge
 from .models import QueryLog
+from .query_pictures import query_picture_features, query_picture_keep
 from .selectors import BROWSE_MODE, Filters, Results, depth_check, image_search, images_browse, stored_vectors
 
 COLLAPSE_DISTANCE = 0.02
@@ -27,6 +29,7 @@ class SearchQuery:
 
     text: str = ""
     picture: UploadedFile | None = None
+    picture_key: str = ""  # an earlier upload's content hash, for its next pages (search/query_pictures.py)
     like: int | None = None
     mode: str = ""  # hybrid, or semantic for a picture alone
     filters: Filters = Filters()
@@ -40,7 +43,7 @@ class SearchQuery:
 def search_mode(*, query: SearchQuery, text: str) -> str:
     """The mode the query runs in, or InvalidQuery: no part of a query is dropped silently.
     Filters alone browse: what they let through, newest first."""
-    has_picture = bool(query.picture or query.like)
+    has_picture = bool(query.picture or query.picture_key or query.like)
     if not (text or has_picture or query.filters):
         raise EmptyQuery("Type something to search for, upload a picture, or pick “more like this”.")
     filters = query.filters
@@ -51,8 +54,10 @@ def search_mode(*, query: SearchQuery, text: str) -> str:
         )
     if not (text or has_picture):
         return BROWSE_MODE
-    if query.picture and query.like:
+    if (query.picture or query.picture_key) and query.like:
         raise InvalidQuery("search by an uploaded picture or by “more like this”, not both at once")
+    if query.picture and query.picture_key:
+        raise InvalidQuery("upload a picture or name an earlier upload (picture), not both at once")
     if has_picture and query.mode == "keyword":
         raise InvalidQuery("keyword mode matches words only and cannot use a picture; choose hybrid or semantic, or leave the picture out")
     if has_picture and not text:
@@ -60,9 +65,10 @@ def search_mode(*, query: SearchQuery, text: str) -> str:
     return query.mode or "hybrid"
 
 
-def search_run(*, query: SearchQuery) -> Results:
+def search_run(*, query: SearchQuery, log_query: bool = True) -> Results:
     """Run a search (words, an uploaded picture or "more like this", or words with either:
-    their ranked lists are fused in one ranking) and log it."""
+    their ranked lists are fused in one ranking) and log it, unless it is not a visitor's
+    search (`log_query` false: the page a curator's grade returns to)."""
     started = time.perf_counter()
     text = " ".join(query.text.split())
     mode = search_mode(query=query, text=text)
@@ -75,9 +81,17 @@ def search_run(*, query: SearchQuery) -> Results:
     vector = features = None
     log = {"kind": QueryLog.Kind.TEXT, "text": text}
     exclude_id = None
+    picture_key = ""
     if query.picture:
-        features, image_hash = uploaded_features(picture=query.picture, version=version)
-        log = {"kind": QueryLog.Kind.IMAGE, "text": text, "image_hash": image_hash}
+        features, picture_key = uploaded_features(picture=query.picture, version=version)
+        query_picture_keep(key=picture_key, version_id=version.id, features=features)
+    elif query.picture_key:
+        features, picture_key = query_picture_features(key=query.picture_key, version_id=version.id), query.picture_key
+        if features is None:
+            hours = settings.GLIMPSE_QUERY_PICTURE_SECONDS / 3600
+            raise QueryPictureExpired(f"the picture you searched by is kept for {hours:g} hour{pluralize(hours)} only; upload it again")
+    if picture_key:
+        log = {"kind": QueryLog.Kind.IMAGE, "text": text, "image_hash": picture_key}
     elif query.like:
         stored = stored_vectors(image_id=query.like, version=version)
         if stored is None:
@@ -107,6 +121,9 @@ def search_run(*, query: SearchQuery) -> Results:
         version=version,
     )
     results.latency_ms = (time.perf_counter() - started) * 1000
+    results.picture = picture_key
+    if not log_query:
+        return results
     query_log_write(
         **log,
         mode=mode,

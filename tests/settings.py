@@ -11,6 +11,7 @@ from config.settings import REDIS_URL
 
 TEST_REDIS_URL = REDIS_URL.replace("db=0", "db=15") if "db=0" in REDIS_URL else REDIS_URL.rstrip("/") + "/15"
 RQ_QUEUES = {name: {"URL": TEST_REDIS_URL, "DEFAULT_TIMEOUT": 600} for name in ("embeddings", "reading", "training")}
+CACHES = CACHES | {"query_pictures": CACHES["query_pictures"] | {"LOCATION": TEST_REDIS_URL}}  # noqa: F405
 if os.environ.get("GLIMPSE_TEST_MEDIA"):
     MEDIA_ROOT = Path(os.environ["GLIMPSE_TEST_MEDIA"])  # a process a test started shares the test's files
 else:

@@ -14,7 +14,7 @@ def test_a_regular_file_is_read_whole(tmp_path):
 
 def test_a_file_over_the_limit_is_refused_by_its_size(tmp_path):
     (tmp_path / "big.bin").write_bytes(b"x" * (3 * 1024 * 1024))
-    with pytest.raises(UnreadableFile, match=r"^the file is 3.0 MB; the limit is 2.0 MB$"):
+    with pytest.raises(UnreadableFile, match=r"^the file is 3.0 MiB; the limit is 2.0 MiB$"):
         read_regular_file(tmp_path / "big.bin", max_bytes=2 * 1024 * 1024)
 
 

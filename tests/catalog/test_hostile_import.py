@@ -124,7 +124,7 @@ def cases() -> list[Case]:
         Case("wide_65000x700", "an aspect ratio of 92.9:1; the limit is 32:1", image_bytes(size=(65000, 700), mode="1", color=1)),
         Case("one_bit_20000x100", "an aspect ratio of 200.0:1", image_bytes(size=(20000, 100), mode="1", color=0)),
         Case("tall_50x2000", "an aspect ratio of 40.0:1", image_bytes(size=(50, 2000), color=(1, 1, 1))),
-        Case("over_byte_limit", "the file is 2.0 MB; the limit is 1.0 MB", bigger_than_limit),
+        Case("over_byte_limit", "the file is 2.0 MiB; the limit is 1.0 MiB", bigger_than_limit),
         # Special files and paths.
         Case("fifo", "not a regular file: it is a FIFO", setup=lambda folder: os.mkfifo(folder / "fifo.png")),
         Case("folder", "not a regular file: it is a folder", setup=lambda folder: (folder / "folder.png").mkdir()),
@@ -152,7 +152,7 @@ def cases() -> list[Case]:
         Case("nul_in_tag", "a tag contains a NUL character", image_bytes(color=(17, 17, 17)), record={"file": "nul_in_tag.png", "tags": ["ok", "b\x00"]}),
         Case("surrogate_in_title", "title is not valid Unicode", image_bytes(color=(18, 18, 18)), record={"file": "surrogate_in_title.png", "title": "\ud800"}),
         Case("surrogate_in_description", "description is not valid Unicode", image_bytes(color=(19, 19, 19)), record={"file": "surrogate_in_description.png", "description": "x\udfff"}),
-        Case("line_over_1_mb", "the line is longer than 1 MB", raw=json.dumps({"file": "plain_png.png", "title": "y" * (1024 * 1024)}).encode()),
+        Case("line_over_1_mb", "the line is longer than 1 MiB", raw=json.dumps({"file": "plain_png.png", "title": "y" * (1024 * 1024)}).encode()),
         Case("nested_too_deep", "not JSON (RecursionError", raw=b"[" * 200_000 + b"]" * 200_000),
         Case("integer_of_5000_digits", "not JSON (ValueError", raw=b'{"file": "a.png", "n": ' + b"9" * 5000 + b"}"),
         # Duplicates.

@@ -28,8 +28,8 @@ def test_type_comes_from_content_not_name():
         (b"", "the file is empty"),
         (b"%PDF-1.4 not a picture", "not an image: the content is in no known image format"),
         # One byte over: the rounded sizes would read alike, so the bytes are printed too.
-        (b"\x00" * 1_000_001, r"^the file is 1\.0 MB \(1,000,001 bytes\); the limit is 1,000,000 bytes$"),
-        (b"\x00" * 1_200_000, r"^the file is 1\.1 MB; the limit is 1\.0 MB$"),
+        (b"\x00" * 1_000_001, r"^the file is 1\.0 MiB \(1,000,001 bytes\); the limit is 1,000,000 bytes$"),
+        (b"\x00" * 1_200_000, r"^the file is 1\.1 MiB; the limit is 1\.0 MiB$"),
     ],
 )
 def test_bad_content_is_refused_with_a_reason(content, message):

@@ -108,3 +108,23 @@ def test_a_server_error_is_a_plain_page(db, settings):
     assert response.status_code == 500
     html = response.content.decode()
     assert "<h1>Something went wrong</h1>" in html and "secret detail" not in html and "RuntimeError" not in html
+
+
+def test_the_dashboard_answers_404_for_queues_workers_schedulers_and_jobs_that_do_not_exist(db, django_user_model, queue):
+    django_user_model.objects.create_superuser("root", password="pw")
+    client = Client(raise_request_exception=False)
+    client.login(username="root", password="pw")
+    queue.enqueue("math.sqrt", 4)
+    answers = {}
+    for url in rq_urls():
+        if "stats.json" in url or "metrics" in url:
+            continue
+        # A queue that does not exist; and in queue 0, a job or worker that does not.
+        for missing in {url.replace("/0/", "/99/"), *([url] if "no-such" in url or "/actions/" in url else [])} - {"/admin/rq/"}:
+            for method in (client.get, client.post):
+                answers[(method.__name__, missing)] = method(missing, {"action": "delete", "job_ids": ["no-such-job"]}).status_code
+    errors = {key: status for key, status in answers.items() if status >= 500}
+    assert errors == {}
+    for url in ("/admin/rq/queues/99/", "/admin/rq/workers/99/", "/admin/rq/schedulers/99/", "/admin/rq/queues/0/no-such-job/requeue/"):
+        assert (url, answers[("get", url)], answers[("post", url)]) == (url, 404, 404)
+    assert queue.count == 1

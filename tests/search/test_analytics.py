@@ -185,7 +185,12 @@ def test_vector_drift_per_image_and_as_a_histogram(make_images, version, second_
 
 @pytest.fixture
 def staff(db, django_user_model):
-    return django_user_model.objects.create_user("analyst", password="pw", is_staff=True)
+    """Staff who may read the query log, and so its analytics."""
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("analyst", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_querylog"))
+    return user
 
 
 def test_the_dashboard_plots_with_axes_for_staff(client, staff, query_log):
@@ -229,6 +234,14 @@ def test_the_dashboard_is_for_staff_only(client, visitor):
         client.logout()
 
 
+def test_staff_who_may_not_read_the_query_log_may_not_read_its_analytics(client, django_user_model):
+    other = django_user_model.objects.create_user("editor", password="pw", is_staff=True)
+    client.force_login(other)
+    statuses = [client.get(url).status_code for url in ("/admin/search/querylog/", "/admin/analytics/", "/admin/analytics/top-queries.csv")]
+    assert statuses == [403, 403, 403]
+    assert 'id="analytics-link"' not in client.get("/admin/").content.decode()
+
+
 def test_the_refresh_command_says_what_it_refreshed(make_images, version):
     from django.core.management import call_command
 
@@ -237,3 +250,17 @@ def test_the_refresh_command_says_what_it_refreshed(make_images, version):
     call_command("analytics_refresh", stdout=output)
     assert output.getvalue().startswith("refreshed analytics_near_duplicates, analytics_undescribed_neighbours in ")
     assert len(analytics.duplicates_near().rows) == 1
+
+
+@pytest.mark.parametrize("query", ['=HYPERLINK("http://evil.example/","x")', "+cmd", "-cat", "@SUM(A1)"])
+def test_csv_cells_that_a_spreadsheet_would_run_are_text(client, staff, version, query):
+    log(version, day=DAY_ONE, text=query, latency_ms=10)
+    client.force_login(staff)
+    rows = list(csv.reader(io.StringIO(client.get("/admin/analytics/top-queries.csv").content.decode(), newline="")))
+    assert rows[1][:2] == ["'" + query.lower(), "1"]
+
+
+def test_csv_cells_keep_numbers_and_quote_tabs_and_carriage_returns():
+    from search.dashboard import csv_cell
+
+    assert [csv_cell(value) for value in ("\tx", "\rx", "a=b", -0.5, 3, None, date(2026, 1, 2))] == ["'\tx", "'\rx", "a=b", -0.5, 3, "", "2026-01-02"]

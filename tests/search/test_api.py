@@ -177,13 +177,13 @@ def test_an_upload_over_the_limit_is_a_413_with_sizes_that_differ(client, db, se
     assert response.status_code == 413
     assert error(response) == {
         "code": "too_large",
-        "message": "the uploaded picture cannot be used: the file is 26.0 MB; the limit is 25.0 MB",
+        "message": "the uploaded picture cannot be used: the file is 26.0 MiB; the limit is 25.0 MiB",
         "field": None,
     }
     settings.GLIMPSE_MAX_UPLOAD_BYTES = 25 * 1024 * 1024
     response = client.post(SEARCH, {"image": SimpleUploadedFile("big.png", b"\0" * (25 * 1024 * 1024 + 1))})
     assert error(response)["message"] == (
-        "the uploaded picture cannot be used: the file is 25.0 MB (26,214,401 bytes); the limit is 26,214,400 bytes"
+        "the uploaded picture cannot be used: the file is 25.0 MiB (26,214,401 bytes); the limit is 26,214,400 bytes"
     )
 
 
@@ -359,3 +359,27 @@ def test_words_and_a_picture_are_ranked_together(client, catalog):
     assert {result["title"] for result in body["results"]} == {"Drum", "Green apple", "Red apple"}
     log = QueryLog.objects.latest("id")
     assert (log.kind, log.text, log.similar_to_id) == ("similar", "drum", catalog[2].id)
+
+
+def test_a_posted_search_takes_its_parameters_from_the_form_only(client, catalog):
+    picture = SimpleUploadedFile("query.png", image_bytes(size=(8, 8)), content_type="image/png")
+    response = client.post(f"{SEARCH}?q=apple&limit=2", {"image": picture})
+    assert (response.status_code, error(response)) == (
+        400,
+        {"code": "bad_request", "message": "send q, limit as form fields of the posted body, with the picture, not in the URL", "field": None},
+    )
+    as_json = client.post(SEARCH, {"q": "apple"}, content_type="application/json")
+    assert (as_json.status_code, error(as_json)["message"]) == (
+        400,
+        "send the search as multipart/form-data (a picture and form fields), not application/json",
+    )
+    form = client.post(SEARCH, {"q": "apple", "mode": "keyword", "limit": 1})
+    assert (form.status_code, form.json()["limit"], len(form.json()["results"])) == (200, 1, 1)
+    assert QueryLog.objects.count() == 1
+
+
+def test_the_site_and_the_api_share_one_page_size(client, catalog, settings):
+    assert settings.GLIMPSE_SEARCH_PAGE_SIZE == 24
+    assert client.get(SEARCH, {"q": "apple", "mode": "keyword"}).json()["limit"] == 24
+    assert client.get("/", {"q": "apple", "mode": "keyword"}).context["results"].limit == 24
+    assert client.get("/api/openapi.json").json()["paths"][SEARCH]["get"]["parameters"][-1]["schema"]["default"] == 24

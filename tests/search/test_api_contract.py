@@ -16,6 +16,7 @@ import os
 import numpy as np
 import pytest
 import schemathesis
+from django.conf import settings as django_settings
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from django.test import Client
@@ -81,25 +82,30 @@ def search_refusal(case, *, unembedded: int) -> tuple[int, str] | None:
     fields = fields if isinstance(fields, dict) else {}
     words = str(fields.get("q") or "").strip()
     picture = bool(getattr(fields.get("image"), "data", fields.get("image")))  # an empty upload is no upload
+    kept = bool(fields.get("picture"))  # an earlier upload's key: none is kept here, so it has expired
     like = fields.get("like")
     category = str(fields.get("category") or "").strip().strip("/")
     tags = any(part.strip() for part in str(fields.get("tag") or "").split(","))
     days = [fields.get(name) for name in ("created_from", "created_to")]
-    if not (words or picture or like is not None or category or tags or any(days)):
+    if not (words or picture or kept or like is not None or category or tags or any(days)):
         return 422, "invalid_field"  # neither words nor a picture nor a filter
-    if picture and like is not None:
+    if (picture or kept) and like is not None or picture and kept:
         return 400, "invalid_query"  # two pictures
+    if kept and fields.get("mode") == "keyword":
+        return 400, "invalid_query"  # keyword mode has no picture list
     if picture and not is_picture(fields["image"]):
         return 400, "invalid_query"  # bytes that are no picture
     if (picture or like is not None) and fields.get("mode") == "keyword":
         return 400, "invalid_query"  # keyword mode has no picture list
     if all(days) and str(days[0]) > str(days[1]):
         return 400, "invalid_query"  # the dates the wrong way round
-    page, limit = int(fields.get("page", 1)), int(fields.get("limit", 20))
+    page, limit = int(fields.get("page", 1)), int(fields.get("limit", django_settings.GLIMPSE_SEARCH_PAGE_SIZE))
     if (page - 1) * limit >= search_depth():
         return 400, "invalid_query"  # a page beyond the depth
     if like == unembedded:
         return 400, "invalid_query"  # no vectors yet
+    if kept and not picture:
+        return 400, "invalid_query"  # the picture is no longer kept
     return None
 
 

@@ -106,11 +106,18 @@ def test_the_mixed_catalog_splits_by_picture_the_same_for_every_query_field(tmp_
 
 def test_a_field_no_row_has_is_named_with_the_fields_there_are():
     with pytest.raises(CommandError) as error:
-        call_command("evaluate_retrieval", DEMO, "--limit", "100")
+        call_command("evaluate_retrieval", DEMO, "--limit", "100", "--query-field", "caption")
     assert str(error.value) == (
         "no row of data.jsonl has 'caption' (all 100 rows lack it); its rows have category, description, license, source, tags, title. "
         "Name the field with --query-field, e.g. --query-field title"
     )
+
+
+def test_without_captions_the_titles_are_the_queries_and_it_says_so(capsys):
+    # Stopped by the check that follows, before any model runs: the title is the query field now.
+    with pytest.raises(CommandError, match="^--text-fields must not include 'title': it is a query field"):
+        call_command("evaluate_retrieval", DEMO, "--limit", "100", "--text-fields", "title")
+    assert capsys.readouterr().err == "no row of data.jsonl has 'caption': the queries are its 'title' field (name another with --query-field)\n"
 
 
 def test_unknown_and_unusable_fields_are_refused(tmp_path):
@@ -258,7 +265,7 @@ def test_evaluate_retrieval_asks_every_query_field_on_the_same_side(tmp_path, ca
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_demo_is_measured_by_its_titles(capsys):
-    call_command("evaluate_retrieval", DEMO, "--query-field", "title", "--limit", "8", "--json", verbosity=0)
+    call_command("evaluate_retrieval", DEMO, "--limit", "8", "--json", verbosity=0)  # as a user would first try it
     output = capsys.readouterr().out.strip().splitlines()
     result = json.loads(output[-1])
     assert result["query_fields"] == ["title"] and result["text_to_image"]["semantic"]["queries"] == 8

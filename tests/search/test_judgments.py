@@ -6,7 +6,7 @@ from django.urls import reverse
 from catalog.models import Image
 from search.exceptions import InvalidJudgment, JudgmentNotAllowed, TagNotAllowed
 from search.judgments import judged_text_queries, judgment_record
-from search.models import RelevanceJudgment
+from search.models import QueryLog, RelevanceJudgment
 from tests.conftest import unit
 
 
@@ -305,3 +305,17 @@ def test_curators_see_and_regrade_their_own_judgments_in_the_admin(client, curat
         ("curator", results[0].id, 2),
         ("second curator", results[1].id, 1),
     ]
+
+
+def test_the_results_page_a_grade_returns_to_is_not_logged_as_a_search(client, curator, results):
+    client.force_login(curator)
+    assert client.get("/", {"q": "apple", "mode": "keyword"}).status_code == 200
+    response = judge(client, results[0], 2)
+    assert response.url == "/?q=apple&mode=keyword"
+    again = client.get(response.url)
+    assert again.status_code == 200 and [hit.image.id for hit in again.context["results"].hits] == [results[0].id, results[1].id]
+    assert judge(client, results[1], 1).status_code == 302
+    client.get(response.url)
+    assert QueryLog.objects.count() == 1  # the curator's own search, not the two returns
+    client.get(response.url)  # a reload of their own is a search again
+    assert QueryLog.objects.count() == 2

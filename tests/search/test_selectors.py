@@ -339,7 +339,8 @@ def test_results_under_the_cut_off_are_hidden_and_not_counted(spread):
 
 def test_with_nothing_close_the_nearest_are_shown_and_said_to_be(spread):
     results = image_search(text="猫", vector=unit(0, 0, 1), mode="semantic")
-    assert results.nearest_only and results.total == 0 and results.distant == 3
+    # Counted as shown: three results, all of them distant.
+    assert results.nearest_only and results.total == 3 and results.distant == 3 and not results.has_next
     assert len(results.hits) == 3 and {hit.label for hit in results.hits} == {"distant"}
 
 

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -159,7 +161,20 @@ def test_a_category_finds_its_subcategories_through_the_api(client, make_images)
 def test_a_query_with_no_close_match_says_so(client, catalog):
     # The hand-made vectors share almost nothing with a real query vector.
     body = client.get(API, {"q": "the weather tomorrow", "mode": "semantic"}).json()
-    assert (body["total"], body["distant"], body["nearest_only"]) == (0, 3, True)
+    assert (body["total"], body["distant"], body["nearest_only"], len(body["results"])) == (3, 3, True, 3)
     assert {result["match"] for result in body["results"]} == {"distant"}
     page = client.get(reverse("search:page"), {"q": "the weather tomorrow", "mode": "semantic"}).content.decode()
-    assert "No close matches; showing the nearest." in page and "0 results" in page
+    assert "No close matches; showing the nearest." in page and "<p class=\"meta\">3 results · semantic" in page
+
+
+def test_a_page_past_the_last_says_where_the_results_end(client, catalog):
+    page = client.get(reverse("search:page"), {"q": "apple", "mode": "keyword", "limit": 1, "page": 4})
+    html = page.content.decode()
+    assert page.status_code == 200 and "2 results · keyword" in html and "Nothing matched" not in html
+    assert 'Page 4 is past the last: the 2 results end on <a href="?q=apple&amp;mode=keyword&amp;limit=1&amp;page=2">page 2</a>.' in html
+
+
+def test_cards_show_a_match_label_and_no_unexplained_percentage(client, catalog):
+    html = client.get(reverse("search:page"), {"q": "red apple", "mode": "keyword"}).content.decode()
+    assert re.findall(r'<span class="match (\w+)">([^<]*)</span>', html) == [("close", "close"), ("related", "related")]
+    assert " %" not in html

@@ -17,6 +17,8 @@ from catalog.signals import images_need_embedding
 from search.evaluation import KS, WORST_BY, described_captions, first_relevant_rank, random_scores, score, scores_by_label, worst_labels
 
 DEFAULT_QUERY_FIELD = "caption"
+# Where no row has a caption (the shipped demo), the titles are the queries by default.
+FALLBACK_QUERY_FIELD = "title"
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class Command(BaseCommand):
     help = (
         "Measure retrieval on a labelled folder (images + JSONL manifest with file, caption, optional "
         "label/group_id). The folder is imported into a throwaway database and embedded there; text→image "
-        "uses each caption (or --query-field) as the query, image→image treats images sharing group_id (else label) as hits."
+        "uses each caption (or --query-field; the title where no row has a caption) as the query, image→image treats images sharing group_id (else label) as hits."
     )
 
     def add_arguments(self, parser):
@@ -58,7 +60,8 @@ class Command(BaseCommand):
             "--query-field",
             action="append",
             metavar="FIELD",
-            help=f"manifest field whose texts are the queries (default {DEFAULT_QUERY_FIELD}); repeat it or separate "
+            help=f"manifest field whose texts are the queries (default {DEFAULT_QUERY_FIELD}, or {FALLBACK_QUERY_FIELD} where no row "
+            f"has {DEFAULT_QUERY_FIELD}); repeat it or separate "
             "fields with commas (caption_en,caption_zh) to measure each on the same catalog. A query's answers are the "
             "images that share its text; rows that lack the field give it no query and are counted",
         )
@@ -112,13 +115,20 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="also print the results as one JSON object on the last line")
 
     def handle(self, *args, dataset: Path, manifest: str, limit, verbosity: int, **options):
-        plan = plan_from(options)
+        plan_from(options)  # bad options fail before any file is read
         manifest_path = dataset / manifest
         if not manifest_path.exists():
             raise CommandError(f"{manifest_path} does not exist")
         records = list(read_jsonl(manifest_path))[:limit]
         if not records:
             raise CommandError(f"{manifest_path} has no rows")
+        if not options["query_field"] and fallback_query_field(records):
+            self.stderr.write(
+                f"no row of {manifest_path.name} has {DEFAULT_QUERY_FIELD!r}: the queries are its {FALLBACK_QUERY_FIELD!r} field "
+                "(name another with --query-field)"
+            )
+            options["query_field"] = [FALLBACK_QUERY_FIELD]
+        plan = plan_from(options)
         fields_check(records, plan, manifest_path.name)
 
         self.quiet = verbosity == 0
@@ -380,6 +390,13 @@ def plan_from(options: dict) -> Plan:
         text_fields=text_fields, query_fields=query_fields, described_field=described_field if share else None,
         described_share=share, queries_side=side, seed=options["seed"], zero_shot=options["zero_shot"], worst_labels=options["worst_labels"],
         read=options["read"],
+    )
+
+
+def fallback_query_field(records: list[dict]) -> bool:
+    """Whether the default query field is missing from every row and the fallback is text on some."""
+    return not any(DEFAULT_QUERY_FIELD in record for record in records) and any(
+        isinstance(record.get(FALLBACK_QUERY_FIELD), str) for record in records
     )
 
 
