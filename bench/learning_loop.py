@@ -135,7 +135,7 @@ def main():
         from search.training import training_run
 
         started = time.perf_counter()
-        records = [json.loads(line) for line in (options.dataset / options.manifest).read_text().splitlines() if line.strip()]
+        records = [json.loads(line) for line in (options.dataset / options.manifest).read_text(encoding="utf-8").splitlines() if line.strip()]
         records = records[: options.limit] if options.limit else records
         contents = [(options.dataset / record["file"]).read_bytes() for record in records]
         captions_of_content = defaultdict(set)

@@ -76,7 +76,7 @@ def verified(folder: Path) -> dict:
     if not folder.exists():
         raise FileNotFoundError(folder)
     try:
-        config = json.loads((folder / "config.json").read_text())
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         expected = config["sha256"]
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise DamagedExport(f"unreadable config.json: {error}") from None

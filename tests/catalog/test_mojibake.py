@@ -38,7 +38,7 @@ def test_correct_text_is_left_as_it_is(correct):
 @pytest.mark.django_db
 def test_the_demo_title_is_imported_repaired(tmp_path):
     demo_line = next(
-        line for line in Path(DEMO, "data.jsonl").read_text().splitlines() if "chodovian_39_s_dog_by_m_01" in line
+        line for line in Path(DEMO, "data.jsonl").read_text(encoding="utf-8").splitlines() if "chodovian_39_s_dog_by_m_01" in line
     )
     record = json.loads(demo_line)
     assert record["title"] == CHODOVIAN

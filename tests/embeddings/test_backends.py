@@ -23,7 +23,7 @@ EXPORTED = ("onnxruntime", "openvino")
 
 
 def demo_images(count: int) -> list[PILImage.Image]:
-    rows = [json.loads(line) for line in Path(DEMO, "data.jsonl").read_text().splitlines()][:count]
+    rows = [json.loads(line) for line in Path(DEMO, "data.jsonl").read_text(encoding="utf-8").splitlines()][:count]
     return [PILImage.open(Path(DEMO, row["file"])) for row in rows]
 
 

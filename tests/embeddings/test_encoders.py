@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 def demo_image(title: str) -> PILImage.Image:
-    for line in Path(DEMO, "data.jsonl").read_text().splitlines():
+    for line in Path(DEMO, "data.jsonl").read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         if row["title"] == title:
             return PILImage.open(Path(DEMO, row["file"])).convert("RGB")

@@ -88,7 +88,7 @@ def test_near_identical_judged_queries_are_found_through_the_multilingual_tower(
 
 
 def demo_rows(*, categories: tuple[str, ...], per_category: int) -> list[dict]:
-    rows = [json.loads(line) for line in Path(DEMO, "data.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in Path(DEMO, "data.jsonl").read_text(encoding="utf-8").splitlines()]
     chosen = []
     for category in categories:
         chosen += [row for row in rows if row["category"].startswith(category)][:per_category]
