@@ -8,7 +8,7 @@ wait their turn. A slot holds the file (at most GLIMPSE_MAX_UPLOAD_BYTES) and it
 (a JPEG decodes already reduced; another format up to 4 bytes a pixel before it is
 reduced band by band to at most 2048 pixels a side), so uploads take at most
 slots × (file + decoded pixels) of a process's memory, and about as much again that the C
-allocator keeps in its per-thread arenas for reuse (README, "Memory").
+allocator keeps in its per-thread arenas for reuse (docs/untrusted-files.md, "Memory").
 """
 import threading
 from contextlib import contextmanager

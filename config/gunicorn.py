@@ -3,7 +3,7 @@
 Threaded workers (gthread): searches wait on PostgreSQL and release the GIL inside torch,
 so a few threads per process keep the cores busy with one copy of the encoders per
 process. Sizes follow the CPU count; GLIMPSE_WEB_WORKERS / GLIMPSE_WEB_THREADS override.
-Measured on 2 cores (README, "Load"): 2 × 4 with torch's own thread count served twice
+Measured on 2 cores (docs/throughput.md, "Load"): 2 × 4 with torch's own thread count served twice
 the requests of the same with OMP_NUM_THREADS=1, and as many as 1 × 8.
 """
 import os

@@ -19,7 +19,7 @@ names. A described image's bridge vector is ranked nowhere: as a list of every i
 bridge vector it let weak cosines decide half of a described image's place, and pictures
 whose ImageNet classes resembled the words crowded described answers out. One list over
 all three kinds ranked by raw cosine instead put bare images under described
-look-alikes, because a borrowed vector's cosine runs lower than a description's (README,
+look-alikes, because a borrowed vector's cosine runs lower than a description's (docs/retrieval.md,
 "Retrieval with a mixed catalog"). The columns themselves stay as written: training, backfills and analysts read
 them. Queries must repeat the expression (`indexed_expression`) for the index to serve.
 

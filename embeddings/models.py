@@ -81,7 +81,7 @@ class ImageEmbedding(models.Model):
     # into sorting every row of a version by distance.
     version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="embeddings", db_index=False)
     # Half precision: half the index and the pages to read, and the same recall@10 as
-    # float32 on this project's vectors (README "Search latency").
+    # float32 on this project's vectors (docs/search-latency.md; the recall: docs/scaling.md, "Benchmarks").
     image_vector = HalfVectorField(dimensions=DIMENSIONS)
     text_vector = HalfVectorField(dimensions=DIMENSIONS, null=True, help_text="title, description and tags; null when the image has no text")
     feature_vector = HalfVectorField(dimensions=FEATURE_DIMENSIONS, null=True, help_text="the CNN's pooled features")

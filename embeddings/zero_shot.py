@@ -16,7 +16,7 @@ answer every query. This recipe removes both shared parts:
 Logits are recomputed from the stored unit-length features at one fixed feature norm
 (the median on drawings and emoji), so a version is pure arithmetic on the base rows:
 backfilling it needs no forward pass, and new images get the same vectors from the
-same features. Measured in the README ("Version-1 variants").
+same features. Measured in docs/retrieval.md, "Version-1 variants".
 """
 import io
 from dataclasses import dataclass

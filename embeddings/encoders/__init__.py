@@ -9,7 +9,7 @@ takes the libraries' normal download path.
 
 GLIMPSE_INFERENCE_BACKEND picks what runs the forward passes: "torch", or the towers
 exported to ONNX and run by "onnxruntime" or "openvino" (exported.py); "auto" is
-OpenVINO on the CPU, the fastest measured here (README), and torch on CUDA. Every
+OpenVINO on the CPU, the fastest measured here (docs/throughput.md), and torch on CUDA. Every
 backend computes in GLIMPSE_INFERENCE_PRECISION (f32 unless bf16 is asked for) and in f32
 gives the same vectors to 1e-4 on any machine (tests/embeddings/test_backends.py). Nothing
 here imports torch, timm or transformers until a tower is built.

@@ -1,4 +1,4 @@
-"""Views (two of them materialised) and two functions for analysts; README "For analysts"
+"""Views (two of them materialised) and two functions for analysts; docs/analytics.md
 shows one query each.
 
 Vector columns are cast to `vector` wherever they are aggregated or compared across

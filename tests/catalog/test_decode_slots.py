@@ -69,7 +69,7 @@ def test_sixteen_concurrent_uploads_decode_two_at_a_time_within_the_memory_budge
 
     assert previews == [expected] * UPLOADS
     assert decode_slots.most_in_flight == 2 and decode_slots.in_flight == 0
-    # README, "Memory": slots × one upload's peak, and about as much again that the C allocator
+    # docs/untrusted-files.md, "Memory": slots × one upload's peak, and about as much again that the C allocator
     # keeps in the threads' arenas for reuse. Measured: 197 MB; 877 MB with 16 slots.
     assert sixteen.growth < 2 * 2 * one.growth, (sixteen.growth / MB, one.growth / MB)
 

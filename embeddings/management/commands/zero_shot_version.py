@@ -7,7 +7,7 @@ from embeddings.services import version_start_release, version_zero_shot_create
 class Command(BaseCommand):
     help = (
         "Make a zero-shot version adapted to the catalog as it is now (version 1's label bridge with the "
-        "catalog's class prior removed and the class names centred; README 'Version-1 variants') and start "
+        "catalog's class prior removed and the class names centred; docs/retrieval.md, 'Version-1 variants') and start "
         "its release: a training-queue worker backfills it from the stored vectors, with no forward pass, "
         "and switches searches to it."
     )
