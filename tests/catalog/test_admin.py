@@ -40,3 +40,27 @@ def test_admin_pages_render(admin_client, page):
 
 def test_model_version_detail_renders(admin_client, version):
     assert admin_client.get(reverse("admin:embeddings_modelversion_change", args=[version.id])).status_code == 200
+
+
+def test_the_admin_search_finds_images_by_tag_and_by_the_words_read_in_them(admin_client, make_images):
+    frog, sign, plain = make_images(
+        [
+            {"title": "Pond life", "tags": ("Tree Frog", "green")},
+            {"title": "Road corner"},
+            {"title": "Frogless", "description": "a heron"},
+        ]
+    )
+    Image.objects.filter(id=sign.id).update(picture_text="NO PARKING except frogs")
+
+    def found(query: str) -> list[int]:
+        response = admin_client.get(reverse("admin:catalog_image_changelist"), {"q": query})
+        assert response.status_code == 200
+        return sorted(image.id for image in response.context["cl"].result_list)
+
+    assert found("tree frog") == [frog.id]  # both words in one tag
+    assert found("frog") == sorted([frog.id, sign.id, plain.id])  # a tag, the words read, a title
+    assert found("GREEN") == [frog.id]
+    assert found("parking") == [sign.id]
+    assert found('"tree frog" green') == [frog.id]
+    assert found("heron") == [plain.id]
+    assert found("toad") == []

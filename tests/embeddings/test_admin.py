@@ -28,7 +28,7 @@ def test_curators_see_and_accept_suggested_tags(admin_client, django_capture_on_
     assert "Suggested tags" in page and "frog <small>(1.00)</small>, green <small>(1.00)</small>" in page
     assert Image.objects.get(id=bare.id).tags == ["pond"]  # looking writes nothing
     lonely_page = admin_client.get(reverse("admin:catalog_image_change", args=[lonely.id])).content.decode()
-    assert "no described image looks like this one yet" in lonely_page
+    assert "— (not embedded yet: suggestions come from the described pictures its vectors look like)" in lonely_page
 
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(
@@ -41,6 +41,27 @@ def test_curators_see_and_accept_suggested_tags(admin_client, django_capture_on_
     assert (bare.tags, bare.embedding_status) == (["pond", "frog", "green"], "pending")
     assert Image.objects.get(id=lonely.id).tags == []
     assert [job.args for job in queue.get_jobs()] == [([bare.id], None)]
+
+
+def test_the_suggested_tags_line_says_why_there_are_none(admin_client, make_images):
+    def line(image: Image) -> str:
+        page = admin_client.get(reverse("admin:catalog_image_change", args=[image.id])).content.decode()
+        return re.search(r"Suggested tags:</label>\s*<div class=\"readonly\">(.*?)</div>", page, re.S).group(1)
+
+    [bare] = make_images([{"image_vector": unit(0, 1), "feature_vector": feature(0, 1)}])
+    assert line(bare) == "— (no described image looks like this one yet)"
+
+    described, alike = make_images(
+        [
+            {"title": "frog", "tags": ("frog",), "image_vector": unit(1), "text_vector": unit(1), "feature_vector": feature(1, 0)},
+            {"description": "a frog on a leaf", "tags": ("frog",), "image_vector": unit(1), "text_vector": unit(1), "feature_vector": feature(1, 0.05)},
+        ]
+    )
+    # Described pictures whose look-alike carries only tags they have: nothing to add, and
+    # not for want of look-alikes.
+    own_words = "— (none to add: this picture has words of its own, and no described look-alike carries a tag it lacks)"
+    assert line(described) == line(alike) == own_words
+    assert line(bare) == "frog <small>(1.00)</small>"
 
 
 def kept_back_version(**metrics) -> ModelVersion:
