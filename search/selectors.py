@@ -97,9 +97,9 @@ class Results:
         return self.offset + self.limit < self.total
 
 
-def vector_literal(vector) -> np.ndarray:
-    """A query vector checked to be one row of finite numbers, as the search functions
-    take it (they bind it as a binary parameter; the name is older than that)."""
+def checked_vector(vector) -> np.ndarray:
+    """A query vector checked to be one row of finite numbers, as float32 for the search
+    functions (they bind it as a binary parameter)."""
     values = np.asarray(vector, dtype=np.float32)
     if values.ndim != 1 or not np.isfinite(values).all():
         raise InvalidQuery("the query vector must be one row of finite numbers")
@@ -107,7 +107,7 @@ def vector_literal(vector) -> np.ndarray:
 
 
 def halfvec(vector) -> HalfVector | None:
-    return None if vector is None else HalfVector(vector_literal(vector))
+    return None if vector is None else HalfVector(checked_vector(vector))
 
 
 # pgvector's type oids per raw connection: one catalog query per connection.
@@ -335,7 +335,7 @@ def judged_list(*, raw_vector, filters: Filters, multilingual: bool = False) -> 
         else ("vector", settings.GLIMPSE_JUDGED_QUERY_SIMILARITY)
     )
     # search_judgedquery holds float32 vectors: the text towers' own, compared at full precision.
-    params = [Vector(vector_literal(raw_vector)), 1 - similarity, *where_params]
+    params = [Vector(checked_vector(raw_vector)), 1 - similarity, *where_params]
     with search_cursor() as cursor:
         cursor.execute(JUDGED_LIST_SQL.format(where=where, column=column), params)
         rows = cursor.fetchall()
@@ -622,9 +622,9 @@ def image_search(
         raw_vector, vector, multilingual_vector, english = encoded.raw, encoded.vector, encoded.multilingual, encoded.english
     if raw_vector is None and vector is not None and version.kind != ModelVersion.Kind.HEADS:
         raw_vector = vector
-    vector = None if vector is None else vector_literal(vector)
-    multilingual_vector = None if multilingual_vector is None or not version.multilingual else vector_literal(multilingual_vector)
-    features = None if features is None else vector_literal(features)
+    vector = None if vector is None else checked_vector(vector)
+    multilingual_vector = None if multilingual_vector is None or not version.multilingual else checked_vector(multilingual_vector)
+    features = None if features is None else checked_vector(features)
     judged = JudgedImages()
     if text and mode != "keyword" and (raw_vector is not None or multilingual_vector is not None):
         # Close judged queries by the English tower where it reads the query; the multilingual

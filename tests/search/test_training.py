@@ -178,7 +178,7 @@ def test_the_gate_ranks_as_the_site_serves(make_images):
     # ranking visitors get: described images by their words, bare ones by borrowed words.
     from embeddings.services import neighbour_vectors_refresh
     from embeddings.spaces import space_for
-    from search.selectors import Filters, fused_ranking, vector_literal
+    from search.selectors import Filters, fused_ranking, checked_vector
     from search.training import Catalog
 
     images = mixed_catalog(make_images, count=30, described=12, seed=2)
@@ -195,5 +195,5 @@ def test_the_gate_ranks_as_the_site_serves(make_images):
     queries = random_unit_rows(np.random.default_rng(3), 5, 384)
     in_memory = catalog.rankings(space_for(version), [str(number) for number in range(5)], queries, borrowed_share=0.25)
     for number, query in enumerate(queries):
-        served = fused_ranking(mode="semantic", vector=vector_literal(query), text="", version=version, filters=Filters())
+        served = fused_ranking(mode="semantic", vector=checked_vector(query), text="", version=version, filters=Filters())
         assert in_memory[str(number)] == [image_id for image_id, _ in served]
