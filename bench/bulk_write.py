@@ -123,7 +123,7 @@ def write(*, path: str, image_ids: list[int], per_transaction: int, version, vec
             else:
                 ImageEmbedding.objects.bulk_create(
                     rows, update_conflicts=True, unique_fields=["image", "version"],
-                    update_fields=["image_vector", "text_vector", "feature_vector", "neighbour_vector", "created_at"],
+                    update_fields=["image_vector", "text_vector", "feature_vector", "neighbour_vector", "updated_at"],
                 )
     return time.perf_counter() - started
 
@@ -141,7 +141,7 @@ def client_seconds(*, image_ids: list[int], per_transaction: int, version, vecto
     started = time.perf_counter()
     for start in range(0, len(image_ids), per_transaction):
         rows = model_rows(image_ids, version, vectors, start, min(start + per_transaction, len(image_ids)))
-        data = {field.column: [0] * len(rows) if field.name == "created_at" else [getattr(row, field.attname) for row in rows] for field in fields}
+        data = {field.column: [0] * len(rows) if field.name == "updated_at" else [getattr(row, field.attname) for row in rows] for field in fields}
         for _ in copy_stream(rows_checked(columns, data, labels=[str(row.image_id) for row in rows])):
             pass
     return time.perf_counter() - started

@@ -122,7 +122,7 @@ def add_synthetic(total: int, *, version_id: int, seed: int, clusters: np.ndarra
                 )
         cursor.execute("SELECT setval(pg_get_serial_sequence('catalog_image', 'id'), %s)", [last_id + missing])
         with cursor.copy(
-            "COPY embeddings_imageembedding (image_id, version_id, image_vector, multilingual_image_vector, created_at) FROM STDIN WITH (FORMAT BINARY)"
+            "COPY embeddings_imageembedding (image_id, version_id, image_vector, multilingual_image_vector, updated_at) FROM STDIN WITH (FORMAT BINARY)"
         ) as copy:
             copy.set_types(["int8", "int8", kind, kind, "timestamptz"])
             for start in range(0, missing, 10_000):

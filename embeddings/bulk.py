@@ -238,7 +238,7 @@ def embeddings_upsert_columns(*, image_ids: Sequence[int], version_ids: Sequence
     if unknown:
         raise ValueError(f"ImageEmbedding has no vector column {', '.join(sorted(unknown))}")
     now = microseconds_since_2000(timezone.now())
-    data = {"image_id": list(image_ids), "version_id": list(version_ids), "created_at": [now] * count}
+    data = {"image_id": list(image_ids), "version_id": list(version_ids), "updated_at": [now] * count}
     for field in fields:
         if field.column not in data:
             data[field.column] = vectors.get(field.name, [None] * count)

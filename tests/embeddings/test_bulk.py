@@ -68,7 +68,7 @@ def test_an_upsert_overwrites_every_column_of_an_existing_row(make_images, versi
     embeddings_upsert(rows=[replacement])
     assert_stored(version, {image.id: replacement})
     rewritten = ImageEmbedding.objects.get(image=image, version=version)
-    assert rewritten.id == written.id and rewritten.created_at > written.created_at
+    assert rewritten.id == written.id and rewritten.updated_at > written.updated_at
     assert embeddings_upsert(rows=[]) == 0
 
 
@@ -189,7 +189,7 @@ def test_a_row_inserted_meanwhile_by_another_transaction_is_overwritten(transact
     # the straight COPY waits for it, fails on the unique key, and the call upserts instead.
     other = psycopg.connect(**connection.get_connection_params())
     other.execute(
-        "INSERT INTO embeddings_imageembedding (image_id, version_id, image_vector, created_at) VALUES (%s, %s, %s, now())",
+        "INSERT INTO embeddings_imageembedding (image_id, version_id, image_vector, updated_at) VALUES (%s, %s, %s, now())",
         [image.id, version.id, str(exact(99, DIMENSIONS).tolist())],
     )
     committing = threading.Timer(1.0, other.commit)
