@@ -98,12 +98,12 @@ def tower_outputs(files: list[Path], model: str, cache: Path, flip: bool) -> dic
     from tqdm import tqdm
 
     from catalog.imaging import decode
-    from embeddings.encoders.image import ImageEncoder
+    from embeddings.encoders.image import ImageEncoder, timm_model
 
     def read(path: Path):
         return decode(path.read_bytes(), max_pixels=settings.GLIMPSE_MAX_PIXELS, max_aspect_ratio=settings.GLIMPSE_MAX_ASPECT_RATIO).rgb
 
-    encoder = ImageEncoder.from_timm(MODELS[model], weights_file=timm_weights(MODELS[model]), device=torch.device("cpu"))
+    encoder = ImageEncoder(timm_model(MODELS[model], weights_file=timm_weights(MODELS[model])), device=torch.device("cpu"))
     chunks = defaultdict(list)
     seconds = 0.0
     for start in tqdm(range(0, len(files), 32), desc=f"{cache.stem}", unit="batch"):

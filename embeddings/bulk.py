@@ -205,19 +205,6 @@ def microseconds_since_2000(moment: datetime) -> int:
     return (moment - POSTGRES_EPOCH) // timedelta(microseconds=1)
 
 
-def embeddings_upsert(*, rows: list[ImageEmbedding]) -> int:
-    """Insert the rows, or overwrite every column of an existing (image, version) row;
-    returns the number of rows written. See embeddings_upsert_columns."""
-    if not rows:
-        return 0
-    names = ("image_vector", "text_vector", "feature_vector", "neighbour_vector")
-    return embeddings_upsert_columns(
-        image_ids=[row.image_id for row in rows],
-        version_ids=[row.version_id for row in rows],
-        vectors={name: [getattr(row, name) for row in rows] for name in names},
-    )
-
-
 def embeddings_upsert_columns(*, image_ids: Sequence[int], version_ids: Sequence[int], vectors: dict[str, Sequence]) -> int:
     """The rows given as columns: ids, and per vector column (image_vector, text_vector,
     feature_vector, neighbour_vector) one vector or None per row, or an (n, d) array.
