@@ -166,6 +166,9 @@ def search_cursor():
         cursor.adapters.register_dumper(python_type, dumper)
     for oid, loader in loaders:
         cursor.adapters.register_loader(oid, loader)
+    # Private Django API: _prepare_cursor is how Django wraps the cursors it makes itself
+    # (CursorWrapper, or the debug one that logs queries); there is no public way to wrap a
+    # cursor made here. tests/search/test_query_path.py checks what it returns.
     with connection._prepare_cursor(cursor) as wrapped:
         yield wrapped
 
