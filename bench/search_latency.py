@@ -20,8 +20,8 @@ request of the repeated query, the request's time minus the `latency_ms` its ans
 reports (the search service up to the query log): what the API spends outside encode
 and search, i.e. parameters, query log, JSON and Django's request handling.
 """
-import itertools
 import argparse
+import itertools
 import time
 from datetime import datetime, timezone
 from pathlib import Path

@@ -9,7 +9,8 @@ follows a migration that converts one into the other.
 """
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 import numpy as np
 import psycopg

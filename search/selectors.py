@@ -29,8 +29,8 @@ from embeddings.indexes import index_predicate, indexed_expression
 from embeddings.models import ModelVersion
 from embeddings.selectors import version_active
 
-from .exceptions import InvalidQuery
 from .evaluation import RELEVANT_GRADE
+from .exceptions import InvalidQuery
 from .query_vectors import query_text_vectors
 from .relevance import calibration_for
 

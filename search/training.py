@@ -25,7 +25,7 @@ from .gate import gate_decide, held_out_folds
 from .judgments import is_held_out, judged_text_queries
 from .models import RelevanceJudgment
 from .relevance import Calibrations, calibrations_from_similarities, judged_similarities
-from .selectors import Filters, fused_ranking, search_depth, checked_vector
+from .selectors import Filters, checked_vector, fused_ranking, search_depth
 
 logger = logging.getLogger("glimpse.training")
 

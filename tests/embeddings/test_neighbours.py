@@ -8,9 +8,8 @@ from embeddings.models import FEATURE_DIMENSIONS, ImageEmbedding
 from embeddings.neighbours import borrowed_text_vector, neighbour_weights
 from embeddings.selectors import image_suggested_tags
 from embeddings.services import bare_images_near, neighbour_sweep, neighbour_vectors_refresh
-from search.selectors import Filters, fused_ranking, checked_vector
+from search.selectors import Filters, checked_vector, fused_ranking
 from tests.conftest import unit
-
 
 # Stored vectors are halfvec: 11 significant bits, and computed from stored vectors.
 HALF_PRECISION = 1e-3

@@ -13,7 +13,7 @@ from embeddings.selectors import version_active
 from embeddings.services import TRAINING_QUEUE, version_activate, version_backfill_chunk, version_drop_vectors, version_start_release
 from embeddings.spaces import HeadsSpace, ImageVectors
 from embeddings.training.heads import HeadWeights
-from search.selectors import Filters, image_search, checked_vector
+from search.selectors import Filters, checked_vector, image_search
 from tests.conftest import unit
 from tests.plans import ranking_plan
 

@@ -12,14 +12,21 @@ from django.test.utils import CaptureQueriesContext
 from pgvector import HalfVector
 
 from catalog.models import Image
-from embeddings.indexes import index_name
 from embeddings.bulk import embeddings_upsert_columns
+from embeddings.indexes import index_name
 from embeddings.models import ModelVersion
 from search.judgments import JUDGED_QUERIES_JOB, JUDGED_QUERIES_QUEUE, judgment_record
 from search.models import QueryLog
 from search.query_vectors import QueryVectorCache
 from search.selectors import (
-    Filters, PreparedCursor, configure_index_scans, ef_search_for, fused_ranking, fused_ranking_sql, image_search, search_cursor,
+    Filters,
+    PreparedCursor,
+    configure_index_scans,
+    ef_search_for,
+    fused_ranking,
+    fused_ranking_sql,
+    image_search,
+    search_cursor,
 )
 from search.services import query_log_insert_sql, query_log_write
 from tests.conftest import random_unit_rows, unit

@@ -12,7 +12,7 @@ from search.exceptions import InvalidQuery
 from search.judgments import judged_queries_embed, judgment_record
 from search.models import JudgedQuery
 from search.relevance import MULTILINGUAL_KINDS, calibration_for, calibration_from_similarities, calibrations_from_similarities
-from search.selectors import Filters, JudgedImages, image_search, judged_list, search_depth, checked_vector
+from search.selectors import Filters, JudgedImages, checked_vector, image_search, judged_list
 from tests.conftest import unit
 from tests.plans import ranking_plan
 

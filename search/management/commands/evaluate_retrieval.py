@@ -284,7 +284,7 @@ class Command(BaseCommand):
         return results
 
     def measure_pictures(self, version, ids: list[int], group_of: dict) -> dict:
-        from search.selectors import Filters, fused_ranking, stored_vectors, checked_vector
+        from search.selectors import Filters, checked_vector, fused_ranking, stored_vectors
 
         members = defaultdict(set)
         for image_id, group in group_of.items():
