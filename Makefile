@@ -40,7 +40,9 @@ $(CHROMIUM):
 	@{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } > $(CHROMIUM_LOG) 2>&1 \
 		|| { tail -n 20 $(CHROMIUM_LOG); echo "installing chromium failed; the whole output is in $(CHROMIUM_LOG)"; exit 1; }
 
+# ruff first (syntax, pyflakes, import order; its rules are in pyproject.toml): it takes a second.
 test: install $(CHROMIUM)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
 test-fast: install

@@ -87,7 +87,7 @@ def add_synthetic(total: int, *, version_ids: list[int], seed: int) -> None:
         for version_id in version_ids:
             space = unit_rows(rng, rng.normal(size=(CATEGORIES, 384)).astype(np.float32)[category], 0.65)
             with cursor.copy(
-                "COPY embeddings_imageembedding (image_id, version_id, image_vector, text_vector, feature_vector, created_at)"
+                "COPY embeddings_imageembedding (image_id, version_id, image_vector, text_vector, feature_vector, updated_at)"
                 " FROM STDIN WITH (FORMAT BINARY)"
             ) as copy:
                 copy.set_types(["int8", "int8", "vector", "vector", "vector", "timestamptz"])

@@ -5,7 +5,7 @@ with the vector columns as `vector` (float32) and as `halfvec` (float16).
 
 Each row is one image's (384-d, 384-d, 1280-d) vectors, as a worker writes them. Both
 paths upsert on (image, version): bulk_create(update_conflicts=True) as the project wrote
-before COPY, and embeddings.bulk.embeddings_upsert (new rows by COPY straight into the
+before COPY, and embeddings.bulk.embeddings_upsert_columns (new rows by COPY straight into the
 table, the stream built by numpy). Each runs in transactions of 32 rows (a worker's
 batch) and of 10,000 rows (a backfill), into an empty table without and with the
 version's four HNSW indexes. The throwaway database's columns are converted to each type
@@ -103,7 +103,7 @@ def write(*, path: str, image_ids: list[int], per_transaction: int, version, vec
     """Seconds to write one row per image, `per_transaction` rows per transaction."""
     from django.db import transaction
 
-    from embeddings.bulk import embeddings_upsert, embeddings_upsert_columns
+    from embeddings.bulk import embeddings_upsert_columns
     from embeddings.models import ImageEmbedding
 
     started = time.perf_counter()
@@ -119,17 +119,21 @@ def write(*, path: str, image_ids: list[int], per_transaction: int, version, vec
                 continue
             rows = model_rows(image_ids, version, vectors, start, stop)
             if path == "COPY, model rows":
-                embeddings_upsert(rows=rows)
+                names = ("image_vector", "text_vector", "feature_vector", "neighbour_vector")
+                embeddings_upsert_columns(
+                    image_ids=[row.image_id for row in rows], version_ids=[row.version_id for row in rows],
+                    vectors={name: [getattr(row, name) for row in rows] for name in names},
+                )
             else:
                 ImageEmbedding.objects.bulk_create(
                     rows, update_conflicts=True, unique_fields=["image", "version"],
-                    update_fields=["image_vector", "text_vector", "feature_vector", "neighbour_vector", "created_at"],
+                    update_fields=["image_vector", "text_vector", "feature_vector", "neighbour_vector", "updated_at"],
                 )
     return time.perf_counter() - started
 
 
 def client_seconds(*, image_ids: list[int], per_transaction: int, version, vectors) -> float:
-    """What embeddings_upsert does in this process for the same model rows, without the server."""
+    """What the "COPY, model rows" path does in this process for the same model rows, without the server."""
     from django.db import connection
 
     from embeddings.bulk import copy_stream, rows_checked, table_columns
@@ -141,7 +145,7 @@ def client_seconds(*, image_ids: list[int], per_transaction: int, version, vecto
     started = time.perf_counter()
     for start in range(0, len(image_ids), per_transaction):
         rows = model_rows(image_ids, version, vectors, start, min(start + per_transaction, len(image_ids)))
-        data = {field.column: [0] * len(rows) if field.name == "created_at" else [getattr(row, field.attname) for row in rows] for field in fields}
+        data = {field.column: [0] * len(rows) if field.name == "updated_at" else [getattr(row, field.attname) for row in rows] for field in fields}
         for _ in copy_stream(rows_checked(columns, data, labels=[str(row.image_id) for row in rows])):
             pass
     return time.perf_counter() - started

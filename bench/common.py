@@ -19,9 +19,8 @@ def throwaway_database():
 
     django.setup()
     embedded.start()
-    from django.test.utils import setup_databases, teardown_databases
-
     from django.db import connection
+    from django.test.utils import setup_databases, teardown_databases
 
     from catalog.signals import images_need_embedding
 

@@ -75,8 +75,9 @@ from PIL import Image, ImageChops
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from catalog.tags import tags_clean, vocabulary_from  # noqa: E402
 from text_pictures import CJK_FACES, LATIN_FACES, Item, faces_for, faces_in, items, picture  # noqa: E402
+
+from catalog.tags import tags_clean, vocabulary_from  # noqa: E402
 
 DEBIAN_PACKAGES = {"openclipart-svg": "1:0.18+dfsg-19", "openclipart-png": "1:0.18+dfsg-19"}
 # Fonts from Debian too, pinned, so that the rendered pictures are the same on any machine;

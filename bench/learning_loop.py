@@ -289,10 +289,10 @@ def main():
 
 def ceiling(options, rank, truth, train_queries: list[str], test_queries: list[str], raw_of: dict) -> list[list]:
     """Held-out metrics of heads trained once on each judgment set (in memory, as served)."""
+    from embeddings import encoders
     from embeddings.selectors import version_active
     from embeddings.spaces import HeadsSpace, space_for
     from embeddings.training.trainer import TrainingOptions, heads_train
-    from embeddings import encoders
     from search.evaluation import judged_metrics
     from search.training import Catalog, training_set
 

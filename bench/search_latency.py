@@ -20,8 +20,8 @@ request of the repeated query, the request's time minus the `latency_ms` its ans
 reports (the search service up to the query log): what the API spends outside encode
 and search, i.e. parameters, query log, JSON and Django's request handling.
 """
-import itertools
 import argparse
+import itertools
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -122,7 +122,7 @@ def add_synthetic(total: int, *, version_id: int, seed: int, clusters: np.ndarra
                 )
         cursor.execute("SELECT setval(pg_get_serial_sequence('catalog_image', 'id'), %s)", [last_id + missing])
         with cursor.copy(
-            "COPY embeddings_imageembedding (image_id, version_id, image_vector, multilingual_image_vector, created_at) FROM STDIN WITH (FORMAT BINARY)"
+            "COPY embeddings_imageembedding (image_id, version_id, image_vector, multilingual_image_vector, updated_at) FROM STDIN WITH (FORMAT BINARY)"
         ) as copy:
             copy.set_types(["int8", "int8", kind, kind, "timestamptz"])
             for start in range(0, missing, 10_000):

@@ -166,9 +166,9 @@ def main():
 
     sys.path.insert(0, str(ROOT))
     import psycopg
+    from pgvector.psycopg import register_vector
 
     from config import embedded
-    from pgvector.psycopg import register_vector
 
     data_dir = options.data_dir or Path(tempfile.mkdtemp(prefix="glimpse-vector-search-"))
     print(f"{options.count:,} vectors × {DIMENSIONS}, {options.queries} queries, seed {options.seed}; "

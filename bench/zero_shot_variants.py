@@ -98,12 +98,12 @@ def tower_outputs(files: list[Path], model: str, cache: Path, flip: bool) -> dic
     from tqdm import tqdm
 
     from catalog.imaging import decode
-    from embeddings.encoders.image import ImageEncoder
+    from embeddings.encoders.image import ImageEncoder, timm_model
 
     def read(path: Path):
         return decode(path.read_bytes(), max_pixels=settings.GLIMPSE_MAX_PIXELS, max_aspect_ratio=settings.GLIMPSE_MAX_ASPECT_RATIO).rgb
 
-    encoder = ImageEncoder.from_timm(MODELS[model], weights_file=timm_weights(MODELS[model]), device=torch.device("cpu"))
+    encoder = ImageEncoder(timm_model(MODELS[model], weights_file=timm_weights(MODELS[model])), device=torch.device("cpu"))
     chunks = defaultdict(list)
     seconds = 0.0
     for start in tqdm(range(0, len(files), 32), desc=f"{cache.stem}", unit="batch"):
@@ -371,18 +371,18 @@ def main():
                 neighbour = unit(mix * borrowed + (1 - mix) * bridge[bare])
                 neighbour_scores = np.full_like(image_scores, -np.inf)
                 neighbour_scores[:, bare] = q_vectors @ neighbour.T
-                rows.append([f"own list", k, temperature, mix, *metrics(fused_ranks([image_scores, text_scores, neighbour_scores], q_hits))])
+                rows.append(["own list", k, temperature, mix, *metrics(fused_ranks([image_scores, text_scores, neighbour_scores], q_hits))])
                 folded = image_scores.copy()
                 folded[:, bare] = q_vectors @ neighbour.T
-                rows.append([f"folded into image vector", k, temperature, mix, *metrics(fused_ranks([folded, text_scores], q_hits))])
+                rows.append(["folded into image vector", k, temperature, mix, *metrics(fused_ranks([folded, text_scores], q_hits))])
                 # Each image once, by its description, else its borrowed words, else its bridge vector.
                 words = folded.copy()
                 words[:, described] = text_scores[:, described]
-                rows.append([f"one words list", k, temperature, mix, *metrics(fused_ranks([words], q_hits))])
+                rows.append(["one words list", k, temperature, mix, *metrics(fused_ranks([words], q_hits))])
                 # What search ranks (embeddings/indexes.py): the same, as two lists, described and bare.
                 bare_scores = np.full_like(image_scores, -np.inf)
                 bare_scores[:, bare] = neighbour_scores[:, bare]
-                rows.append([f"two lists: described, bare", k, temperature, mix, *metrics(fused_ranks([text_scores, bare_scores], q_hits))])
+                rows.append(["two lists: described, bare", k, temperature, mix, *metrics(fused_ranks([text_scores, bare_scores], q_hits))])
     print(f"\nneighbour text, described share 0.5 (seed {options.seed}): {len(described)} described, {len(bare)} bare images, {len(bare_queries)} queries")
     print(table(["how", "k", "τ", "borrowed share", "R@1", "R@5", "R@10", "MRR"], rows))
 

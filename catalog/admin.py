@@ -3,8 +3,8 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from .exceptions import InvalidImage
 from .decode_slots import decode_slots
+from .exceptions import InvalidImage
 from .imaging import check_image
 from .models import Image
 from .services import image_create, images_request_embedding

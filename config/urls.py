@@ -49,7 +49,7 @@ def rq_not_found_as_404(view):
             return view(request, *args, **kwargs)
         except NoSuchJobError as error:
             raise Http404(str(error)) from None
-        except ValueError as error:
+        except ValueError:
             if "key" not in kwargs:
                 raise
             raise Http404(f"there is no worker {kwargs['key']}") from None

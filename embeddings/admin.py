@@ -13,7 +13,6 @@ from .picture_text import picture_text_correct, picture_text_dismiss, picture_te
 from .selectors import image_suggested_tags
 from .services import version_drop_vectors, version_start_release
 
-
 KEPT_BACK = "kept back (never served)"
 
 

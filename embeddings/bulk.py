@@ -9,7 +9,8 @@ follows a migration that converts one into the other.
 """
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 import numpy as np
 import psycopg
@@ -205,19 +206,6 @@ def microseconds_since_2000(moment: datetime) -> int:
     return (moment - POSTGRES_EPOCH) // timedelta(microseconds=1)
 
 
-def embeddings_upsert(*, rows: list[ImageEmbedding]) -> int:
-    """Insert the rows, or overwrite every column of an existing (image, version) row;
-    returns the number of rows written. See embeddings_upsert_columns."""
-    if not rows:
-        return 0
-    names = ("image_vector", "text_vector", "feature_vector", "neighbour_vector")
-    return embeddings_upsert_columns(
-        image_ids=[row.image_id for row in rows],
-        version_ids=[row.version_id for row in rows],
-        vectors={name: [getattr(row, name) for row in rows] for name in names},
-    )
-
-
 def embeddings_upsert_columns(*, image_ids: Sequence[int], version_ids: Sequence[int], vectors: dict[str, Sequence]) -> int:
     """The rows given as columns: ids, and per vector column (image_vector, text_vector,
     feature_vector, neighbour_vector) one vector or None per row, or an (n, d) array.
@@ -238,7 +226,7 @@ def embeddings_upsert_columns(*, image_ids: Sequence[int], version_ids: Sequence
     if unknown:
         raise ValueError(f"ImageEmbedding has no vector column {', '.join(sorted(unknown))}")
     now = microseconds_since_2000(timezone.now())
-    data = {"image_id": list(image_ids), "version_id": list(version_ids), "created_at": [now] * count}
+    data = {"image_id": list(image_ids), "version_id": list(version_ids), "updated_at": [now] * count}
     for field in fields:
         if field.column not in data:
             data[field.column] = vectors.get(field.name, [None] * count)

@@ -97,7 +97,7 @@ class ImageEmbedding(models.Model):
     multilingual_image_vector = HalfVectorField(dimensions=DIMENSIONS, null=True, help_text="the bridge through the multilingual tower")
     multilingual_text_vector = HalfVectorField(dimensions=DIMENSIONS, null=True)
     multilingual_neighbour_vector = HalfVectorField(dimensions=DIMENSIONS, null=True)
-    created_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(auto_now=True, help_text="when the row was last written")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["image", "version"], name="one_embedding_per_version")]

@@ -17,8 +17,8 @@ from catalog.exceptions import InvalidImage
 from catalog.imaging import decode
 from catalog.models import Image
 
-from .bulk import embeddings_upsert_columns
 from . import encoders
+from .bulk import embeddings_upsert_columns
 from .exceptions import EmptyCatalog, InvalidVector, PrecisionMismatch, VersionStateError
 from .indexes import scan_index_until_enough, version_indexes_create, version_indexes_drop
 from .models import ImageEmbedding, ModelVersion

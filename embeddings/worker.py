@@ -19,8 +19,7 @@ from rq.executions import Execution
 from rq.job import Job, JobStatus
 
 from config import supervision
-from config.embedded import pid_is_running
-from config.embedded import say
+from config.embedded import pid_is_running, say
 
 from .services import embedding_sweep
 

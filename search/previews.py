@@ -4,8 +4,8 @@ import base64
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 
-from catalog.exceptions import InvalidImage
 from catalog.decode_slots import decode_slots
+from catalog.exceptions import InvalidImage
 from catalog.imaging import decode, thumbnail_bytes
 
 PREVIEW_SIZE = 160

@@ -29,8 +29,8 @@ from embeddings.indexes import index_predicate, indexed_expression
 from embeddings.models import ModelVersion
 from embeddings.selectors import version_active
 
-from .exceptions import InvalidQuery
 from .evaluation import RELEVANT_GRADE
+from .exceptions import InvalidQuery
 from .query_vectors import query_text_vectors
 from .relevance import calibration_for
 
@@ -97,9 +97,9 @@ class Results:
         return self.offset + self.limit < self.total
 
 
-def vector_literal(vector) -> np.ndarray:
-    """A query vector checked to be one row of finite numbers, as the search functions
-    take it (they bind it as a binary parameter; the name is older than that)."""
+def checked_vector(vector) -> np.ndarray:
+    """A query vector checked to be one row of finite numbers, as float32 for the search
+    functions (they bind it as a binary parameter)."""
     values = np.asarray(vector, dtype=np.float32)
     if values.ndim != 1 or not np.isfinite(values).all():
         raise InvalidQuery("the query vector must be one row of finite numbers")
@@ -107,7 +107,7 @@ def vector_literal(vector) -> np.ndarray:
 
 
 def halfvec(vector) -> HalfVector | None:
-    return None if vector is None else HalfVector(vector_literal(vector))
+    return None if vector is None else HalfVector(checked_vector(vector))
 
 
 # pgvector's type oids per raw connection: one catalog query per connection.
@@ -166,6 +166,9 @@ def search_cursor():
         cursor.adapters.register_dumper(python_type, dumper)
     for oid, loader in loaders:
         cursor.adapters.register_loader(oid, loader)
+    # Private Django API: _prepare_cursor is how Django wraps the cursors it makes itself
+    # (CursorWrapper, or the debug one that logs queries); there is no public way to wrap a
+    # cursor made here. tests/search/test_query_path.py checks what it returns.
     with connection._prepare_cursor(cursor) as wrapped:
         yield wrapped
 
@@ -335,7 +338,7 @@ def judged_list(*, raw_vector, filters: Filters, multilingual: bool = False) -> 
         else ("vector", settings.GLIMPSE_JUDGED_QUERY_SIMILARITY)
     )
     # search_judgedquery holds float32 vectors: the text towers' own, compared at full precision.
-    params = [Vector(vector_literal(raw_vector)), 1 - similarity, *where_params]
+    params = [Vector(checked_vector(raw_vector)), 1 - similarity, *where_params]
     with search_cursor() as cursor:
         cursor.execute(JUDGED_LIST_SQL.format(where=where, column=column), params)
         rows = cursor.fetchall()
@@ -622,9 +625,9 @@ def image_search(
         raw_vector, vector, multilingual_vector, english = encoded.raw, encoded.vector, encoded.multilingual, encoded.english
     if raw_vector is None and vector is not None and version.kind != ModelVersion.Kind.HEADS:
         raw_vector = vector
-    vector = None if vector is None else vector_literal(vector)
-    multilingual_vector = None if multilingual_vector is None or not version.multilingual else vector_literal(multilingual_vector)
-    features = None if features is None else vector_literal(features)
+    vector = None if vector is None else checked_vector(vector)
+    multilingual_vector = None if multilingual_vector is None or not version.multilingual else checked_vector(multilingual_vector)
+    features = None if features is None else checked_vector(features)
     judged = JudgedImages()
     if text and mode != "keyword" and (raw_vector is not None or multilingual_vector is not None):
         # Close judged queries by the English tower where it reads the query; the multilingual

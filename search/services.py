@@ -163,8 +163,19 @@ def query_log_write(**fields) -> None:
     before the commit that reads the setting): a crash may lose the last fraction of a
     second of the log, never catalog data, and the visitor waits neither for a WAL flush
     nor for the BEGIN, SET LOCAL and COMMIT that a transaction around it would cost."""
+    sql, params = query_log_insert_sql(**fields)
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(f"{sql} RETURNING set_config('synchronous_commit', 'off', true)", params)
+
+
+def query_log_insert_sql(**fields) -> tuple[str, list]:
+    """The ORM's own INSERT of one QueryLog row, as (sql, params), without running it.
+
+    InsertQuery is private Django API: the public ones (save, create, bulk_create) run the
+    statement and cannot append the RETURNING above. It fills defaults and auto_now_add
+    and adapts every value as the ORM does. tests/search/test_query_path.py checks the exact
+    statement, so a Django upgrade that changes it fails there first."""
     query = InsertQuery(QueryLog)
     query.insert_values([field for field in QueryLog._meta.concrete_fields if not field.primary_key], [QueryLog(**fields)])
     ((sql, params),) = query.get_compiler(using=DEFAULT_DB_ALIAS).as_sql()
-    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
-        cursor.execute(f"{sql} RETURNING set_config('synchronous_commit', 'off', true)", params)
+    return sql, list(params)

@@ -25,7 +25,7 @@ from .gate import gate_decide, held_out_folds
 from .judgments import is_held_out, judged_text_queries
 from .models import RelevanceJudgment
 from .relevance import Calibrations, calibrations_from_similarities, judged_similarities
-from .selectors import Filters, fused_ranking, search_depth, vector_literal
+from .selectors import Filters, checked_vector, fused_ranking, search_depth
 
 logger = logging.getLogger("glimpse.training")
 
@@ -123,7 +123,7 @@ def training_set(catalog: Catalog, judged: dict[str, dict[int, float]], queries:
         if not positives:
             continue
         judged_rows = {catalog.row_of[i] for i in grades if i in catalog.row_of}
-        ranking = fused_ranking(mode="semantic", vector=vector_literal(served_vector), text="", version=active, filters=Filters())
+        ranking = fused_ranking(mode="semantic", vector=checked_vector(served_vector), text="", version=active, filters=Filters())
         mined = [catalog.row_of[i] for i, _ in ranking if i in catalog.row_of and catalog.row_of[i] not in judged_rows][:HARD_NEGATIVES_PER_QUERY]
         graded_zero = [catalog.row_of[i] for i, grade in grades.items() if grade == 0 and i in catalog.row_of]
         query_negatives = np.array(sorted(set(mined) | set(graded_zero)), dtype=np.int64)

@@ -15,8 +15,8 @@ from catalog.selectors import categories_top, category_paths, images_recent, tag
 from embeddings.exceptions import NoActiveVersion
 
 from .exceptions import InvalidJudgment, InvalidQuery, JudgmentNotAllowed, QueryImageNotFound, TagNotAllowed
-from .judgments import PERMISSION, TAG_PERMISSION, current_grades, judgment_record
 from .forms import JudgeForm, SearchForm
+from .judgments import PERMISSION, TAG_PERMISSION, current_grades, judgment_record
 from .previews import upload_preview
 from .query_pictures import query_picture_preview, query_picture_preview_keep
 from .services import search_run

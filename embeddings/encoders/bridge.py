@@ -3,7 +3,8 @@
 The CNN's ImageNet classifier says what it sees; each of the 1000 class names is
 embedded by the text tower, and an image's vector is the probability-weighted mean of
 those class embeddings. Softmax at temperature 1 over all classes with the first name
-of each class in "a photo of a {name}." did as well as any variant tried (DESIGN.md).
+of each class in "a photo of a {name}." did as well as any variant measured (top-k
+truncation, a lower temperature, all of a class's synonyms).
 """
 import numpy as np
 

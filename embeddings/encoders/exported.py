@@ -24,7 +24,6 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
-
 from django.core.exceptions import ImproperlyConfigured
 
 from config.embedded import file_lock

@@ -106,10 +106,6 @@ class ImageEncoder:
         if self.options.channels_last:
             self.tower = self.tower.to(memory_format=torch.channels_last)
 
-    @classmethod
-    def from_timm(cls, name: str, *, weights_file: str | None, device, options: RunOptions | None = None) -> "ImageEncoder":
-        return cls(timm_model(name, weights_file=weights_file), device=device, options=options)
-
     def encode(self, batch: np.ndarray) -> ImageOutputs:
         """A preprocessed (n, 3, size, size) batch -> pooled features and class probabilities."""
         import torch

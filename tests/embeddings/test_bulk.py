@@ -7,12 +7,14 @@ import pytest
 from django.db import DatabaseError, connection
 
 from catalog.models import Image
-from embeddings.bulk import BLOCK_ROWS, embeddings_upsert, rows_checked, rows_copy, table_columns
+from embeddings.bulk import BLOCK_ROWS, embeddings_upsert_columns, rows_checked, rows_copy, table_columns
 from embeddings.exceptions import InvalidVector
 from embeddings.models import DIMENSIONS, FEATURE_DIMENSIONS, ImageEmbedding
 from tests.timeouts import timeout  # noqa: F401
 
 pytestmark = pytest.mark.django_db
+
+VECTOR_COLUMNS = ("image_vector", "text_vector", "feature_vector", "neighbour_vector")
 
 
 def exact(seed: int, dimensions: int) -> np.ndarray:
@@ -31,6 +33,15 @@ def row(image, version, seed: int, **changes) -> ImageEmbedding:
         feature_vector=exact(seed + 2, FEATURE_DIMENSIONS),
     )
     return ImageEmbedding(image=image, version=version, **(values | changes))
+
+
+def upsert_rows(*, rows: list[ImageEmbedding]) -> int:
+    """Model rows through the product's writer, as the columns it takes."""
+    return embeddings_upsert_columns(
+        image_ids=[row.image_id for row in rows],
+        version_ids=[row.version_id for row in rows],
+        vectors={name: [getattr(row, name) for row in rows] for name in VECTOR_COLUMNS},
+    )
 
 
 def stored(version) -> dict[int, tuple]:
@@ -56,20 +67,20 @@ def assert_stored(version, expected: dict[int, ImageEmbedding]) -> None:
 def test_copy_stores_the_exact_vectors_and_nulls(make_images, version):
     first, second = make_images([{"title": "a"}, {"title": "b"}])
     rows = [row(first, version, 1), row(second, version, 10, text_vector=None, feature_vector=None)]
-    assert embeddings_upsert(rows=rows) == 2
+    assert upsert_rows(rows=rows) == 2
     assert_stored(version, {first.id: rows[0], second.id: rows[1]})
 
 
 def test_an_upsert_overwrites_every_column_of_an_existing_row(make_images, version):
     (image,) = make_images([{"title": "a"}])
-    embeddings_upsert(rows=[row(image, version, 1, neighbour_vector=exact(4, DIMENSIONS))])
+    upsert_rows(rows=[row(image, version, 1, neighbour_vector=exact(4, DIMENSIONS))])
     written = ImageEmbedding.objects.get(image=image, version=version)
     replacement = row(image, version, 20, text_vector=None)
-    embeddings_upsert(rows=[replacement])
+    upsert_rows(rows=[replacement])
     assert_stored(version, {image.id: replacement})
     rewritten = ImageEmbedding.objects.get(image=image, version=version)
-    assert rewritten.id == written.id and rewritten.created_at > written.created_at
-    assert embeddings_upsert(rows=[]) == 0
+    assert rewritten.id == written.id and rewritten.updated_at > written.updated_at
+    assert upsert_rows(rows=[]) == 0
 
 
 @pytest.mark.parametrize(
@@ -84,21 +95,21 @@ def test_an_upsert_overwrites_every_column_of_an_existing_row(make_images, versi
 def test_a_bad_vector_is_refused_by_name_and_nothing_is_written(make_images, version, changes, message):
     kept, good, bad = make_images([{"title": "kept"}, {"title": "good"}, {"title": "bad"}])
     before = row(kept, version, 1)
-    embeddings_upsert(rows=[before])
+    upsert_rows(rows=[before])
     with pytest.raises(InvalidVector, match=f"image {bad.id}: {message}"):
-        embeddings_upsert(rows=[row(kept, version, 50), row(good, version, 60), row(bad, version, 70, **changes)])
+        upsert_rows(rows=[row(kept, version, 50), row(good, version, 60), row(bad, version, 70, **changes)])
     assert_stored(version, {kept.id: before})
 
 
 def test_a_batch_the_server_refuses_writes_nothing(make_images, version):
     kept, twice = make_images([{"title": "kept"}, {"title": "twice"}])
     before = row(kept, version, 1)
-    embeddings_upsert(rows=[before])
+    upsert_rows(rows=[before])
     with pytest.raises(DatabaseError, match="cannot affect row a second time"):
-        embeddings_upsert(rows=[row(kept, version, 5), row(twice, version, 6), row(twice, version, 7)])
+        upsert_rows(rows=[row(kept, version, 5), row(twice, version, 6), row(twice, version, 7)])
     assert_stored(version, {kept.id: before})
     # The connection is usable again and the staging table is gone with the failed attempt.
-    assert embeddings_upsert(rows=[row(twice, version, 8)]) == 1
+    assert upsert_rows(rows=[row(twice, version, 8)]) == 1
 
 
 @pytest.fixture
@@ -176,7 +187,7 @@ def test_many_rows_with_nulls_in_any_order_arrive_whole(make_images, version):
         )
         for number, image_id in enumerate(ids)
     ]
-    assert embeddings_upsert(rows=rows) == count
+    assert upsert_rows(rows=rows) == count
     assert_stored(version, {wanted.image_id: wanted for wanted in rows})
 
 
@@ -189,14 +200,14 @@ def test_a_row_inserted_meanwhile_by_another_transaction_is_overwritten(transact
     # the straight COPY waits for it, fails on the unique key, and the call upserts instead.
     other = psycopg.connect(**connection.get_connection_params())
     other.execute(
-        "INSERT INTO embeddings_imageembedding (image_id, version_id, image_vector, created_at) VALUES (%s, %s, %s, now())",
+        "INSERT INTO embeddings_imageembedding (image_id, version_id, image_vector, updated_at) VALUES (%s, %s, %s, now())",
         [image.id, version.id, str(exact(99, DIMENSIONS).tolist())],
     )
     committing = threading.Timer(1.0, other.commit)
     committing.start()
     try:
         mine = row(image, version, 1)
-        assert embeddings_upsert(rows=[mine]) == 1
+        assert upsert_rows(rows=[mine]) == 1
     finally:
         committing.join()
         other.close()

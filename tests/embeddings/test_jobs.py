@@ -1,10 +1,10 @@
 """Embedding through the real queue and a real worker, with the real encoders."""
 import os
-from datetime import timedelta
 import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np

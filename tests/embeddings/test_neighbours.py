@@ -8,9 +8,8 @@ from embeddings.models import FEATURE_DIMENSIONS, ImageEmbedding
 from embeddings.neighbours import borrowed_text_vector, neighbour_weights
 from embeddings.selectors import image_suggested_tags
 from embeddings.services import bare_images_near, neighbour_sweep, neighbour_vectors_refresh
-from search.selectors import Filters, fused_ranking, vector_literal
+from search.selectors import Filters, checked_vector, fused_ranking
 from tests.conftest import unit
-
 
 # Stored vectors are halfvec: 11 significant bits, and computed from stored vectors.
 HALF_PRECISION = 1e-3
@@ -93,7 +92,7 @@ def test_the_sweep_fills_what_is_missing_once(pond, version):
 
 def test_bare_images_rank_by_their_borrowed_words_in_their_own_list(pond, version):
     frog, lily, between, twin = pond
-    query = dict(mode="semantic", vector=vector_literal(unit(1, 0.5)), text="frog", version=version, filters=Filters())
+    query = dict(mode="semantic", vector=checked_vector(unit(1, 0.5)), text="frog", version=version, filters=Filters())
     # Descriptions: frog 1, lily 2. Before borrowing the bare images rank by their bridge
     # vectors: twin 1 (0.18), between 2 (0.09). Ties go to the older image.
     assert [image_id for image_id, _ in fused_ranking(**query)] == [frog.id, twin.id, lily.id, between.id]

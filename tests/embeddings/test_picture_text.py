@@ -13,7 +13,12 @@ from catalog.services import ImageInput, images_create
 from embeddings.jobs import embed_images
 from embeddings.models import ModelVersion, PictureTextVector
 from embeddings.picture_text import (
-    READING_QUEUE, picture_text_correct, picture_text_dismiss, pictures_read, queued_reading_ids, reading_sweep,
+    READING_QUEUE,
+    picture_text_correct,
+    picture_text_dismiss,
+    pictures_read,
+    queued_reading_ids,
+    reading_sweep,
 )
 from embeddings.services import images_embed
 from search.selectors import Filters, fused_ranking, image_search

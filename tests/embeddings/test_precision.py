@@ -7,8 +7,8 @@ from catalog.models import Image
 from embeddings.exceptions import PrecisionMismatch
 from embeddings.models import ImageEmbedding, ModelVersion
 from embeddings.services import images_embed, version_precision_check
-from tests.conftest import unit
 from tests.config.test_outages import manage
+from tests.conftest import unit
 
 
 def test_a_catalog_without_vectors_takes_the_precision_it_is_first_embedded_in(db, settings):

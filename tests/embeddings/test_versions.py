@@ -13,7 +13,7 @@ from embeddings.selectors import version_active
 from embeddings.services import TRAINING_QUEUE, version_activate, version_backfill_chunk, version_drop_vectors, version_start_release
 from embeddings.spaces import HeadsSpace, ImageVectors
 from embeddings.training.heads import HeadWeights
-from search.selectors import Filters, image_search, vector_literal
+from search.selectors import Filters, checked_vector, image_search
 from tests.conftest import unit
 from tests.plans import ranking_plan
 
@@ -112,7 +112,7 @@ def test_each_version_searches_through_its_own_index(catalog, trained):
     version_indexes_create(version=trained)
     while version_backfill_chunk(version=trained):
         pass
-    plan = ranking_plan(mode="semantic", vector=vector_literal(QUERY), text="", version=trained, filters=Filters())
+    plan = ranking_plan(mode="semantic", vector=checked_vector(QUERY), text="", version=trained, filters=Filters())
     used = set(re.findall(r"Index Scan using (\w+)", plan))
     assert index_name("text_vector", trained) in used
     assert index_name("text_vector", ModelVersion.objects.get(number=1)) not in used

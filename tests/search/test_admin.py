@@ -4,9 +4,8 @@ import re
 import django_rq
 from django.urls import reverse
 
-from search.judgments import judgment_record
+from search.judgments import is_held_out, judgment_record
 from search.models import QueryLog
-from search.judgments import is_held_out
 from tests.conftest import unit
 
 TRAIN = "admin:embeddings_modelversion_train"

@@ -2,8 +2,8 @@ import json
 from pathlib import Path
 
 import pytest
-from PIL import Image as PILImage
 from django.core.management import CommandError, call_command
+from PIL import Image as PILImage
 
 from catalog.manifests import row_from_record
 from search.evaluation import described_captions, first_relevant_rank, random_scores, score, scores_by_label, worst_labels

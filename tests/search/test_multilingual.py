@@ -17,7 +17,7 @@ from embeddings.models import ImageEmbedding, ModelVersion
 from embeddings.services import images_embed
 from search.judgments import judgment_record
 from search.multilingual import multilingual_release, multilingual_version_create
-from search.selectors import fused_ranking, image_search, judged_list, Filters
+from search.selectors import Filters, fused_ranking, image_search, judged_list
 from tests.conftest import unit
 from tests.images import DEMO
 from tests.timeouts import timeout  # noqa: F401

@@ -1,23 +1,34 @@
 """The query path: binary vector parameters, index use whatever the share of rows that
 have a column, ef_search from the page depth, the query-vector cache, the query log."""
 import re
+from datetime import datetime
 
 import django_rq
 import numpy as np
 import pytest
-from django.db import connection
+from django.db import ProgrammingError, connection, transaction
+from django.db.backends.utils import CursorWrapper
 from django.test.utils import CaptureQueriesContext
 from pgvector import HalfVector
 
 from catalog.models import Image
+from embeddings.bulk import embeddings_upsert_columns
 from embeddings.indexes import index_name
-from embeddings.bulk import embeddings_upsert
-from embeddings.models import ImageEmbedding, ModelVersion
+from embeddings.models import ModelVersion
 from search.judgments import JUDGED_QUERIES_JOB, JUDGED_QUERIES_QUEUE, judgment_record
 from search.models import QueryLog
 from search.query_vectors import QueryVectorCache
-from search.selectors import Filters, configure_index_scans, ef_search_for, fused_ranking, fused_ranking_sql, image_search, search_cursor
-from search.services import query_log_write
+from search.selectors import (
+    Filters,
+    PreparedCursor,
+    configure_index_scans,
+    ef_search_for,
+    fused_ranking,
+    fused_ranking_sql,
+    image_search,
+    search_cursor,
+)
+from search.services import query_log_insert_sql, query_log_write
 from tests.conftest import random_unit_rows, unit
 
 QUERY = unit(1, 0, 0)
@@ -90,18 +101,15 @@ def sparse_catalog(version: ModelVersion, *, size: int, described: int) -> None:
     every = size // described
 
     images, texts, features = random_unit_rows(rng, size, 384), random_unit_rows(rng, size, 384), random_unit_rows(rng, size, 1280)
-    embeddings_upsert(
-        rows=[
-            ImageEmbedding(
-                image_id=image_id,
-                version=version,
-                image_vector=images[position],
-                text_vector=texts[position] if position % every == 0 else None,
-                neighbour_vector=None if position % every == 0 else texts[position],
-                feature_vector=features[position],
-            )
-            for position, image_id in enumerate(ids)
-        ]
+    embeddings_upsert_columns(
+        image_ids=ids,
+        version_ids=[version.id] * size,
+        vectors={
+            "image_vector": images,
+            "text_vector": [texts[position] if position % every == 0 else None for position in range(size)],
+            "neighbour_vector": [None if position % every == 0 else texts[position] for position in range(size)],
+            "feature_vector": features,
+        },
     )
     with search_cursor() as cursor:
         cursor.execute("ANALYZE embeddings_imageembedding")
@@ -206,3 +214,31 @@ def test_the_query_log_is_one_statement_that_does_not_wait_for_the_disk(version)
     with connection.cursor() as cursor:
         cursor.execute("SHOW synchronous_commit")  # for the rest of the insert's transaction: here, the test's
         assert cursor.fetchone() == ("off",)
+
+
+def test_the_query_log_insert_is_the_orms_own_statement(version):
+    # InsertQuery is private Django API (search/services.py): if an upgrade changes what it
+    # compiles to, this says so before the query log breaks.
+    sql, params = query_log_insert_sql(kind="text", text="red apple", mode="hybrid", result_ids=[3, 1], total=2, latency_ms=1.5, version=version)
+    fields = [field for field in QueryLog._meta.concrete_fields if not field.primary_key]
+    columns = ", ".join(f'"{field.column}"' for field in fields)
+    placeholders = ", ".join("%s::bigint[]" if field.name == "result_ids" else "%s" for field in fields)
+    assert sql == f'INSERT INTO "search_querylog" ({columns}) VALUES ({placeholders})'
+    values = dict(zip([field.name for field in fields], params))
+    assert isinstance(values.pop("created_at"), datetime)  # auto_now_add, filled as the ORM does
+    assert {name: getattr(value, "obj", value) for name, value in values.items()} == {
+        "kind": "text", "text": "red apple", "image_hash": "", "similar_to": None, "mode": "hybrid", "filters": {},
+        "result_ids": [3, 1], "total": 2, "nearest_only": False, "offset": 0, "latency_ms": 1.5, "version": version.id,
+    }
+
+
+def test_search_cursor_is_django_s_cursor_wrapper_around_a_prepared_cursor(db):
+    # connection._prepare_cursor is private Django API (search/selectors.py).
+    with CaptureQueriesContext(connection) as captured, search_cursor() as cursor:
+        assert isinstance(cursor, CursorWrapper) and isinstance(cursor.cursor, PreparedCursor)
+        cursor.execute("SELECT %s::int + 1", [6])
+        assert cursor.fetchone() == (7,)
+        with pytest.raises(ProgrammingError, match="no_such_column"), transaction.atomic():
+            cursor.execute("SELECT no_such_column")
+    # Logged by Django's debug wrapper as the server received it: bound, not interpolated.
+    assert captured[0]["sql"] == "SELECT $1::int + 1"

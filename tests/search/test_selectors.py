@@ -12,7 +12,7 @@ from search.exceptions import InvalidQuery
 from search.judgments import judged_queries_embed, judgment_record
 from search.models import JudgedQuery
 from search.relevance import MULTILINGUAL_KINDS, calibration_for, calibration_from_similarities, calibrations_from_similarities
-from search.selectors import Filters, JudgedImages, image_search, judged_list, search_depth, vector_literal
+from search.selectors import Filters, JudgedImages, checked_vector, image_search, judged_list
 from tests.conftest import unit
 from tests.plans import ranking_plan
 
@@ -149,7 +149,7 @@ def test_odd_characters_are_just_text(make_images):
 
 @pytest.mark.parametrize("filters", [Filters(), Filters(category="a")])
 def test_the_ranking_statement_uses_the_hnsw_indexes(fruit, version, filters):
-    plan = ranking_plan(mode="hybrid", vector=vector_literal(QUERY), text="near", version=version, filters=filters)
+    plan = ranking_plan(mode="hybrid", vector=checked_vector(QUERY), text="near", version=version, filters=filters)
     assert f"Index Scan using {index_name('text_vector', version)}" in plan
     assert f"Index Scan using {index_name('bare_vector', version)}" in plan
     if not filters:
@@ -442,10 +442,10 @@ def test_a_query_close_to_a_judged_one_gets_its_graded_images_at_once(spread, cu
     # A query that is not close enough gets nothing from it.
     far = image_search(text="tractor", vector=QUERY, raw_vector=unit(0, 1, 0.3), mode="semantic")
     assert titles(far) == ["close", "related"]
-    assert judged_list(raw_vector=vector_literal(unit(0, 0, 1)), filters=Filters()) == JudgedImages(
+    assert judged_list(raw_vector=checked_vector(unit(0, 0, 1)), filters=Filters()) == JudgedImages(
         lent=(distant.id, related.id), relevant=frozenset({distant.id}), rejected={}
     )
-    assert judged_list(raw_vector=vector_literal(unit(0, 0, 1)), filters=Filters(category="other")) == JudgedImages()
+    assert judged_list(raw_vector=checked_vector(unit(0, 0, 1)), filters=Filters(category="other")) == JudgedImages()
 
 
 def test_one_curators_grade_0_hides_nothing_from_visitors(spread, curator, version):
@@ -487,14 +487,14 @@ def test_the_number_of_curators_that_hides_a_picture_is_a_setting(spread, curato
     settings.GLIMPSE_HIDE_AFTER_CURATORS = 1
     close, _, _ = spread
     judgment_record(curator=curator, image_id=close.id, grade=0, query_text="kitten", query_text_vector=unit(0, 0, 1))
-    assert judged_list(raw_vector=vector_literal(unit(0, 0, 1)), filters=Filters()).rejected == {close.id: 1}
+    assert judged_list(raw_vector=checked_vector(unit(0, 0, 1)), filters=Filters()).rejected == {close.id: 1}
     assert titles(image_search(text="kitten photo", vector=QUERY, raw_vector=unit(0, 0.3, 1), mode="semantic")) == ["related"]
     # Nor is it among the nearest shown when nothing passes the cut-off.
     nearest = image_search(text="kitten photo", vector=unit(0, 0, 0, 1), raw_vector=unit(0, 0.3, 1), mode="semantic")
     assert nearest.nearest_only and sorted(titles(nearest)) == ["distant", "related"]
 
 
-def test_judged_queries_get_their_vectors_from_the_next_search(spread, curator):
+def test_judged_queries_get_their_vectors_from_the_embedding_job(spread, curator):
     judgment_record(curator=curator, image_id=spread[2].id, grade=2, query_text="Kitten ")
     assert JudgedQuery.objects.get().vector is None
     assert judged_queries_embed(encode=lambda texts: np.stack([unit(0, 0, 1) for _ in texts])) == 1

@@ -6,8 +6,7 @@ from embeddings.models import FEATURE_DIMENSIONS, ModelVersion
 from embeddings.selectors import version_active
 from embeddings.training.heads import HeadWeights
 from embeddings.training.trainer import TrainingOptions
-from search.judgments import judgment_record
-from search.judgments import is_held_out
+from search.judgments import is_held_out, judgment_record
 from search.training import new_judgments_since_last_training, training_run
 from tests.conftest import random_unit_rows
 
@@ -178,7 +177,7 @@ def test_the_gate_ranks_as_the_site_serves(make_images):
     # ranking visitors get: described images by their words, bare ones by borrowed words.
     from embeddings.services import neighbour_vectors_refresh
     from embeddings.spaces import space_for
-    from search.selectors import Filters, fused_ranking, vector_literal
+    from search.selectors import Filters, checked_vector, fused_ranking
     from search.training import Catalog
 
     images = mixed_catalog(make_images, count=30, described=12, seed=2)
@@ -195,5 +194,5 @@ def test_the_gate_ranks_as_the_site_serves(make_images):
     queries = random_unit_rows(np.random.default_rng(3), 5, 384)
     in_memory = catalog.rankings(space_for(version), [str(number) for number in range(5)], queries, borrowed_share=0.25)
     for number, query in enumerate(queries):
-        served = fused_ranking(mode="semantic", vector=vector_literal(query), text="", version=version, filters=Filters())
+        served = fused_ranking(mode="semantic", vector=checked_vector(query), text="", version=version, filters=Filters())
         assert in_memory[str(number)] == [image_id for image_id, _ in served]

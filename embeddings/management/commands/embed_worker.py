@@ -7,8 +7,8 @@ from django.core.management.base import BaseCommand, CommandError
 from config import supervision
 from embeddings import encoders
 from embeddings.exceptions import PrecisionMismatch
-from embeddings.selectors import version_base, versions_written
 from embeddings.picture_text import READING_QUEUE, reading_sweep
+from embeddings.selectors import version_base, versions_written
 from embeddings.services import QUEUE, TRAINING_QUEUE, embedding_sweep, version_precision_check
 from embeddings.worker import OutageProofWorker, abandoned_jobs_requeue
 

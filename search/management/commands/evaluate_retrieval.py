@@ -284,7 +284,7 @@ class Command(BaseCommand):
         return results
 
     def measure_pictures(self, version, ids: list[int], group_of: dict) -> dict:
-        from search.selectors import Filters, fused_ranking, stored_vectors, vector_literal
+        from search.selectors import Filters, checked_vector, fused_ranking, stored_vectors
 
         members = defaultdict(set)
         for image_id, group in group_of.items():
@@ -297,7 +297,7 @@ class Command(BaseCommand):
         for image_id in tqdm(probes, desc=f"v{version.number} image→image", unit="query", disable=self.quiet):
             _, features = stored_vectors(image_id=image_id, version=version)
             ranking = fused_ranking(
-                mode="semantic", vector=None, features=vector_literal(features), text="",
+                mode="semantic", vector=None, features=checked_vector(features), text="",
                 version=version, filters=Filters(), exclude_id=image_id,
             )
             ranks.append(first_relevant_rank([other for other, _ in ranking], members[group_of[image_id]] - {image_id}))
