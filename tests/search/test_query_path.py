@@ -16,8 +16,10 @@ from embeddings.models import ImageEmbedding, ModelVersion
 from search.judgments import JUDGED_QUERIES_JOB, JUDGED_QUERIES_QUEUE, judgment_record
 from search.models import QueryLog
 from search.query_vectors import QueryVectorCache
-from search.selectors import Filters, configure_index_scans, ef_search_for, fused_ranking, fused_ranking_sql, image_search, search_cursor
+from search.ranking import configure_index_scans, ef_search_for, fused_ranking_sql
+from search.selectors import Filters, fused_ranking, image_search
 from search.services import query_log_write
+from search.sql import search_cursor
 from tests.conftest import random_unit_rows, unit
 
 QUERY = unit(1, 0, 0)
