@@ -14,8 +14,8 @@ from django.db import transaction
 from embeddings import encoders
 from embeddings.models import ImageEmbedding, ModelVersion
 from embeddings.neighbours import BORROWED_SHARE, BORROWED_SHARES, borrowed_text_vector, neighbour_vector
-from embeddings.selectors import version_active, version_base, version_number_next
-from embeddings.services import described_neighbours, version_progress_record, version_start_release
+from embeddings.selectors import described_neighbours, version_active, version_base, version_number_next
+from embeddings.services import version_progress_record, version_start_release
 from embeddings.spaces import HeadsSpace, ImageVectors, space_for
 from embeddings.training.heads import HeadWeights
 from embeddings.training.trainer import TrainingOptions, TrainingSet, heads_train
