@@ -294,7 +294,7 @@ def ceiling(options, rank, truth, train_queries: list[str], test_queries: list[s
     from embeddings.spaces import HeadsSpace, space_for
     from embeddings.training.trainer import TrainingOptions, heads_train
     from search.evaluation import judged_metrics
-    from search.training import Catalog, training_set
+    from search.training_data import Catalog, training_set
 
     catalog = Catalog()
     active = version_active()

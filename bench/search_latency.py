@@ -162,7 +162,7 @@ def recall_at_10(query_vectors, version) -> float:
     """The index's top 10 at the ef_search of a first page of 20 against an exact scan."""
     from django.db import connection, transaction
 
-    from search.selectors import ef_search_for
+    from search.ranking import ef_search_for
 
     sql = (
         f"SELECT image_id FROM embeddings_imageembedding WHERE version_id = {int(version.id)} AND image_vector IS NOT NULL"

@@ -36,8 +36,10 @@ class ImageUploadForm(forms.ModelForm):
         return checked.content
 
 
-@admin.register(Image)
 class ImageAdmin(admin.ModelAdmin):
+    """The catalog's image page. Registered by search/admin.py, which composes the pages that
+    several apps add to, each app extending the one upstream of it."""
+
     list_display = ["preview", "title", "category", "embedding_status", "created_at"]
     list_display_links = ["preview", "title"]
     list_filter = ["embedding_status", "category", "license"]

@@ -1,6 +1,6 @@
 """The catalog's language for full-text search.
 
-The search document (catalog migration 0004) and the keyword queries (search/selectors.py)
+The search document (catalog migration 0004) and the keyword queries (search/ranking.py)
 read words through one text search configuration of the project's, `glimpse`; this module
 keeps it mapped like the PostgreSQL configuration that GLIMPSE_TEXT_SEARCH_LANGUAGE names
 (a snowball language such as english or german, or simple).

@@ -258,7 +258,7 @@ GLIMPSE_JUDGED_QUERY_SIMILARITY = env_float("GLIMPSE_JUDGED_QUERY_SIMILARITY", 0
 # cosines run higher: 0.97 there passes about the pairs 0.9 passes in the English tower.
 GLIMPSE_JUDGED_QUERY_SIMILARITY_MULTILINGUAL = env_float("GLIMPSE_JUDGED_QUERY_SIMILARITY_MULTILINGUAL", 0.97, minimum=-1, maximum=1)
 # How close (cosine, multilingual tower) a query must be to the words read in a picture for
-# their meaning to rank it (search/selectors.py PICTURE_MEANING_LIST_SQL; tuned on the
+# their meaning to rank it (search/ranking.py PICTURE_MEANING_LIST_SQL; tuned on the
 # text-in-pictures set's tune half, docs/reading.md).
 GLIMPSE_PICTURE_TEXT_SIMILARITY = env_float("GLIMPSE_PICTURE_TEXT_SIMILARITY", 0.88, minimum=-1, maximum=1)
 # A picture graded 0 for a judged query is hidden from visitors' results of that query and

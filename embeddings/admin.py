@@ -68,8 +68,9 @@ class LifecycleFilter(admin.SimpleListFilter):
         }.get(self.value(), queryset)
 
 
-@admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
+    """The versions page; search/admin.py registers it with the training button."""
+
     list_display = ["number", "kind", "status", "held_out_ndcg", "active_ndcg", "embedding_count", "created_at", "activated_at"]
     list_filter = [LifecycleFilter, "kind"]
     readonly_fields = [
@@ -254,6 +255,3 @@ class ImageWithSuggestionsAdmin(ImageAdmin):
             return
         self.message_user(request, f"{changed} images got suggested tags and were queued for embedding.", messages.SUCCESS)
 
-
-admin.site.unregister(Image)
-admin.site.register(Image, ImageWithSuggestionsAdmin)

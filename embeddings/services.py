@@ -9,7 +9,7 @@ from queue import Empty, SimpleQueue
 import django_rq
 import numpy as np
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
@@ -20,19 +20,25 @@ from catalog.models import Image
 from . import encoders
 from .bulk import embeddings_upsert_columns
 from .exceptions import EmptyCatalog, InvalidVector, PrecisionMismatch, VersionStateError
-from .indexes import scan_index_until_enough, version_indexes_create, version_indexes_drop
+from .indexes import version_indexes_create, version_indexes_drop
 from .models import ImageEmbedding, ModelVersion
-from .neighbours import NEIGHBOURS, borrowed_text_vector, neighbour_vector
-from .selectors import version_active, version_base, version_number_next, versions_written
+from .neighbours import borrowed_text_vector, neighbour_vector
+from .queues import BACKFILL_JOB, JOB, QUEUE, TRAINING_QUEUE
+from .selectors import (
+    bare_images_near,
+    base_rows_missing,
+    described_neighbours,
+    queued_image_ids,
+    version_active,
+    version_base,
+    version_number_next,
+    versions_written,
+)
 from .spaces import BridgeSpace, ImageVectors, space_for
 from .zero_shot import PRIOR_SAMPLE, ZeroShotRecipe
 
 logger = logging.getLogger("glimpse.embeddings")
 
-QUEUE = "embeddings"
-JOB = "embeddings.jobs.embed_images"
-TRAINING_QUEUE = "training"
-BACKFILL_JOB = "embeddings.jobs.backfill_version"
 # Images the encoder waits for before a pass while files still decode (images_encode_as_decoded).
 SMALLEST_PASS = 8
 
@@ -51,15 +57,6 @@ def embeddings_enqueue(*, image_ids: list[int], version_id: int | None = None) -
     for start in range(0, len(ids), size):
         queue.enqueue(JOB, ids[start : start + size], version_id, result_ttl=3600, failure_ttl=7 * 86400)
     return (len(ids) + size - 1) // size
-
-
-def queued_image_ids() -> set[int]:
-    queue = django_rq.get_queue(QUEUE)
-    ids: set[int] = set()
-    for job in queue.get_jobs():
-        if job.func_name == JOB and job.args:
-            ids.update(job.args[0])
-    return ids
 
 
 def embedding_sweep(*, grace: timedelta = timedelta(minutes=10)) -> int:
@@ -257,13 +254,6 @@ def version_rows_write(*, version: ModelVersion, image_ids: list[int], base: Ima
     )
 
 
-def base_rows_missing(version: ModelVersion):
-    """The base version's rows for images that `version` has no vectors for yet."""
-    return ImageEmbedding.objects.filter(version=version_base()).exclude(
-        image_id__in=ImageEmbedding.objects.filter(version=version).values("image_id")
-    )
-
-
 def version_backfill_chunk(*, version: ModelVersion, limit: int = 2000) -> int:
     """Write `version`'s rows for up to `limit` images that have base rows but none of its own.
 
@@ -291,47 +281,6 @@ def version_backfill_chunk(*, version: ModelVersion, limit: int = 2000) -> int:
     return len(rows)
 
 
-NEAREST_DESCRIBED_SQL = """
-    SELECT bare.id, bare.image_id, near.image_id, 1 - near.distance
-    FROM embeddings_imageembedding bare
-    CROSS JOIN LATERAL (
-        SELECT described.image_id, described.feature_vector <=> bare.feature_vector AS distance
-        FROM embeddings_imageembedding described
-        WHERE described.version_id = %(version)s AND described.feature_vector IS NOT NULL AND described.text_vector IS NOT NULL
-        ORDER BY described.feature_vector <=> bare.feature_vector
-        LIMIT %(depth)s
-    ) near
-    WHERE bare.version_id = %(version)s AND bare.image_id = ANY(%(ids)s)
-        AND bare.text_vector IS NULL AND bare.feature_vector IS NOT NULL
-    ORDER BY bare.id, near.distance"""
-
-BARE_NEAR_SQL = """
-    SELECT DISTINCT near.image_id
-    FROM embeddings_imageembedding described
-    CROSS JOIN LATERAL (
-        SELECT bare.image_id
-        FROM embeddings_imageembedding bare
-        WHERE bare.version_id = %(version)s AND bare.feature_vector IS NOT NULL AND bare.text_vector IS NULL
-        ORDER BY bare.feature_vector <=> described.feature_vector
-        LIMIT %(depth)s
-    ) near
-    WHERE described.version_id = %(version)s AND described.image_id = ANY(%(ids)s)
-        AND described.text_vector IS NOT NULL AND described.feature_vector IS NOT NULL"""
-
-
-def described_neighbours(*, version: ModelVersion, image_ids: list[int]) -> dict[int, list[tuple[int, float]]]:
-    """{bare image id: [(described image id, feature cosine)], nearest first}: whose words
-    each of `image_ids` that has none borrows (the same in every version of one catalog)."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        scan_index_until_enough(cursor, depth=NEIGHBOURS)
-        cursor.execute(NEAREST_DESCRIBED_SQL, {"depth": NEIGHBOURS, "version": version.id, "ids": sorted(set(image_ids))})
-        found = cursor.fetchall()
-    near: dict[int, list[tuple[int, float]]] = {}
-    for _, image_id, neighbour_id, similarity in found:
-        near.setdefault(image_id, []).append((neighbour_id, float(similarity)))
-    return near
-
-
 def neighbour_vectors_refresh(*, version: ModelVersion, image_ids: list[int]) -> int:
     """Store borrowed text vectors (embeddings/neighbours.py) for those of `image_ids` that
     have no text of their own in `version`; returns how many were written.
@@ -341,27 +290,22 @@ def neighbour_vectors_refresh(*, version: ModelVersion, image_ids: list[int]) ->
     """
     if not image_ids:
         return 0
-    with transaction.atomic(), connection.cursor() as cursor:
-        scan_index_until_enough(cursor, depth=NEIGHBOURS)
-        cursor.execute(NEAREST_DESCRIBED_SQL, {"depth": NEIGHBOURS, "version": version.id, "ids": sorted(set(image_ids))})
-        found = cursor.fetchall()
-    if not found:
+    near_by_image = described_neighbours(version=version, image_ids=image_ids)
+    if not near_by_image:
         return 0
+    lenders = {neighbour_id for near in near_by_image.values() for neighbour_id, _ in near}
     stored = {
         row[0]: row[1:]
-        for row in version.embeddings.filter(image_id__in={row[1] for row in found} | {row[2] for row in found}).values_list(
-            "image_id", "image_vector", "text_vector", "multilingual_image_vector", "multilingual_text_vector"
+        for row in version.embeddings.filter(image_id__in=set(near_by_image) | lenders).values_list(
+            "image_id", "id", "image_vector", "text_vector", "multilingual_image_vector", "multilingual_text_vector"
         )
     }
-    neighbours: dict[tuple[int, int], list[tuple[int, float]]] = {}
-    for row_id, image_id, neighbour_id, similarity in found:
-        neighbours.setdefault((row_id, image_id), []).append((neighbour_id, similarity))
     rows = []
-    for (row_id, image_id), near in neighbours.items():
+    for image_id, near in near_by_image.items():
         similarities = np.array([similarity for _, similarity in near])
-        row = ImageEmbedding(id=row_id)
+        row = ImageEmbedding(id=stored[image_id][0])
         # The same look-alikes lend their words in each tower's space.
-        for column, image_column, text_column in (("neighbour_vector", 0, 1), ("multilingual_neighbour_vector", 2, 3)):
+        for column, image_column, text_column in (("neighbour_vector", 1, 2), ("multilingual_neighbour_vector", 3, 4)):
             words = [stored[neighbour_id][text_column] for neighbour_id, _ in near]
             if stored[image_id][image_column] is None or any(vector is None for vector in words):
                 continue
@@ -370,22 +314,6 @@ def neighbour_vectors_refresh(*, version: ModelVersion, image_ids: list[int]) ->
         rows.append(row)
     ImageEmbedding.objects.bulk_update(rows, ["neighbour_vector", "multilingual_neighbour_vector"])
     return len(rows)
-
-
-def bare_images_near(*, version: ModelVersion, image_ids: list[int]) -> list[int]:
-    """Images without text whose borrowed words may have changed now that these described
-    images exist: the nearest bare ones of each by CNN features.
-
-    An approximation of "whose nearest described images now include this one", which
-    would need each image's current neighbours; twice the neighbour count of bare images
-    around each covers a catalog that is at least a third described.
-    """
-    if not image_ids:
-        return []
-    with transaction.atomic(), connection.cursor() as cursor:
-        scan_index_until_enough(cursor, depth=2 * NEIGHBOURS)
-        cursor.execute(BARE_NEAR_SQL, {"depth": 2 * NEIGHBOURS, "version": version.id, "ids": sorted(set(image_ids))})
-        return [row[0] for row in cursor.fetchall()]
 
 
 def neighbours_waiting(*, version: ModelVersion, after: int = 0, limit: int = 1000) -> list[int]:

@@ -8,9 +8,9 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 
-from catalog.models import TAG_MAX_CHARS
+from catalog.models import TAG_MAX_CHARS, Image
 from catalog.services import image_tags_add
-from embeddings.admin import ModelVersionAdmin
+from embeddings.admin import ImageWithSuggestionsAdmin, ModelVersionAdmin
 from embeddings.models import ModelVersion
 from embeddings.services import TRAINING_QUEUE
 
@@ -155,5 +155,8 @@ class TrainableModelVersionAdmin(ModelVersionAdmin):
         return redirect(reverse("admin:embeddings_modelversion_changelist"))
 
 
-admin.site.unregister(ModelVersion)
+# The pages several apps add to are registered here, in the most downstream app, once each:
+# catalog's image page with embeddings' suggested tags and read words, embeddings'
+# versions page with search's training button. The apps upstream register none of them.
+admin.site.register(Image, ImageWithSuggestionsAdmin)
 admin.site.register(ModelVersion, TrainableModelVersionAdmin)

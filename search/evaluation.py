@@ -116,7 +116,7 @@ def judged_metrics(rankings: dict[str, list[int]], judged: dict[str, dict[int, f
 
 def rank_in_memory(queries: np.ndarray, vectors: np.ndarray, has_text: np.ndarray, *, depth: int, rrf_k: int = 60) -> list[np.ndarray]:
     """Semantic-mode ranking, exactly, for vectors not in the database yet (a candidate
-    version is judged before it is stored): as search/selectors.py ranks text queries, one
+    version is judged before it is stored): as search/ranking.py ranks text queries, one
     list of the described images and one of the others, each image by its one vector in
     the text space (`vectors`), fused by reciprocal rank."""
     rankings = []

@@ -1,6 +1,7 @@
 from django.db import transaction
 
-from search.selectors import configure_index_scans, fused_ranking_sql, search_cursor
+from search.ranking import configure_index_scans, fused_ranking_sql
+from search.sql import search_cursor
 
 
 def ranking_plan(**query) -> str:

@@ -15,7 +15,7 @@ from django.db import connection
 from catalog.models import Image
 from catalog.services import ImageInput, images_create
 from embeddings.models import ImageEmbedding, ModelVersion
-from embeddings.services import queued_image_ids
+from embeddings.selectors import queued_image_ids
 from embeddings.worker import OutageProofWorker
 from tests.config.conftest import kill_postgres, kill_redis, wait_for
 from tests.images import DEMO

@@ -16,7 +16,8 @@ from rq import SimpleWorker
 from catalog.models import Image
 from catalog.services import ImageInput, images_create
 from embeddings.models import ImageEmbedding
-from embeddings.services import embedding_sweep, embeddings_enqueue, queued_image_ids
+from embeddings.selectors import queued_image_ids
+from embeddings.services import embedding_sweep, embeddings_enqueue
 from tests.images import DEMO, distinct_pngs
 
 pytestmark = pytest.mark.slow

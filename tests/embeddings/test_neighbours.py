@@ -6,8 +6,8 @@ import pytest
 
 from embeddings.models import FEATURE_DIMENSIONS, ImageEmbedding
 from embeddings.neighbours import borrowed_text_vector, neighbour_weights
-from embeddings.selectors import image_suggested_tags
-from embeddings.services import bare_images_near, neighbour_sweep, neighbour_vectors_refresh
+from embeddings.selectors import bare_images_near, described_neighbours, image_suggested_tags
+from embeddings.services import neighbour_sweep, neighbour_vectors_refresh
 from search.selectors import Filters, checked_vector, fused_ranking
 from tests.conftest import unit
 
@@ -120,3 +120,20 @@ def test_the_sweep_command_lends_words_to_every_bare_image(pond, capsys):
     call_command("embed_sweep")
     assert "gave borrowed words to 2 images without text" in capsys.readouterr().out
     assert ImageEmbedding.objects.filter(neighbour_vector__isnull=False).count() == 2
+
+
+def test_the_nearest_described_images_come_from_one_statement_for_training_and_for_borrowing(pond, version):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    frog, lily, between, twin = pond
+    near = described_neighbours(version=version, image_ids=[image.id for image in pond])
+    # Only the bare images, each with every described image nearest first (NEIGHBOURS is more than two).
+    assert sorted(near) == sorted([between.id, twin.id])
+    assert [neighbour for neighbour, _ in near[twin.id]] == [frog.id, lily.id]
+    assert [similarity for _, similarity in near[twin.id]] == pytest.approx([1.0, 0.0], abs=HALF_PRECISION)
+    assert sorted(neighbour for neighbour, _ in near[between.id]) == sorted([frog.id, lily.id])
+    assert [similarity for _, similarity in near[between.id]] == pytest.approx([math.sqrt(0.5)] * 2, abs=HALF_PRECISION)
+    with CaptureQueriesContext(connection) as queries:
+        assert neighbour_vectors_refresh(version=version, image_ids=[between.id, twin.id]) == 2
+    assert sum("CROSS JOIN LATERAL" in query["sql"] for query in queries.captured_queries) == 1

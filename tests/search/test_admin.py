@@ -66,3 +66,39 @@ def test_the_version_page_says_how_grades_reach_visitors(admin_client, version, 
     page = admin_client.get(reverse("admin:embeddings_modelversion_change", args=[version.id])).content.decode()
     assert "How curators&#x27; grades reach visitors" in page
     assert "a picture graded 0 is hidden from visitors only once 3 curator(s) graded it 0 there and none higher" in page
+
+
+ADMIN_REGISTRATIONS = """
+import json
+from django.contrib.admin.sites import AdminSite
+
+unregistered = []
+unregister = AdminSite.unregister
+AdminSite.unregister = lambda site, model: unregistered.append(model.__name__) or unregister(site, model)
+
+import django
+
+django.setup()  # the admin app's ready() imports every app's admin module
+from django.contrib import admin
+from catalog.models import Image
+from embeddings.models import ModelVersion
+
+print(json.dumps([unregistered, type(admin.site._registry[Image]).__name__, type(admin.site._registry[ModelVersion]).__name__]))
+"""
+
+
+def test_each_admin_page_is_composed_and_registered_once_with_nothing_unregistered():
+    # In a fresh interpreter: the admin modules are imported once per process.
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    result = subprocess.run(
+        [sys.executable, "-c", ADMIN_REGISTRATIONS], cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == [[], "ImageWithSuggestionsAdmin", "TrainableModelVersionAdmin"]

@@ -18,17 +18,10 @@ from embeddings.models import ModelVersion
 from search.judgments import JUDGED_QUERIES_JOB, JUDGED_QUERIES_QUEUE, judgment_record
 from search.models import QueryLog
 from search.query_vectors import QueryVectorCache
-from search.selectors import (
-    Filters,
-    PreparedCursor,
-    configure_index_scans,
-    ef_search_for,
-    fused_ranking,
-    fused_ranking_sql,
-    image_search,
-    search_cursor,
-)
+from search.ranking import configure_index_scans, ef_search_for, fused_ranking_sql
+from search.selectors import Filters, fused_ranking, image_search
 from search.services import query_log_insert_sql, query_log_write
+from search.sql import PreparedCursor, search_cursor
 from tests.conftest import random_unit_rows, unit
 
 QUERY = unit(1, 0, 0)
@@ -233,7 +226,7 @@ def test_the_query_log_insert_is_the_orms_own_statement(version):
 
 
 def test_search_cursor_is_django_s_cursor_wrapper_around_a_prepared_cursor(db):
-    # connection._prepare_cursor is private Django API (search/selectors.py).
+    # connection._prepare_cursor is private Django API (search/sql.py).
     with CaptureQueriesContext(connection) as captured, search_cursor() as cursor:
         assert isinstance(cursor, CursorWrapper) and isinstance(cursor.cursor, PreparedCursor)
         cursor.execute("SELECT %s::int + 1", [6])

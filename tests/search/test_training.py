@@ -178,7 +178,7 @@ def test_the_gate_ranks_as_the_site_serves(make_images):
     from embeddings.services import neighbour_vectors_refresh
     from embeddings.spaces import space_for
     from search.selectors import Filters, checked_vector, fused_ranking
-    from search.training import Catalog
+    from search.training_data import Catalog
 
     images = mixed_catalog(make_images, count=30, described=12, seed=2)
     version = version_active()

@@ -47,7 +47,7 @@ class Command(BaseCommand):
             if mode != "semantic":
                 raise CommandError(f"v{chosen.number} has no stored vectors; only --mode semantic can be computed in memory")
             source = "no stored vectors: computed in memory from the base vectors"
-            from search.training import Catalog  # brings torch: only when ranking in memory
+            from search.training_data import Catalog  # brings torch: only when ranking in memory
 
             rankings = Catalog().rankings(space, queries, raw, borrowed_share=chosen.borrowed_share)
         metrics = judged_metrics(rankings, judged)

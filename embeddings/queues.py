@@ -1,0 +1,5 @@
+"""The queues embeddings' jobs run on, and the jobs' import paths (embeddings/jobs.py)."""
+QUEUE = "embeddings"
+JOB = "embeddings.jobs.embed_images"
+TRAINING_QUEUE = "training"
+BACKFILL_JOB = "embeddings.jobs.backfill_version"
