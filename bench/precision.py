@@ -38,7 +38,7 @@ def main():
 
     from embeddings import encoders
 
-    records = [json.loads(line) for line in (options.folder / options.manifest).read_text().splitlines() if line.strip()][: options.limit]
+    records = [json.loads(line) for line in (options.folder / options.manifest).read_text(encoding="utf-8").splitlines() if line.strip()][: options.limit]
     titles = [record.get("title") or record.get("caption") or "" for record in records]
     reference_image, reference_text = encoders.image_encoder_on("torch"), encoders.text_encoder_on("torch")
     pixels = np.stack([reference_image.preprocess(PILImage.open(options.folder / record["file"])) for record in records])

@@ -62,7 +62,7 @@ def test_a_bad_debug_value_is_refused(tmp_path):
 
 def documented_production_variables() -> dict[str, str]:
     """The variables of the README's production example (section "Production with Docker")."""
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Production with Docker", 1)[1].split("\n## ", 1)[0]
     block = section.split("```sh\n", 1)[1].split("```", 1)[0]
     variables = dict(re.findall(r"^(DJANGO_[A-Z_]+)=(\S+)", block, flags=re.MULTILINE))

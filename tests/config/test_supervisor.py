@@ -166,7 +166,7 @@ def test_a_malformed_child_is_a_one_line_error():
 
 
 def test_make_demo_runs_its_three_processes_under_the_supervisor():
-    demo = (Path(settings.BASE_DIR) / "Makefile").read_text().split("\ndemo:")[1].split("\n\n")[0]
+    demo = (Path(settings.BASE_DIR) / "Makefile").read_text(encoding="utf-8").split("\ndemo:")[1].split("\n\n")[0]
     assert "-m config.supervisor" in demo
     assert all(name in demo for name in ("web=", "worker=", "scheduler="))
 
