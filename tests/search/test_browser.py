@@ -178,3 +178,75 @@ def test_a_curator_judges_with_the_keyboard_without_the_page_reloading(curator_a
         lambda: dict(RelevanceJudgment.objects.filter(is_current=True, query_text="guitar").values_list("image_id", "grade"))
     )
     assert current == {ids[0]: 3, ids[1]: 0, ids[2]: 1}
+
+
+# Two categories, each more than a page at two results a page (the `small_pages` fixture).
+CATEGORIZED = {
+    "recreation__music__bass_guitar_a.j._ashton_": ("Bass guitar", "music"),
+    "recreation__music__electric_guitar_andrea__01r": ("electric guitar", "music"),
+    "recreation__music__guitar_ganson": ("Acoustic Guitar", "music"),
+    "recreation__music__cello_ganson": ("Cello", "music"),
+    "food__fruit__an_apple_01": ("An Apple", "fruit"),
+    "food__fruit__banana_mateya_01": ("Banana", "fruit"),
+    "food__fruit__strawberry_01": ("Strawberry", "fruit"),
+}
+
+
+@pytest.fixture
+def categorized_catalog(transactional_db, django_db_serialized_rollback):
+    items = [
+        ImageInput(content=Path(DEMO, "images", f"{stem}.png").read_bytes(), title=title, category=category, name=stem)
+        for stem, (title, category) in CATEGORIZED.items()
+    ]
+    report = images_create(items=items)
+    assert len(report.created) == len(CATEGORIZED), report.invalid
+    images_embed(image_ids=[image.id for image in report.created])
+    return report.created
+
+
+@pytest.fixture
+def small_pages(settings):
+    settings.GLIMPSE_SEARCH_PAGE_SIZE = 2  # the live server runs in this process: it reads the same settings
+
+
+def test_a_picture_search_pages_with_its_picture_and_filters(categorized_catalog, small_pages, live_server, browser_page):
+    page = browser_page
+    page.goto(live_server.url)
+    page.get_by_text("Filters").click()
+    page.get_by_label("Category").select_option("music")
+    page.get_by_label("Picture to search by").set_input_files(str(Path(DEMO, "images", "recreation__music__guitar_jarno_vasamaa1.png")))
+    page.get_by_role("button", name="Find similar").click()
+    page.wait_for_selector(".card")
+    first = page.locator(".card .title").all_inner_texts()
+    assert len(first) == 2
+    assert page.locator("p.meta").first.inner_text().startswith("4 results · semantic")
+    preview = page.locator(".query-picture img").get_attribute("src")
+    assert preview.startswith("data:image/webp;base64,")
+
+    page.get_by_role("link", name="next →").click()
+    page.wait_for_selector(".card")
+    assert "page=2" in page.url and "category=music" in page.url and "picture=" in page.url
+    second = page.locator(".card .title").all_inner_texts()
+    assert len(second) == 2 and not set(first) & set(second)
+    assert set(first + second) == {"Bass guitar", "electric guitar", "Acoustic Guitar", "Cello"}  # the filter held
+    assert page.locator("p.meta").first.inner_text().startswith("4 results · semantic")
+    assert page.locator(".query-picture img").get_attribute("src") == preview  # the same picture
+    assert page.get_by_label("Category").input_value() == "music"
+    assert page.get_by_role("link", name="← previous").is_visible()
+    assert page.get_by_role("link", name="next →").count() == 0
+
+
+def test_a_category_alone_browses_newest_first(categorized_catalog, small_pages, live_server, browser_page):
+    page = browser_page
+    page.goto(live_server.url)
+    page.get_by_text("Filters").click()
+    page.get_by_label("Category").select_option("fruit")
+    page.get_by_role("button", name="Search", exact=True).click()
+    page.wait_for_selector(".card")
+    assert page.get_by_label("Search", exact=True).input_value() == ""
+    assert page.locator("p.meta").first.inner_text().startswith("3 results · newest")
+    assert page.locator(".card .title").all_inner_texts() == ["Strawberry", "Banana"]  # added last, shown first
+    page.get_by_role("link", name="next →").click()
+    page.wait_for_selector(".card")
+    assert page.locator(".card .title").all_inner_texts() == ["An Apple"]
+    assert page.get_by_label("Category").input_value() == "fruit"
