@@ -801,6 +801,8 @@ def text_in_pictures_build(*, fonts: Path, openclipart_source: Path, out: Path) 
     ]
     made = images_place(source=openclipart_source, out=out, files=[drawing["file"] for drawing in chosen])
     manifest_write(out / "data.jsonl", rows)
+    for split in ("tune", "confirm"):  # evaluate_retrieval --manifest data.tune.jsonl: one half alone
+        manifest_write(out / f"data.{split}.jsonl", [row for row in rows if row["split"] == split])
     licences_copy(source=openclipart_source, out=out)
     font_licences_write(fonts=fonts, out=out)
     per_text = {(row["kind"], row["group_id"]): row for row in rows}.values()
