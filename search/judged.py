@@ -41,18 +41,21 @@ class JudgedImages:
     rejected: dict[int, int] = field(default_factory=dict)  # image id: the curators who graded it 0
 
 
-def judged_list(*, raw_vector, filters: Filters, multilingual: bool = False) -> JudgedImages:
-    """`raw_vector` is the English tower's own vector of the query, or with `multilingual`
-    the multilingual tower's, which finds judged queries in any language."""
+def judged_list_sql(*, raw_vector, filters: Filters, multilingual: bool = False) -> tuple[str, list]:
     where, where_params = filter_sql(filters)
     column, similarity = (
         ("multilingual_vector", settings.GLIMPSE_JUDGED_QUERY_SIMILARITY_MULTILINGUAL) if multilingual
         else ("vector", settings.GLIMPSE_JUDGED_QUERY_SIMILARITY)
     )
     # search_judgedquery holds float32 vectors: the text towers' own, compared at full precision.
-    params = [Vector(checked_vector(raw_vector)), 1 - similarity, *where_params]
+    return JUDGED_LIST_SQL.format(where=where, column=column), [Vector(checked_vector(raw_vector)), 1 - similarity, *where_params]
+
+
+def judged_list(*, raw_vector, filters: Filters, multilingual: bool = False) -> JudgedImages:
+    """`raw_vector` is the English tower's own vector of the query, or with `multilingual`
+    the multilingual tower's, which finds judged queries in any language."""
     with search_cursor() as cursor:
-        cursor.execute(JUDGED_LIST_SQL.format(where=where, column=column), params)
+        cursor.execute(*judged_list_sql(raw_vector=raw_vector, filters=filters, multilingual=multilingual))
         rows = cursor.fetchall()
     return JudgedImages(
         lent=tuple(image_id for image_id, _, grade, _ in rows if grade >= 1)[: search_depth()],

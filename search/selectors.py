@@ -162,14 +162,18 @@ LIMIT %s
 """
 
 
+def browse_sql(*, filters: Filters, depth: int) -> tuple[str, list]:
+    where, params = filter_sql(filters)
+    return BROWSE_SQL.format(filters=where), [*params, depth]
+
+
 def images_browse(*, filters: Filters, limit: int, offset: int, version: ModelVersion) -> Results:
     """The images `filters` let through, newest first (a category, a tag, some days; no
     words). Pages go as deep as a search's, so `total` is at most the search depth."""
     started = time.perf_counter()
     depth = depth_check(offset=offset)
-    where, params = filter_sql(filters)
     with connections[read_database()].cursor() as cursor:
-        cursor.execute(BROWSE_SQL.format(filters=where), [*params, depth])
+        cursor.execute(*browse_sql(filters=filters, depth=depth))
         ids = [image_id for (image_id,) in cursor.fetchall()]
     page_ids = ids[offset : offset + limit]
     images = Image.objects.in_bulk(page_ids)

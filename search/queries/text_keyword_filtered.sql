@@ -1,0 +1,59 @@
+-- text_keyword_filtered: written by tests/search/test_sql_snapshots.py from its fixed inputs; do not edit by hand.
+-- $1: HalfVector(384)
+-- $2: NULL
+-- $3: HalfVector(384)
+-- $4: [7, 3]
+-- $5: ['red', 'apple', '"green pear"']
+-- $6: ['banana']
+-- $7: 'animals'
+-- $8: 'animals'
+-- $9: ['cat']
+-- $10: datetime.date(2024, 3, 1)
+-- $11: datetime.date(2024, 3, 31)
+-- $12: 100
+-- $13: 'red apple "green pear"'
+-- $14: 'red apple "green pear"'
+-- $15: ['banana']
+-- $16: 'animals'
+-- $17: 'animals'
+-- $18: ['cat']
+-- $19: datetime.date(2024, 3, 1)
+-- $20: datetime.date(2024, 3, 31)
+-- $21: 100
+WITH query AS MATERIALIZED (SELECT %s::halfvec AS vector, %s::halfvec AS features, %s::halfvec AS multilingual)
+SELECT image_id, sum(weight / (60 + rank)) AS score
+FROM (
+SELECT image_id, rank, 1.0 AS weight FROM unnest(%s::bigint[]) WITH ORDINALITY AS judged(image_id, rank)
+UNION ALL
+
+SELECT image_id, row_number() OVER (ORDER BY matched DESC, relevance DESC, image_id) AS rank,
+       matched::numeric / greatest(counted, 1) AS weight FROM (
+    SELECT i.id AS image_id, ts_rank_cd(i.search_document, k.query) AS relevance,
+           (SELECT count(*) FROM unnest(k.terms) term WHERE i.search_document @@ term) AS matched, k.counted
+    FROM catalog_image i, (
+        SELECT (SELECT glimpse_any(term) FROM unnest(terms) term) && !!(SELECT glimpse_any(term) FROM unnest(excluded) term) AS query,
+               terms, (SELECT count(*) FROM unnest(terms) term WHERE numnode(term) > 0) AS counted FROM (
+            SELECT ARRAY(SELECT glimpse_to_tsquery('glimpse', term) FROM unnest(%s::text[]) term) AS terms,
+                   ARRAY(SELECT glimpse_to_tsquery('glimpse', term) FROM unnest(%s::text[]) term) AS excluded
+        ) parsed
+    ) k
+    WHERE i.search_document @@ k.query AND (i.category = %s OR starts_with(i.category, %s || '/')) AND i.tags @> %s AND i.created_at >= %s AND i.created_at < %s::date + 1
+    ORDER BY matched DESC, relevance DESC, i.id
+    LIMIT %s
+) candidates
+UNION ALL
+
+SELECT image_id, row_number() OVER (ORDER BY matched DESC, image_id) AS rank,
+       0.5 * matched::numeric / counted AS weight FROM (
+    SELECT i.id AS image_id, cardinality(t.terms) AS counted,
+           (SELECT count(*) FROM unnest(t.terms) term WHERE glimpse_word_found(term, glimpse_words(i.picture_text))) AS matched
+    FROM catalog_image i, (SELECT glimpse_words(%s) AS terms) t
+    WHERE i.picture_word_keys && (SELECT array_agg(key) FROM unnest(glimpse_words(%s)) term, unnest(glimpse_term_keys(term)) key)
+      AND NOT i.search_document @@ (SELECT glimpse_any(glimpse_to_tsquery('glimpse', term)) FROM unnest(%s::text[]) term) AND (i.category = %s OR starts_with(i.category, %s || '/')) AND i.tags @> %s AND i.created_at >= %s AND i.created_at < %s::date + 1
+    ORDER BY matched DESC, i.id
+    LIMIT %s
+) candidates
+WHERE matched > 0) ranked
+
+GROUP BY image_id
+ORDER BY score DESC, image_id
