@@ -244,6 +244,16 @@ def class_embeddings_of(name: str, encoder) -> np.ndarray:
     return matrix
 
 
+def query_encoders_load() -> None:
+    """Build the towers a text search encodes one query with and run each once (its first
+    run picks kernels), so that a web worker's first visitor does not wait for them: about
+    half a second against 16 ms warm (config/gunicorn.py calls this as a worker starts)."""
+    query_encoder().encode(["warm up"])
+    if settings.GLIMPSE_MULTILINGUAL_TEXT_MODEL:
+        multilingual_query_encoder().encode(["warm up"])
+        query_englishness("warm up")
+
+
 def query_englishness(text: str) -> float:
     """0–1: how much of `text` the English tower knows (english.py)."""
     from .english import englishness, vocabulary

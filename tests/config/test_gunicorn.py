@@ -80,3 +80,32 @@ def test_connections_stay_within_workers_times_threads(server):
         "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [connection.settings_dict["NAME"]]
     ).fetchone()
     assert 1 <= held <= WORKERS * THREADS
+
+
+@pytest.mark.slow
+def test_each_worker_loads_the_text_encoders_before_its_first_request(db, tmp_path):
+    port, log = free_port(), tmp_path / "gunicorn.log"
+    environment = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        GLIMPSE_TEST_DATABASE=connection.settings_dict["NAME"],
+        GLIMPSE_TEST_MEDIA=str(settings.MEDIA_ROOT),
+        GLIMPSE_WEB_WORKERS="2",
+        GLIMPSE_WEB_THREADS="1",
+    )
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "--bind", f"127.0.0.1:{port}", "config.wsgi"],
+            cwd=settings.BASE_DIR, env=environment, stdout=subprocess.DEVNULL, stderr=output,
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while log.read_text(encoding="utf-8").count("text encoders ready") < 2:
+            assert process.poll() is None, log.read_text(encoding="utf-8")
+            assert time.monotonic() < deadline, log.read_text(encoding="utf-8")
+            time.sleep(0.5)
+        assert fetch(port, "GET", "/")[0] == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    assert "not loaded" not in log.read_text(encoding="utf-8")
