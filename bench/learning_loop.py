@@ -60,8 +60,8 @@ def frozen_outputs_restore(dataset: Path, ids: list[int]) -> set[int]:
     """Write version 1's rows from the cache (keyed by file hash); returns the ids restored."""
     from catalog.models import Image
     from embeddings import encoders
+    from embeddings.rows import version_rows_write
     from embeddings.selectors import version_base
-    from embeddings.services import version_rows_write
     from embeddings.spaces import ImageVectors
 
     path = cache_path(dataset)
@@ -123,9 +123,10 @@ def main():
 
         from catalog.services import ImageInput, image_tags_add, images_create
         from embeddings import encoders
+        from embeddings.borrowing import neighbour_vectors_refresh
         from embeddings.jobs import backfill_version
         from embeddings.selectors import version_active
-        from embeddings.services import images_embed, neighbour_vectors_refresh
+        from embeddings.services import images_embed
         from embeddings.spaces import space_for
         from embeddings.training.trainer import TrainingOptions
         from search.evaluation import described_captions, judged_metrics

@@ -1,8 +1,9 @@
 """RQ jobs: thin adapters over services, keyed by ids."""
+from .borrowing import neighbour_sweep
 from .models import ModelVersion
 from .picture_text import pictures_read, reading_enqueue, reading_sweep
 from .selectors import versions_written
-from .services import images_embed, neighbour_sweep, version_backfill
+from .services import images_embed, version_backfill
 
 
 def embed_images(image_ids: list[int], version_id: int | None = None) -> dict:

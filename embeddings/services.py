@@ -1,10 +1,7 @@
 import logging
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
-from queue import Empty, SimpleQueue
 
 import django_rq
 import numpy as np
@@ -18,29 +15,26 @@ from catalog.imaging import decode
 from catalog.models import Image
 
 from . import encoders
-from .bulk import embeddings_upsert_columns
+from .batches import EncodedBatch, batch_encode, mark_failed
+from .borrowing import neighbour_vectors_refresh, neighbours_fill
 from .exceptions import EmptyCatalog, InvalidVector, PrecisionMismatch, VersionStateError
 from .indexes import version_indexes_create, version_indexes_drop
 from .models import ImageEmbedding, ModelVersion
-from .neighbours import borrowed_text_vector, neighbour_vector
 from .queues import BACKFILL_JOB, JOB, QUEUE, TRAINING_QUEUE
+from .rows import version_backfill_chunk, version_rows_write
 from .selectors import (
     bare_images_near,
     base_rows_missing,
-    described_neighbours,
     queued_image_ids,
     version_active,
     version_base,
     version_number_next,
     versions_written,
 )
-from .spaces import BridgeSpace, ImageVectors, space_for
+from .spaces import BridgeSpace
 from .zero_shot import PRIOR_SAMPLE, ZeroShotRecipe
 
 logger = logging.getLogger("glimpse.embeddings")
-
-# Images the encoder waits for before a pass while files still decode (images_encode_as_decoded).
-SMALLEST_PASS = 8
 
 
 @dataclass
@@ -105,246 +99,33 @@ def images_embed(*, image_ids: list[int], version: ModelVersion | None = None) -
     version_precision_check(version=base)
     targets = versions_written() if version is None else sorted({base, version}, key=lambda item: item.number)
     active = next((target for target in targets if target.state == ModelVersion.State.ACTIVE), None)
-    # The multilingual tower runs when a version written needs it; the base rows keep its outputs too.
-    bridge = BridgeSpace(multilingual=any(target.multilingual for target in targets))
-    report = EmbedReport()
     images = list(Image.objects.filter(id__in=image_ids).order_by("id"))
-    readable: list[Image] = []
-    # Decoding stays on this thread (Pillow's bomb check relies on process-wide warning
-    # filters); the encoders run on another while the files decode, as ONNX Runtime,
-    # OpenVINO and torch all release the GIL: first the descriptions, known before any
-    # file is read, then the images, each pass taking every image decoded by then.
-    decoded: SimpleQueue = SimpleQueue()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder") as encoder:
-        described = [image for image in images if image.text]
-        describing = encoder.submit(texts_embed, bridge, [image.text for image in described])
-        encoding = encoder.submit(images_encode_as_decoded, bridge, decoded)
-        try:
-            for image in images:
-                try:
-                    with image.file.open("rb") as handle:
-                        rgb = decode(
-                            handle.read(), max_pixels=settings.GLIMPSE_MAX_PIXELS, max_aspect_ratio=settings.GLIMPSE_MAX_ASPECT_RATIO
-                        ).rgb
-                    decoded.put(bridge.preprocess(rgb))
-                    readable.append(image)
-                except InvalidImage as error:
-                    report.failed[image.id] = f"cannot decode the stored file: {error}"
-                except OSError as error:
-                    report.failed[image.id] = f"cannot read the stored file {image.file.name}: {error.strerror or error}"
-        finally:
-            decoded.put(None)  # even on an unexpected error, or the encoder would wait for ever
+    # The multilingual tower runs when a version written needs it; the base rows keep its outputs too.
+    batch = batch_encode(images=images, space=BridgeSpace(multilingual=any(target.multilingual for target in targets)), active=active)
+    batch_store(batch=batch, images=images, targets=targets, active=active)
+    return EmbedReport(embedded=[image.id for image in batch.readable], failed=batch.failed)
 
-        try:
-            position_of = {image.id: position for position, image in enumerate(readable)}
-            texts = describing.result().at(position_of, [image.id for image in described])
-            base_vectors = encoding.result()
-        except Exception as error:
-            reason = f"the encoder failed on this batch: {type(error).__name__}: {error}"
-            mark_failed(active, {image.id: reason for image in images})
-            raise
 
-    ids = [image.id for image in readable]
+def batch_store(*, batch: EncodedBatch, images: list[Image], targets: list[ModelVersion], active: ModelVersion | None) -> None:
+    """Every target version's rows for the batch, its bare images' borrowed words and, in
+    `active`, each image's state, in one transaction. An invalid vector is found before
+    anything is written: the batch's images fail with the reason, and it is raised."""
+    ids = [image.id for image in batch.readable]
     try:
         with transaction.atomic():
-            if base_vectors is not None:
+            if batch.base is not None:
                 for target in targets:
-                    version_rows_write(version=target, image_ids=ids, base=base_vectors, texts=texts)
+                    version_rows_write(version=target, image_ids=ids, base=batch.base, texts=batch.texts)
             for target in targets:
                 # The batch's bare images borrow words now; bare images near its described ones
                 # may have found closer words in them.
                 neighbour_vectors_refresh(version=target, image_ids=ids + bare_images_near(version=target, image_ids=ids))
             if active is not None:
-                Image.objects.filter(id__in=[image.id for image in readable]).update(
-                    embedding_status=Image.EmbeddingStatus.READY, embedding_error=""
-                )
-            mark_failed(active, report.failed)
+                Image.objects.filter(id__in=ids).update(embedding_status=Image.EmbeddingStatus.READY, embedding_error="")
+            mark_failed(active, batch.failed)
     except InvalidVector as error:
-        # Checked before anything is written: the batch's images fail with the reason.
         mark_failed(active, {image.id: f"the encoder gave an invalid vector: {error}" for image in images})
         raise
-    report.embedded = [image.id for image in readable]
-    return report
-
-
-@dataclass(frozen=True)
-class TextVectors:
-    """The frozen text towers' vectors of some images' words, by position in a batch (only
-    where there are words); `multilingual` is empty where that tower did not run."""
-
-    english: dict[int, np.ndarray]
-    multilingual: dict[int, np.ndarray] = field(default_factory=dict)
-
-    def at(self, position_of: dict[int, int], image_ids: list[int]) -> "TextVectors":
-        """Keyed by index into `image_ids` (as texts_embed returns them), re-keyed by each
-        image's position in `position_of`; images not there (unreadable files) are left out."""
-        where = {index: position_of[image_id] for index, image_id in enumerate(image_ids) if image_id in position_of}
-        return TextVectors(
-            english={where[index]: vector for index, vector in self.english.items() if index in where},
-            multilingual={where[index]: vector for index, vector in self.multilingual.items() if index in where},
-        )
-
-
-def texts_embed(space: BridgeSpace, texts: list[str]) -> "TextVectors":
-    """Both towers' vectors of `texts`, keyed by index into `texts` (what `TextVectors.at` re-keys)."""
-    english = space.embed_texts(texts)
-    multilingual = space.embed_multilingual_texts(texts) if space.multilingual and texts else []
-    return TextVectors(english=dict(enumerate(english)), multilingual=dict(enumerate(multilingual)))
-
-
-def images_encode_as_decoded(space, decoded: SimpleQueue) -> ImageVectors | None:
-    """Encode preprocessed images from `decoded` until a None arrives; None if there were none.
-
-    Each pass waits for SMALLEST_PASS images (or the end), then takes every image decoded
-    by then: the encoder starts early, later passes find most of the batch ready, and it
-    never runs one image at a time (at batch 1 OpenVINO takes several times as long per image).
-    """
-    parts, ended = [], False
-    while not ended:
-        pixels = []
-        while not ended and len(pixels) < SMALLEST_PASS:
-            item = decoded.get()
-            ended = item is None
-            pixels += [] if ended else [item]
-        while not ended:
-            try:
-                item = decoded.get_nowait()
-            except Empty:
-                break
-            ended = item is None
-            pixels += [] if ended else [item]
-        if pixels:
-            parts.append(space.embed_image_batch(np.stack(pixels)))
-    return ImageVectors.concatenate(parts) if parts else None
-
-
-def mark_failed(active: ModelVersion | None, reasons: dict[int, str]) -> None:
-    if active is None:
-        return
-    for image_id, reason in reasons.items():
-        logger.warning("image %s failed to embed: %s", image_id, reason)
-        Image.objects.filter(id=image_id).update(embedding_status=Image.EmbeddingStatus.FAILED, embedding_error=reason)
-
-
-def version_vectors(*, version: ModelVersion, base: ImageVectors, texts: TextVectors) -> dict[str, Sequence]:
-    """One version's vector columns, as embeddings_upsert_columns takes them, from
-    frozen-tower outputs (by position; text vectors only where there are words). The
-    multilingual tower's columns go to the versions that have it and to the base rows,
-    which keep them for every version to come."""
-    space = space_for(version)
-    vectors = space.from_base(base)
-    count = len(vectors.text_space)
-    positions = list(texts.english)
-    english = dict(zip(positions, space.texts_from_base(np.stack([texts.english[p] for p in positions])))) if positions else {}
-    columns = {
-        "image_vector": vectors.text_space,
-        "text_vector": [english.get(position) for position in range(count)],
-        "feature_vector": vectors.features,
-    }
-    if base.multilingual is not None and (version.multilingual or version.id == version_base().id):
-        columns["multilingual_image_vector"] = base.multilingual
-        columns["multilingual_text_vector"] = [texts.multilingual.get(position) for position in range(count)]
-    return columns
-
-
-def version_rows_write(*, version: ModelVersion, image_ids: list[int], base: ImageVectors, texts: TextVectors) -> int:
-    """Upsert one version's rows for `image_ids` by binary COPY."""
-    return embeddings_upsert_columns(
-        image_ids=image_ids, version_ids=[version.id] * len(image_ids), vectors=version_vectors(version=version, base=base, texts=texts)
-    )
-
-
-def version_backfill_chunk(*, version: ModelVersion, limit: int = 2000) -> int:
-    """Write `version`'s rows for up to `limit` images that have base rows but none of its own.
-
-    Pure arithmetic on the stored frozen-tower vectors: the CNN does not run again.
-    """
-    rows = list(
-        base_rows_missing(version)
-        .order_by("image_id")
-        .values_list("image_id", "image_vector", "text_vector", "feature_vector", "multilingual_image_vector", "multilingual_text_vector")[:limit]
-    )
-    if not rows:
-        return 0
-    base = ImageVectors(
-        text_space=np.stack([row[1] for row in rows]).astype(np.float32),
-        features=np.stack([row[3] for row in rows]).astype(np.float32),
-        # None for a picture whose file could not be read when the tower was added (base_multilingual_fill)
-        multilingual=[None if row[4] is None else np.asarray(row[4], dtype=np.float32) for row in rows] if version.multilingual else None,
-    )
-    texts = TextVectors(
-        english={position: np.asarray(row[2], dtype=np.float32) for position, row in enumerate(rows) if row[2] is not None},
-        multilingual={position: np.asarray(row[5], dtype=np.float32) for position, row in enumerate(rows) if row[5] is not None},
-    )
-    # An upsert: a worker may have written some of these rows meanwhile, with the same vectors.
-    version_rows_write(version=version, image_ids=[row[0] for row in rows], base=base, texts=texts)
-    return len(rows)
-
-
-def neighbour_vectors_refresh(*, version: ModelVersion, image_ids: list[int]) -> int:
-    """Store borrowed text vectors (embeddings/neighbours.py) for those of `image_ids` that
-    have no text of their own in `version`; returns how many were written.
-
-    One statement finds every image's nearest described images through the version's
-    HNSW index on CNN features, one more fetches their description vectors.
-    """
-    if not image_ids:
-        return 0
-    near_by_image = described_neighbours(version=version, image_ids=image_ids)
-    if not near_by_image:
-        return 0
-    lenders = {neighbour_id for near in near_by_image.values() for neighbour_id, _ in near}
-    stored = {
-        row[0]: row[1:]
-        for row in version.embeddings.filter(image_id__in=set(near_by_image) | lenders).values_list(
-            "image_id", "id", "image_vector", "text_vector", "multilingual_image_vector", "multilingual_text_vector"
-        )
-    }
-    rows = []
-    for image_id, near in near_by_image.items():
-        similarities = np.array([similarity for _, similarity in near])
-        row = ImageEmbedding(id=stored[image_id][0])
-        # The same look-alikes lend their words in each tower's space.
-        for column, image_column, text_column in (("neighbour_vector", 1, 2), ("multilingual_neighbour_vector", 3, 4)):
-            words = [stored[neighbour_id][text_column] for neighbour_id, _ in near]
-            if stored[image_id][image_column] is None or any(vector is None for vector in words):
-                continue
-            borrowed = borrowed_text_vector(similarities=similarities, text_vectors=np.stack(words))
-            setattr(row, column, neighbour_vector(borrowed=borrowed, image_vector=stored[image_id][image_column], borrowed_share=version.borrowed_share))
-        rows.append(row)
-    ImageEmbedding.objects.bulk_update(rows, ["neighbour_vector", "multilingual_neighbour_vector"])
-    return len(rows)
-
-
-def neighbours_waiting(*, version: ModelVersion, after: int = 0, limit: int = 1000) -> list[int]:
-    """Bare images of `version` (ids above `after`, in order) with no borrowed words yet in a
-    space that needs them: embedded before any described image existed, or before the column."""
-    missing = Q(neighbour_vector__isnull=True) | Q(multilingual_image_vector__isnull=False, multilingual_neighbour_vector__isnull=True)
-    return list(
-        version.embeddings.filter(missing, text_vector__isnull=True, feature_vector__isnull=False, image_id__gt=after)
-        .order_by("image_id")
-        .values_list("image_id", flat=True)[:limit]
-    )
-
-
-def neighbour_sweep(*, version: ModelVersion, limit: int = 1000) -> int:
-    """Give borrowed words to up to `limit` bare images of `version` that have none yet."""
-    if not version.embeddings.filter(text_vector__isnull=False).exists():
-        return 0
-    return neighbour_vectors_refresh(version=version, image_ids=neighbours_waiting(version=version, limit=limit))
-
-
-def neighbours_fill(*, version: ModelVersion) -> int:
-    """Borrowed words for every bare image of `version` that lacks them, in pages; returns
-    how many were written. A page whose words cannot be made (its look-alikes lack a
-    space's vectors) is passed, never retried in a loop."""
-    if not version.embeddings.filter(text_vector__isnull=False).exists():
-        return 0
-    after, written = 0, 0
-    while waiting := neighbours_waiting(version=version, after=after):
-        written += neighbour_vectors_refresh(version=version, image_ids=waiting)
-        after = waiting[-1]
-    return written
 
 
 def version_zero_shot_create(

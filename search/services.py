@@ -65,6 +65,38 @@ def search_mode(*, query: SearchQuery, text: str) -> str:
     return query.mode or "hybrid"
 
 
+def query_picture(*, query: SearchQuery, version) -> tuple:
+    """(CNN features, key) of the picture searched by, uploaded now or kept from an earlier
+    page; (None, "") when there is none."""
+    if query.picture:
+        features, key = uploaded_features(picture=query.picture, version=version)
+        query_picture_keep(key=key, version_id=version.id, features=features)
+        return features, key
+    if query.picture_key:
+        features = query_picture_features(key=query.picture_key, version_id=version.id)
+        if features is None:
+            hours = settings.GLIMPSE_QUERY_PICTURE_SECONDS / 3600
+            raise QueryPictureExpired(f"the picture you searched by is kept for {hours:g} hour{pluralize(hours)} only; upload it again")
+        return features, query.picture_key
+    return None, ""
+
+
+def liked_vectors(*, image_id: int, text: str, version) -> tuple:
+    """(text-space vector, CNN features) that "more like this" ranks by: one of the two."""
+    stored = stored_vectors(image_id=image_id, version=version)
+    if stored is None:
+        if not Image.objects.filter(id=image_id).exists():
+            raise QueryImageNotFound(f"no image {image_id}")
+        raise InvalidQuery("that image has no vectors yet; try again once it is embedded")
+    vector, features = stored
+    if features is not None:
+        # Looks alike, not "is described alike": the bridge vector is weak picture-to-picture.
+        return None, features
+    if text:
+        raise InvalidQuery(f"image {image_id} has no picture features yet, so it cannot be combined with words; search by either alone")
+    return vector, None
+
+
 def search_run(*, query: SearchQuery, log_query: bool = True) -> Results:
     """Run a search (words, an uploaded picture or "more like this", or words with either:
     their ranked lists are fused in one ranking) and log it, unless it is not a visitor's
@@ -78,32 +110,13 @@ def search_run(*, query: SearchQuery, log_query: bool = True) -> Results:
     if mode == BROWSE_MODE:
         # Nothing was asked for, so nothing goes to the query log (its analytics are of searches).
         return images_browse(filters=query.filters, limit=query.limit, offset=offset, version=version)
-    vector = features = None
+    features, picture_key = query_picture(query=query, version=version)
+    vector = exclude_id = None
     log = {"kind": QueryLog.Kind.TEXT, "text": text}
-    exclude_id = None
-    picture_key = ""
-    if query.picture:
-        features, picture_key = uploaded_features(picture=query.picture, version=version)
-        query_picture_keep(key=picture_key, version_id=version.id, features=features)
-    elif query.picture_key:
-        features, picture_key = query_picture_features(key=query.picture_key, version_id=version.id), query.picture_key
-        if features is None:
-            hours = settings.GLIMPSE_QUERY_PICTURE_SECONDS / 3600
-            raise QueryPictureExpired(f"the picture you searched by is kept for {hours:g} hour{pluralize(hours)} only; upload it again")
     if picture_key:
         log = {"kind": QueryLog.Kind.IMAGE, "text": text, "image_hash": picture_key}
     elif query.like:
-        stored = stored_vectors(image_id=query.like, version=version)
-        if stored is None:
-            if not Image.objects.filter(id=query.like).exists():
-                raise QueryImageNotFound(f"no image {query.like}")
-            raise InvalidQuery("that image has no vectors yet; try again once it is embedded")
-        vector, features = stored
-        if features is not None:
-            # Looks alike, not "is described alike": the bridge vector is weak picture-to-picture.
-            vector = None
-        elif text:
-            raise InvalidQuery(f"image {query.like} has no picture features yet, so it cannot be combined with words; search by either alone")
+        vector, features = liked_vectors(image_id=query.like, text=text, version=version)
         exclude_id = query.like
         log = {"kind": QueryLog.Kind.SIMILAR, "text": text, "similar_to_id": query.like}
     results = image_search(

@@ -4,10 +4,10 @@ import math
 import numpy as np
 import pytest
 
+from embeddings.borrowing import neighbour_sweep, neighbour_vectors_refresh
 from embeddings.models import FEATURE_DIMENSIONS, ImageEmbedding
 from embeddings.neighbours import borrowed_text_vector, neighbour_weights
 from embeddings.selectors import bare_images_near, described_neighbours, image_suggested_tags
-from embeddings.services import neighbour_sweep, neighbour_vectors_refresh
 from search.selectors import Filters, checked_vector, fused_ranking
 from tests.conftest import unit
 

@@ -9,10 +9,11 @@ from django.db import connection
 from catalog.imaging import decode
 from catalog.models import Image
 from catalog.services import ImageInput, images_create
+from embeddings.batches import SMALLEST_PASS
 from embeddings.bulk import table_columns
 from embeddings.models import ImageEmbedding
 from embeddings.selectors import version_base
-from embeddings.services import SMALLEST_PASS, images_embed
+from embeddings.services import images_embed
 from embeddings.spaces import BridgeSpace
 from tests.images import DEMO
 from tests.timeouts import timeout  # noqa: F401

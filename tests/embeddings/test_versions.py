@@ -9,8 +9,9 @@ from rq import SimpleWorker
 from embeddings.exceptions import VersionStateError
 from embeddings.indexes import index_name, version_indexes_create
 from embeddings.models import FEATURE_DIMENSIONS, ImageEmbedding, ModelVersion
+from embeddings.rows import version_backfill_chunk
 from embeddings.selectors import version_active
-from embeddings.services import TRAINING_QUEUE, version_activate, version_backfill_chunk, version_drop_vectors, version_start_release
+from embeddings.services import TRAINING_QUEUE, version_activate, version_drop_vectors, version_start_release
 from embeddings.spaces import HeadsSpace, ImageVectors
 from embeddings.training.heads import HeadWeights
 from search.selectors import Filters, checked_vector, image_search

@@ -110,7 +110,8 @@ def test_a_winner_starts_its_release(judged_catalog, queue, django_capture_on_co
 
 
 def test_a_second_run_starts_from_the_active_heads(judged_catalog, queue, django_capture_on_commit_callbacks):
-    from embeddings.services import version_activate, version_backfill_chunk
+    from embeddings.rows import version_backfill_chunk
+    from embeddings.services import version_activate
 
     with django_capture_on_commit_callbacks(execute=True):
         first = training_run(seed=3, margin=-1.0, held_out_share=0.4, options=OPTIONS)
@@ -175,7 +176,7 @@ def test_a_trained_version_borrows_the_share_its_held_out_queries_rank_best(make
 def test_the_gate_ranks_as_the_site_serves(make_images):
     # The release gate and early stopping rank candidates in memory; they must see the
     # ranking visitors get: described images by their words, bare ones by borrowed words.
-    from embeddings.services import neighbour_vectors_refresh
+    from embeddings.borrowing import neighbour_vectors_refresh
     from embeddings.spaces import space_for
     from search.selectors import Filters, checked_vector, fused_ranking
     from search.training_data import Catalog

@@ -2,8 +2,9 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand
 
+from embeddings.borrowing import neighbours_fill
 from embeddings.selectors import versions_written
-from embeddings.services import embedding_sweep, neighbours_fill
+from embeddings.services import embedding_sweep
 
 
 class Command(BaseCommand):

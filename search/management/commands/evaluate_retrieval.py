@@ -151,8 +151,8 @@ class Command(BaseCommand):
 
     def evaluate(self, dataset: Path, records: list[dict], plan: Plan) -> dict:
         from catalog.manifests import row_from_record
+        from embeddings.borrowing import neighbour_vectors_refresh
         from embeddings.selectors import version_active
-        from embeddings.services import neighbour_vectors_refresh
         from search.selectors import search_depth
 
         rows = [row_from_record(record, line=line + 1, folder=dataset, text_fields=plan.text_fields) for line, record in enumerate(records)]
