@@ -1,4 +1,5 @@
 """Shared set-up for benchmarks: Django on a throwaway database, so the demo catalog is untouched."""
+import json
 import os
 import statistics
 import sys
@@ -19,20 +20,17 @@ def throwaway_database():
 
     django.setup()
     embedded.start()
-    from django.db import connection
-    from django.test.utils import setup_databases, teardown_databases
+    # The one evaluate_retrieval uses: its own name beside the suite, no queued embedding.
+    from search.management.commands.evaluate_retrieval import throwaway_database as fresh_database
 
-    from catalog.signals import images_need_embedding
-
-    # Its own name, so a benchmark can run beside the test suite.
-    connection.settings_dict.setdefault("TEST", {})["NAME"] = f"glimpse_bench_{os.getpid()}"
-    state = setup_databases(verbosity=0, interactive=False, keepdb=False)
-    # Benchmarks embed in-process; workers on the shared queue must not see throwaway ids.
-    images_need_embedding.disconnect(dispatch_uid="embeddings.queue_embedding")
-    try:
+    with fresh_database("glimpse_bench"):
         yield
-    finally:
-        teardown_databases(state, verbosity=0)
+
+
+def manifest_rows(path: Path, limit: int | None = None) -> list[dict]:
+    """A JSONL manifest's rows (blank lines skipped), the first `limit` of them."""
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()][:limit]
 
 
 def import_folder(folder: Path, manifest: str = "data.jsonl", limit: int | None = None) -> list[int]:

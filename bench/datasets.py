@@ -75,9 +75,9 @@ from PIL import Image, ImageChops
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common import manifest_rows  # noqa: E402
+from tags import tags_clean, vocabulary_from  # noqa: E402
 from text_pictures import CJK_FACES, LATIN_FACES, Item, faces_for, faces_in, items, picture  # noqa: E402
-
-from catalog.tags import tags_clean, vocabulary_from  # noqa: E402
 
 DEBIAN_PACKAGES = {"openclipart-svg": "1:0.18+dfsg-19", "openclipart-png": "1:0.18+dfsg-19"}
 # Fonts from Debian too, pinned, so that the rendered pictures are the same on any machine;
@@ -500,8 +500,7 @@ def built_set(folder: Path, *, needed_by: str) -> list[dict]:
             f"{needed_by} is made from the {folder.name} set, and {folder} holds none: build it first "
             f"(--only {folder.name}), or name the folder that holds it with --from"
         )
-    with (folder / "data.jsonl").open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    return manifest_rows(folder / "data.jsonl")
 
 
 def images_place(*, source: Path, out: Path, files: list[str]) -> str:

@@ -34,13 +34,12 @@ towers' outputs are cached per dataset under .glimpse/bench-cache/, so a second 
 """
 import argparse
 import hashlib
-import json
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from common import table, throwaway_database
+from common import manifest_rows, table, throwaway_database
 
 PAGE_SIZE = 24  # the search page's (search/views.py)
 
@@ -136,7 +135,7 @@ def main():
         from search.training import training_run
 
         started = time.perf_counter()
-        records = [json.loads(line) for line in (options.dataset / options.manifest).read_text(encoding="utf-8").splitlines() if line.strip()]
+        records = manifest_rows(options.dataset / options.manifest)
         records = records[: options.limit] if options.limit else records
         contents = [(options.dataset / record["file"]).read_bytes() for record in records]
         captions_of_content = defaultdict(set)

@@ -11,13 +11,12 @@ What bf16 does to retrieval is measured by `manage.py evaluate_retrieval` run on
 each setting (docs/measurements.md).
 """
 import argparse
-import json
 import os
 import time
 from pathlib import Path
 
 import numpy as np
-from common import median, percentile, table
+from common import manifest_rows, median, percentile, table
 
 
 def main():
@@ -38,7 +37,7 @@ def main():
 
     from embeddings import encoders
 
-    records = [json.loads(line) for line in (options.folder / options.manifest).read_text(encoding="utf-8").splitlines() if line.strip()][: options.limit]
+    records = manifest_rows(options.folder / options.manifest, options.limit)
     titles = [record.get("title") or record.get("caption") or "" for record in records]
     reference_image, reference_text = encoders.image_encoder_on("torch"), encoders.text_encoder_on("torch")
     pixels = np.stack([reference_image.preprocess(PILImage.open(options.folder / record["file"])) for record in records])

@@ -54,8 +54,11 @@ def dataset(folder: Path, *, described_by) -> tuple[list[str], np.ndarray, list[
 
 
 def recall_at_10(scores: np.ndarray, relevant: list[set[int]]) -> float:
+    """R@10 as evaluate_retrieval computes it (search/evaluation.py)."""
+    from search.evaluation import first_relevant_rank, score
+
     top = np.argsort(-scores, axis=1, kind="stable")[:, :10]
-    return float(np.mean([bool(set(row.tolist()) & wanted) for row, wanted in zip(top, relevant)]))
+    return score([first_relevant_rank(row.tolist(), wanted) for row, wanted in zip(top, relevant)]).recall[10]
 
 
 def fused(english: np.ndarray, multilingual: np.ndarray, weights: np.ndarray, depth: int = 100) -> np.ndarray:

@@ -3,6 +3,7 @@ import json
 import os
 import tempfile
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from json import dumps
 from pathlib import Path
@@ -132,18 +133,12 @@ class Command(BaseCommand):
         fields_check(records, plan, manifest_path.name)
 
         self.quiet = verbosity == 0
-        state = throwaway_database()
-        # Rows of the throwaway database are embedded here, in-process; the shared queue's
-        # workers serve the real database and must never see their ids.
-        images_need_embedding.disconnect(dispatch_uid="embeddings.queue_embedding")
         try:
             # The dataset's copies (pictures, thumbnails) go with the run, also on an error or Ctrl-C.
-            with tempfile.TemporaryDirectory(prefix="glimpse-eval-") as media, override_settings(MEDIA_ROOT=media):
+            with throwaway_database("glimpse_eval"), tempfile.TemporaryDirectory(prefix="glimpse-eval-") as media, override_settings(MEDIA_ROOT=media):
                 results = self.evaluate(dataset, records, plan)
         except InvalidManifest as error:
             raise CommandError(str(error)) from None
-        finally:
-            teardown_databases(state, verbosity=0)
 
         self.print_tables(dataset, plan, results)
         if options["json"]:
@@ -505,7 +500,17 @@ def read_jsonl(path: Path):
                     raise CommandError(f"{path} line {number}: not JSON ({error.msg})") from None
 
 
-def throwaway_database():
-    """A fresh database beside the configured one, migrated, and selected for this process."""
-    connection.settings_dict.setdefault("TEST", {})["NAME"] = f"glimpse_eval_{os.getpid()}"
-    return setup_databases(verbosity=0, interactive=False, keepdb=False)
+@contextmanager
+def throwaway_database(prefix: str):
+    """A fresh database beside the configured one (`<prefix>_<pid>`, so that runs and the
+    test suite can go side by side), migrated and selected for this process, and dropped
+    at the end, also on an error or Ctrl-C. bench/common.py uses it too."""
+    connection.settings_dict.setdefault("TEST", {})["NAME"] = f"{prefix}_{os.getpid()}"
+    state = setup_databases(verbosity=0, interactive=False, keepdb=False)
+    # Rows of the throwaway database are embedded in-process; the shared queue's workers
+    # serve the real database and must never see their ids.
+    images_need_embedding.disconnect(dispatch_uid="embeddings.queue_embedding")
+    try:
+        yield
+    finally:
+        teardown_databases(state, verbosity=0)

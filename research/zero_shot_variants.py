@@ -1,6 +1,6 @@
 """Version-1 variants and borrowed neighbour text, compared in memory on one labelled folder.
 
-    python bench/zero_shot_variants.py DATASET [--limit N] [--models lite0,lite2] [--flip]
+    python research/zero_shot_variants.py DATASET [--limit N] [--models lite0,lite2] [--flip]
 
 The frozen towers run once per dataset and model: logits and pooled features of every
 distinct image (and, with --flip, of its horizontal mirror) are cached in
@@ -18,14 +18,16 @@ half, and bare images borrow the description vectors of their k nearest describe
 """
 import argparse
 import hashlib
-import json
 import os
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from common import ROOT, manifest_rows, table  # noqa: E402  (bench/common.py also puts the project on sys.path)
 
 DEPTH = 100
 RRF_K = 60
@@ -44,7 +46,7 @@ def setup_django():
 
 
 def read_dataset(folder: Path, limit: int | None):
-    records = [json.loads(line) for line in open(folder / "data.jsonl", encoding="utf-8") if line.strip()][:limit]
+    records = manifest_rows(folder / "data.jsonl", limit)
     index_of_hash, files, captions_of, group_of = {}, [], defaultdict(set), {}
     for record in records:
         content = (folder / record["file"]).read_bytes()
@@ -202,10 +204,11 @@ def fused_ranks(lists: list[np.ndarray], hits: list[set[int]]) -> list[int | Non
 
 
 def metrics(ranks: list[int | None]) -> list[str]:
-    count = len(ranks)
-    recall = [sum(1 for rank in ranks if rank and rank <= k) / count for k in (1, 5, 10)]
-    mrr = sum(1 / rank for rank in ranks if rank) / count
-    return [f"{value:.3f}" for value in (*recall, mrr)]
+    """R@1, R@5, R@10 and MRR as evaluate_retrieval computes them (search/evaluation.py)."""
+    from search.evaluation import score
+
+    scores = score(ranks)
+    return [f"{value:.3f}" for value in (*scores.recall.values(), scores.mrr)]
 
 
 def caption_split(captions_of: dict[int, set[str]], share: float, seed: int) -> set[str]:

@@ -1,7 +1,7 @@
 import json
 from pathlib import Path
 
-from catalog.tags import glued_split, tags_clean, vocabulary_from
+from tags import glued_split, tags_clean, vocabulary_from
 
 VOCABULARY = vocabulary_from(
     texts=["A tiger in orange and green", "vector drawing", "animals/big_cats"],
