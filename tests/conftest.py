@@ -1,3 +1,6 @@
+import locale
+import warnings
+
 import django_rq
 import numpy as np
 import pytest
@@ -14,6 +17,18 @@ from tests.images import distinct_pngs
 def pytest_sessionstart(session):
     """The embedded PostgreSQL and Redis the run uses (as manage.py starts them for a command)."""
     embedded.start()
+
+
+@pytest.fixture(autouse=True)
+def the_locale_stays(request):
+    """A test whose code changes the process's C locale (OpenVINO's model cache once left it
+    at "C": later tests then read files and subprocess output as ASCII) is named in the
+    warnings, and the locale is put back so that it cannot fail tests that come after it."""
+    saved = locale.setlocale(locale.LC_ALL)
+    yield
+    if locale.setlocale(locale.LC_ALL) != saved:
+        warnings.warn(f"{request.node.nodeid} changed the C locale to {locale.setlocale(locale.LC_ALL)!r}", stacklevel=1)
+        locale.setlocale(locale.LC_ALL, saved)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ error, an interrupted copy) is exported again with a warning.
 """
 import hashlib
 import json
+import locale
 import logging
 import os
 import shutil
@@ -191,7 +192,16 @@ class OpenVino:
             )
         # OpenVINO names its blobs by model, device and precision; the folder adds its own version.
         core.set_property({"CACHE_DIR": str(cache / f"openvino-{openvino.__version__.split('-')[0]}")})
-        self.model = core.compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": self.HINTS[precision]})
+        # OpenVINO's model cache switches to the C locale while it reads or writes a blob and
+        # can leave the process there (openvino PR 24431 restores it from a pointer that its own
+        # setlocale call overwrote); Python would then read files and subprocess output as
+        # ASCII. Whatever it does, the process keeps its locale.
+        saved = locale.setlocale(locale.LC_ALL)
+        try:
+            self.model = core.compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": self.HINTS[precision]})
+        finally:
+            if locale.setlocale(locale.LC_ALL) != saved:
+                locale.setlocale(locale.LC_ALL, saved)
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         # One request per call: a compiled model is shared by a web process's threads.
