@@ -1,5 +1,7 @@
 """RQ jobs: thin adapters over services, keyed by ids."""
-from .borrowing import neighbour_sweep
+from datetime import timedelta
+
+from .borrowing import neighbour_sweep, neighbours_fill
 from .models import ModelVersion
 from .picture_text import pictures_read, reading_enqueue, reading_sweep
 from .selectors import versions_written
@@ -32,10 +34,13 @@ def backfill_version(version_id: int) -> dict:
     return {"version": version.number, "backfilled": version_backfill(version=version)}
 
 
-def sweep() -> dict:
-    """Scheduled: queue pending images that no job covers (Redis was down, a worker died),
-    and lend words to images without text that have none yet."""
+def sweep(*, grace: timedelta = timedelta(minutes=10), borrow_all: bool = False) -> dict:
+    """Scheduled (and `manage.py embed_sweep`): queue pending images that no job covers
+    (Redis was down, a worker died), lend words to images without text that have none yet
+    (a page per version, or with `borrow_all` every one), and queue the embedded pictures
+    whose text waits to be read."""
     from .services import embedding_sweep
 
-    borrowed = sum(neighbour_sweep(version=version) for version in versions_written())
-    return {"queued": embedding_sweep(), "borrowed": borrowed, "reading": reading_sweep()}
+    borrow = neighbours_fill if borrow_all else neighbour_sweep
+    borrowed = sum(borrow(version=version) for version in versions_written())
+    return {"queued": embedding_sweep(grace=grace), "borrowed": borrowed, "reading": reading_sweep()}

@@ -114,12 +114,21 @@ def test_suggested_tags_are_the_neighbours_tags_by_weight(pond, version):
     assert image_suggested_tags(image_id=10**9) == []
 
 
-def test_the_sweep_command_lends_words_to_every_bare_image(pond, capsys):
+def test_the_sweep_command_lends_words_and_queues_unread_pictures(pond, queue, capsys):
     from django.core.management import call_command
 
+    from catalog.models import Image
+    from embeddings.picture_text import queued_reading_ids
+
+    frog, lily, between, twin = pond
+    # Embedded, text not read yet, and no job queued for it (the command once left these to the scheduler).
+    Image.objects.filter(id__in=[frog.id, twin.id]).update(embedding_status="ready", picture_text_state="pending")
+    Image.objects.filter(id__in=[lily.id, between.id]).update(embedding_status="ready", picture_text_state="read")
     call_command("embed_sweep")
-    assert "gave borrowed words to 2 images without text" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "gave borrowed words to 2 images without text" in out and "queued 2 pictures for reading" in out
     assert ImageEmbedding.objects.filter(neighbour_vector__isnull=False).count() == 2
+    assert queued_reading_ids() == {frog.id, twin.id}
 
 
 def test_the_nearest_described_images_come_from_one_statement_for_training_and_for_borrowing(pond, version):
