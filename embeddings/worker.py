@@ -44,6 +44,11 @@ class OutageRetriedJob(Job):
 class OutageProofWorker(SimpleWorker):
     job_class = OutageRetriedJob
     redis_was_lost = False
+    # How long one wait for a job blocks in Redis (rq: its worker TTL - 15 s, 405 s). A TERM
+    # that the kernel hands to another thread of the process (the encoders' thread pools,
+    # rq's job timer) does not interrupt that wait, and Python runs its handler only when
+    # the main thread wakes: a stopped worker took minutes to go. It now goes within this.
+    dequeue_timeout = 5
 
     def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
         while True:

@@ -176,6 +176,9 @@ class OnnxRuntime:
         return self.session.run(None, inputs)
 
 
+OPENVINO_COMPILES = threading.Lock()
+
+
 class OpenVino:
     # OpenVINO's CPU plugin computes in bf16 by default wherever the CPU has it (avx512_bf16,
     # AMX): features then differ from torch's by up to 0.03, and two workers on two machines
@@ -196,12 +199,15 @@ class OpenVino:
         # can leave the process there (openvino PR 24431 restores it from a pointer that its own
         # setlocale call overwrote); Python would then read files and subprocess output as
         # ASCII. Whatever it does, the process keeps its locale.
-        saved = locale.setlocale(locale.LC_ALL)
-        try:
-            self.model = core.compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": self.HINTS[precision]})
-        finally:
-            if locale.setlocale(locale.LC_ALL) != saved:
-                locale.setlocale(locale.LC_ALL, saved)
+        # Two towers compiled at once by two threads would interleave those switches, and the
+        # second would put back the first one's C locale: one compile at a time.
+        with OPENVINO_COMPILES:
+            saved = locale.setlocale(locale.LC_ALL)
+            try:
+                self.model = core.compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": self.HINTS[precision]})
+            finally:
+                if locale.setlocale(locale.LC_ALL) != saved:
+                    locale.setlocale(locale.LC_ALL, saved)
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         # One request per call: a compiled model is shared by a web process's threads.

@@ -4,8 +4,10 @@ Each import or worker runs as its own process, as in production; nobody restarts
 by hand, yet every image ends up imported once and embedded once, and no job fails.
 """
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,8 @@ def finish(process: subprocess.Popen, *, seconds: float) -> tuple[str, str]:
     try:
         output, errors = process.communicate(timeout=seconds)
     except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGUSR1)  # embed_worker prints its threads' stacks: where it hangs
+        time.sleep(2)
         process.kill()
         output, errors = process.communicate()
         pytest.fail(f"{process.args[2]} did not finish in {seconds} s:\n{errors}")

@@ -22,11 +22,12 @@ AN_HOUR_LATER = 3600 + 600
 
 
 def rq_worker(name: str) -> subprocess.Popen:
-    """A plain rq SimpleWorker in its own process on the test queue."""
+    """A plain rq SimpleWorker in its own process on the test queue (its waits for a job last
+    5 s, worker_ttl - 15, so that a TERM stops it within that: embeddings/worker.py)."""
     script = (
         "import sys; from redis import Redis; from rq import Queue, SimpleWorker; "
         "connection = Redis.from_url(sys.argv[1]); "
-        "SimpleWorker([Queue('embeddings', connection=connection)], connection=connection, name=sys.argv[2]).work()"
+        "SimpleWorker([Queue('embeddings', connection=connection)], connection=connection, name=sys.argv[2], worker_ttl=20).work()"
     )
     return subprocess.Popen(
         [sys.executable, "-c", script, settings.RQ_QUEUES["embeddings"]["URL"], name],

@@ -124,7 +124,10 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(queue):
     _, errors = second.communicate(timeout=300)
     assert second.returncode == 0, errors.decode()
     if stranded:
-        assert f"re-queued {len(stranded)} pending images" in errors.decode()
+        # Either the killed worker's job goes back to the queue at the next start (rq had it in
+        # its started registry), or the start-up sweep re-queues the images no job covers.
+        said = errors.decode()
+        assert "died while running it" in said or f"re-queued {len(stranded)} pending images" in said, said
     assert sorted(ImageEmbedding.objects.values_list("image_id", flat=True)) == ids
     assert set(Image.objects.values_list("embedding_status", flat=True)) == {"ready"}
 

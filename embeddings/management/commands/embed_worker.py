@@ -1,8 +1,14 @@
+import faulthandler
+import logging
+import os
+import signal
+import sys
 from datetime import timedelta
 
 import django_rq
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
 
 from config import supervision
 from embeddings import encoders
@@ -32,6 +38,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, burst: bool, no_sweep: bool, queues: list[str] | None, name: str | None, **options):
+        # `kill -USR1 <pid>` prints where every thread of a worker is, without stopping it.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
         # rq takes from the first queue that has a job: vectors before text, text before training.
         served = [django_rq.get_queue(queue) for queue in queues or [QUEUE, READING_QUEUE, TRAINING_QUEUE]]
         supervision.redis_wait(client=served[0].connection)
@@ -64,3 +72,11 @@ class Command(BaseCommand):
                 self.stderr.write(f"queued {unread} pictures whose text waits to be read")
         worker = OutageProofWorker(served, connection=served[0].connection, name=name)
         worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")
+        # The worker has recorded its end in Redis. Leave without Python's finalisation: on a
+        # busy machine, collecting the encoders' native objects at exit now and then hung
+        # (a TERMed worker stuck "Garbage-collecting" for over a minute, no Python frame left).
+        connections.close_all()
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
