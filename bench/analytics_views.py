@@ -15,7 +15,7 @@ import time
 from datetime import datetime, timezone
 
 import numpy as np
-from common import median, table, throwaway_database
+from common import median, synthetic_images_copy, table, throwaway_database
 
 CREATED = datetime(2026, 1, 1, tzinfo=timezone.utc)
 CATEGORIES = 100
@@ -71,14 +71,9 @@ def add_synthetic(total: int, *, version_ids: list[int], seed: int) -> None:
     raw = connection.connection
     register_vector(raw)
     with raw.cursor() as cursor:
-        with cursor.copy(
-            "COPY catalog_image (id, file, thumbnail, title, description, tags, category, source, license,"
-            " content_hash, width, height, created_at, updated_at, embedding_status, embedding_error) FROM STDIN"
-        ) as copy:
-            for index in range(total):
-                title = "" if bare[index] else f"synthetic {index}"
-                copy.write_row((index + 1, "images/synthetic.png", "thumbnails/synthetic.webp", title, "", [], f"synthetic/{category[index]}",
-                                "bench", "", f"synthetic-{index}", 1, 1, CREATED, CREATED, "ready", ""))
+        synthetic_images_copy(
+            cursor, ((index + 1, "" if bare[index] else f"synthetic {index}", f"synthetic/{category[index]}", CREATED) for index in range(total))
+        )
         cursor.execute("SELECT setval(pg_get_serial_sequence('catalog_image', 'id'), %s)", [total])
         # Per-dimension noise against unit-variance centres: images of a category lie about
         # 0.3 apart (cosine distance), a copy about 0.001 from its original.

@@ -23,7 +23,7 @@ import os
 import time
 
 import numpy as np
-from common import median, table, throwaway_database
+from common import median, synthetic_images_copy, table, throwaway_database
 
 GOAL = 20_000  # rows/s for COPY without indexes (issue #10)
 WIDTHS = {"image_vector": 384, "text_vector": 384, "feature_vector": 1280, "neighbour_vector": 384}
@@ -34,15 +34,7 @@ def images_add(count: int) -> list[int]:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        with cursor.cursor.copy(
-            "COPY catalog_image (id, file, thumbnail, title, description, tags, category, source, license,"
-            " content_hash, width, height, created_at, updated_at, embedding_status, embedding_error) FROM STDIN"
-        ) as copy:
-            for image_id in range(1, count + 1):
-                copy.write_row(
-                    (image_id, "images/synthetic.png", "thumbnails/synthetic.webp", f"synthetic {image_id}", "", [], "", "bench", "",
-                     f"synthetic-{image_id}", 1, 1, "2026-01-01", "2026-01-01", "ready", "")
-                )
+        synthetic_images_copy(cursor.cursor, ((image_id, f"synthetic {image_id}", "", "2026-01-01") for image_id in range(1, count + 1)))
         cursor.execute("SELECT setval(pg_get_serial_sequence('catalog_image', 'id'), %s)", [count])
     return list(range(1, count + 1))
 

@@ -33,6 +33,25 @@ def manifest_rows(path: Path, limit: int | None = None) -> list[dict]:
         return [json.loads(line) for line in handle if line.strip()][:limit]
 
 
+SYNTHETIC_IMAGE_COLUMNS = (
+    "id, file, thumbnail, title, description, tags, category, source, license, content_hash, width, height, created_at, "
+    "updated_at, embedding_status, embedding_error, picture_text, picture_text_state, picture_text_lines, "
+    "picture_text_reader, picture_text_error, picture_glyphs"
+)
+
+
+def synthetic_images_copy(cursor, rows) -> None:
+    """Catalog rows without files, which the benches' synthetic vectors only need the ids of:
+    `rows` of (id, title, category, created), embedded and with nothing to read. `cursor`
+    is a psycopg cursor. One writer for every bench, so a new column is added once."""
+    with cursor.copy(f"COPY catalog_image ({SYNTHETIC_IMAGE_COLUMNS}) FROM STDIN") as copy:
+        for image_id, title, category, created in rows:
+            copy.write_row((
+                image_id, "images/synthetic.png", "thumbnails/synthetic.webp", title, "", [], category, "bench", "",
+                f"synthetic-{image_id}", 1, 1, created, created, "ready", "", "", "read", "[]", "", "", "",
+            ))
+
+
 def import_folder(folder: Path, manifest: str = "data.jsonl", limit: int | None = None) -> list[int]:
     from django.core.management import call_command
 

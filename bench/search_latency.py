@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from common import import_folder, percentile, table, throwaway_database
+from common import import_folder, percentile, synthetic_images_copy, table, throwaway_database
 
 DEMO_QUERIES = [
     "red apple", "cat", "guitar", "car", "dog", "bird", "flower", "tree", "house", "boat",
@@ -111,15 +111,9 @@ def add_synthetic(total: int, *, version_id: int, seed: int, clusters: np.ndarra
     register_vector(raw)
     categories = [f"synthetic/{index}" for index in range(100)]
     with raw.cursor() as cursor:
-        with cursor.copy(
-            "COPY catalog_image (id, file, thumbnail, title, description, tags, category, source, license,"
-            " content_hash, width, height, created_at, updated_at, embedding_status, embedding_error) FROM STDIN"
-        ) as copy:
-            for image_id in range(last_id + 1, last_id + 1 + missing):
-                copy.write_row(
-                    (image_id, "images/synthetic.png", "thumbnails/synthetic.webp", f"synthetic {image_id}", "", [], categories[image_id % 100], "bench", "",
-                     f"synthetic-{image_id}", 1, 1, "2026-01-01", "2026-01-01", "ready", "")
-                )
+        synthetic_images_copy(
+            cursor, ((image_id, f"synthetic {image_id}", categories[image_id % 100], "2026-01-01") for image_id in range(last_id + 1, last_id + 1 + missing))
+        )
         cursor.execute("SELECT setval(pg_get_serial_sequence('catalog_image', 'id'), %s)", [last_id + missing])
         with cursor.copy(
             "COPY embeddings_imageembedding (image_id, version_id, image_vector, multilingual_image_vector, updated_at) FROM STDIN WITH (FORMAT BINARY)"
